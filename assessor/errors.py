@@ -1,0 +1,29 @@
+"""One exception type per engine stage, all under AssessorError."""
+
+
+class AssessorError(Exception):
+    """Base class: a problem the user can act on, with a one-line message."""
+
+
+class RubricError(AssessorError):
+    """A rubric file is missing, malformed or inconsistent."""
+
+
+class IntakeError(AssessorError):
+    """A source URL was refused, or cloning it failed."""
+
+
+class EnvironmentBuildError(AssessorError):
+    """The learner's dependencies could not be installed."""
+
+
+class SandboxError(AssessorError):
+    """The sandbox could not be set up (not: the learner's code failed inside it)."""
+
+
+class MeasureError(AssessorError):
+    """A measurement could not be taken at all."""
+
+
+class ReportError(AssessorError):
+    """A stored report could not be read back."""

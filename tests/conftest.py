@@ -1,0 +1,50 @@
+"""Shared fixtures: real git repositories built on disk for each test."""
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Learner",
+    "GIT_AUTHOR_EMAIL": "learner@example.org",
+    "GIT_COMMITTER_NAME": "Test Learner",
+    "GIT_COMMITTER_EMAIL": "learner@example.org",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), **GIT_IDENTITY}
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args],
+        cwd=repo, env=env, check=True, capture_output=True, text=True,
+    )
+    return done.stdout.strip()
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content))
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """Factory: make_repo({"path": "content", ...}) -> Path of a committed git repo."""
+    counter = iter(range(1000))
+
+    def factory(files: dict[str, str | bytes], *, name: str | None = None, message: str = "capstone") -> Path:
+        repo = tmp_path / (name or f"repo{next(counter)}")
+        repo.mkdir()
+        git(repo, "init", "-q")
+        write_tree(repo, files)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", message)
+        return repo
+
+    return factory
