@@ -1,0 +1,1 @@
+"""Measurements taken from a checkout: sources, complexity, artifacts, test runs."""
