@@ -1,0 +1,575 @@
+"""Fetch a learner's git repository safely: validate the source, then shallow-clone it under time and size limits."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from assessor.errors import IntakeError
+
+MAX_SOURCE_LENGTH = 1024
+MAX_REF_LENGTH = 255
+POLL_SECONDS = 0.2
+STDERR_TAIL_BYTES = 64 * 1024
+
+# git spells ssh in three ways; all of them mean the ssh transport.
+SCHEME_ALIASES = {"git+ssh": "ssh", "ssh+git": "ssh"}
+REMOTE_SCHEMES = frozenset({"https", "http", "ssh", "git"})
+
+_URL_WITH_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# git treats "<anything without / or :>::<address>" as "run the helper git-remote-<anything>".
+_TRANSPORT_HELPER = re.compile(r"^[^/:]*::")
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+_SSH_USER = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._-]*$")
+# RFC 3986 path characters; anything else (spaces, backslashes, non-ASCII) is refused, not guessed at.
+_URL_PATH = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_HEX_ABBREVIATION = re.compile(r"^[0-9a-fA-F]{4,40}$")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_URL_USERINFO = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+
+# Applied to every git command: none of it can be overridden by the learner's repository.
+_SAFE_GIT_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.symlinks=true",
+    "core.autocrlf=false",
+    "core.fsmonitor=false",
+    "core.attributesFile=/dev/null",
+    "credential.helper=",
+    "filter.lfs.process=",
+    "filter.lfs.smudge=",
+    "filter.lfs.clean=",
+    "filter.lfs.required=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "advice.detachedHead=false",
+    "init.defaultBranch=main",
+)
+
+# Highest-precedence attributes: the in-tree .gitattributes cannot convert line endings, expand $Id$,
+# re-encode files or run a filter (LFS or otherwise) during our checkout.
+_NEUTRAL_ATTRIBUTES = "* -text !eol -filter -ident !working-tree-encoding\n"
+
+# Operator settings a clean environment still needs to reach the network.
+_PASSED_THROUGH_ENV = (
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "SSH_AUTH_SOCK",
+)
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    allowed_schemes: frozenset[str] = frozenset({"https"})   # operator may add "ssh", "http", "git"
+    allowed_hosts: frozenset[str] | None = None               # None = any host; else exact hostnames (lower-case)
+    allow_local: bool = False                                 # file:// URLs and plain local paths (CLI/demo only)
+
+
+@dataclass(frozen=True)
+class CloneLimits:
+    timeout_seconds: float = 120.0
+    max_bytes: int = 200 * 1024 * 1024     # size of the checkout incl. .git
+    max_files: int = 20_000
+
+
+@dataclass(frozen=True)
+class Checkout:
+    source: str          # the URL/path as displayed (no credentials ever)
+    ref: str | None      # what was asked for
+    commit: str          # resolved 40-hex SHA
+    path: Path           # the working tree
+    file_count: int
+    size_bytes: int
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validating the source (no network)
+# ---------------------------------------------------------------------------------------------------------------
+
+def check_source(source: str, policy: SourcePolicy) -> str:
+    """Validate without touching the network; return the normalised URL to clone. Raises IntakeError."""
+    text = _check_plain_text(source)
+    scheme_match = _URL_WITH_SCHEME.match(text)
+    if scheme_match:
+        scheme = scheme_match.group(1).lower()
+        if scheme == "file":
+            return _check_local(_path_of_file_url(text), policy)
+        return _check_remote_url(text, SCHEME_ALIASES.get(scheme, scheme), policy)
+    if _looks_like_scp(text):
+        return _check_scp_like(text, policy)
+    return _check_local(text, policy)
+
+
+def _check_plain_text(source: object) -> str:
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str) or not source.strip():
+        raise IntakeError("no repository URL was given")
+    if _CONTROL_CHARACTER.search(source):
+        raise IntakeError("the repository URL contains a line break or control character")
+    # Surrounding spaces are a copy-paste accident, not part of the address.
+    text = source.strip(" ")
+    if len(text) > MAX_SOURCE_LENGTH:
+        raise IntakeError(f"the repository URL is longer than {MAX_SOURCE_LENGTH} characters")
+    if text.startswith("-"):
+        raise IntakeError("the repository URL must not start with '-'")
+    if _TRANSPORT_HELPER.match(text):
+        raise IntakeError("'<helper>::' transport URLs are not accepted; give the https:// URL of your repository")
+    return text
+
+
+def _looks_like_scp(text: str) -> bool:
+    # git's own rule: a colon before any slash means "user@host:path" over ssh, not a local path.
+    colon, slash = text.find(":"), text.find("/")
+    return colon > 0 and (slash == -1 or colon < slash)
+
+
+def _check_remote_url(text: str, scheme: str, policy: SourcePolicy) -> str:
+    _require_scheme(scheme, policy)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise IntakeError("the repository URL is not a valid URL (check the host and port)") from None
+    user = _check_userinfo(parts.netloc, scheme)
+    host = _check_host(parts.hostname or "", policy)
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise IntakeError("the repository URL must not contain '?' or '#'")
+    path = _check_url_path(parts.path)
+    user_part = f"{user}@" if user else ""
+    port_part = f":{port}" if port is not None else ""
+    return f"{scheme}://{user_part}{_host_for_url(host)}{port_part}{path}"
+
+
+def _require_scheme(scheme: str, policy: SourcePolicy) -> None:
+    if scheme in REMOTE_SCHEMES and scheme in policy.allowed_schemes:
+        return
+    accepted = ", ".join(f"{name}://" for name in sorted(policy.allowed_schemes & REMOTE_SCHEMES)) or "none"
+    label = "ssh (user@host:path)" if scheme == "ssh" else f"{scheme}://"
+    raise IntakeError(f"{label} repository URLs are not accepted here (accepted: {accepted})")
+
+
+def _check_userinfo(netloc: str, scheme: str) -> str | None:
+    if "@" not in netloc:
+        return None
+    user, _, _ = netloc.rpartition("@")
+    # An ssh login name ("git@") is an address, not a secret; anything else before '@' is a credential.
+    if scheme != "ssh" or ":" in user or not _SSH_USER.match(user):
+        raise _credentials_refused()
+    return user
+
+
+def _credentials_refused() -> IntakeError:
+    # Deliberately echoes nothing: the URL holds a password or token.
+    return IntakeError("the repository URL must not contain a user name, password or token; "
+                       "give the public URL of your repository")
+
+
+def _check_host(host: str, policy: SourcePolicy) -> str:
+    host = host.lower()
+    if not (_HOST_NAME.match(host) or _is_ipv6(host)):
+        raise IntakeError("the repository URL does not contain a valid host name")
+    if policy.allowed_hosts is not None and host not in policy.allowed_hosts:
+        accepted = ", ".join(sorted(policy.allowed_hosts)) or "none"
+        raise IntakeError(f"repositories on {host} are not accepted here (accepted hosts: {accepted})")
+    return host
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if _is_ipv6(host) else host
+
+
+def _check_url_path(path: str) -> str:
+    if not path.strip("/"):
+        raise IntakeError("the repository URL has no repository path (e.g. https://host/owner/project.git)")
+    if not _URL_PATH.match(path):
+        raise IntakeError("the repository URL path contains spaces or characters that are not allowed")
+    return path
+
+
+def _check_scp_like(text: str, policy: SourcePolicy) -> str:
+    _require_scheme("ssh", policy)
+    login, _, path = text.partition(":")
+    # "user:password@host:path" parses as host "user" with a path holding the password: refuse it as such.
+    if re.match(r"^[^/]*@[^/]*:", path):
+        raise _credentials_refused()
+    if "[" in login or "]" in login:
+        raise IntakeError("bracketed ssh addresses are not supported; use an ssh://host:port/path URL")
+    user, _, host = login.rpartition("@")
+    if user and not _SSH_USER.match(user):
+        raise _credentials_refused()
+    host = _check_host(host, policy)
+    if not path or path.startswith("-") or not _URL_PATH.match(path):
+        raise IntakeError("the ssh repository address has an empty or invalid path")
+    user_part = f"{user}@" if user else ""
+    return f"{user_part}{host}:{path}"
+
+
+def _path_of_file_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        raise IntakeError("file:// URLs must name a path on this machine (file:///path/to/repo)")
+    return unquote(parts.path)
+
+
+def _check_local(path_text: str, policy: SourcePolicy) -> str:
+    if not policy.allow_local:
+        raise IntakeError("local paths and file:// URLs are not accepted here; "
+                          "give the https:// URL of your repository")
+    path = Path(path_text).resolve()
+    if not path.is_dir():
+        raise IntakeError(f"local repository not found: {path}")
+    # The file:// form (not a bare path) is what makes git honour --depth for local repositories.
+    return "file://" + quote(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validating the ref
+# ---------------------------------------------------------------------------------------------------------------
+
+def _check_ref(ref: object) -> str:
+    """Apply `git check-ref-format` rules (plus: no leading '-') to a branch, tag or SHA."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise IntakeError("the branch, tag or commit to assess is empty")
+    if _ref_breaks_git_rules(ref):
+        raise IntakeError(f"{_shown(ref)} is not a valid branch, tag or commit name")
+    return ref
+
+
+def _ref_breaks_git_rules(ref: str) -> bool:
+    components = ref.split("/")
+    return (
+        len(ref) > MAX_REF_LENGTH
+        or ref.startswith("-")
+        or ref == "@"
+        or bool(_REF_FORBIDDEN.search(ref))
+        or ".." in ref
+        or "@{" in ref
+        or ref.endswith(".")
+        or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
+    )
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """Quote user input for a one-line message, with anything unprintable escaped."""
+    printable = text.encode("unicode_escape").decode("ascii")
+    return "'" + (printable if len(printable) <= limit else printable[:limit] + "...") + "'"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cloning
+# ---------------------------------------------------------------------------------------------------------------
+
+def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePolicy = SourcePolicy(),
+          limits: CloneLimits = CloneLimits()) -> Checkout:
+    """Shallow-clone `source` at `ref` into `dest` (must not exist or be empty). Raises IntakeError; on any failure dest is removed."""
+    url = check_source(source, policy)
+    if ref is not None:
+        _check_ref(ref)
+    dest = Path(dest).absolute()
+    _claim_destination(dest)
+    try:
+        with tempfile.TemporaryDirectory(prefix="intake-home-") as scratch:
+            session = _GitSession(dest, Path(scratch), policy, limits)
+            commit = _fetch_and_checkout(session, url, ref)
+            file_count, size_bytes = session.enforce_limits()
+    except BaseException as error:
+        _remove_tree(dest)
+        if isinstance(error, OSError):
+            raise IntakeError(f"could not write the checkout: {error.strerror or error}") from None
+        raise
+    return Checkout(source=url, ref=ref, commit=commit, path=dest, file_count=file_count, size_bytes=size_bytes)
+
+
+def _claim_destination(dest: Path) -> None:
+    # A non-empty destination is refused and left alone: it may hold someone else's files.
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise IntakeError(f"the clone destination {dest} already exists and is not empty")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise IntakeError(f"cannot create the clone destination {dest}: {error.strerror or error}") from None
+
+
+def _remove_tree(dest: Path) -> None:
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def _fetch_and_checkout(session: _GitSession, url: str, ref: str | None) -> str:
+    session.run_or_fail("init", "-q", str(session.dest))
+    (session.dest / ".git" / "info").mkdir(exist_ok=True)
+    (session.dest / ".git" / "info" / "attributes").write_text(_NEUTRAL_ATTRIBUTES)
+    target = ref or "HEAD"
+    result = session.run("fetch", "--depth=1", "--no-tags", "--no-recurse-submodules", "--end-of-options",
+                         url, target)
+    if result.ok:
+        commit = session.resolve_commit("FETCH_HEAD")
+    elif _is_missing_ref(result.stderr) and ref is not None and _HEX_ABBREVIATION.match(ref):
+        commit = _fetch_history_and_find(session, url, ref)
+    else:
+        raise IntakeError(_explain_fetch_failure(result.stderr, url, ref))
+    session.run_or_fail("checkout", "-q", "--detach", commit)
+    return commit
+
+
+def _fetch_history_and_find(session: _GitSession, url: str, ref: str) -> str:
+    # A short SHA (or a server that refuses fetching by SHA) needs the history to look the commit up in.
+    result = session.run("fetch", "--no-tags", "--no-recurse-submodules", "--end-of-options", url,
+                         "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+    if not result.ok:
+        raise IntakeError(_explain_fetch_failure(result.stderr, url, ref))
+    try:
+        return session.resolve_commit(ref)
+    except IntakeError:
+        raise IntakeError(f"no branch, tag or commit {_shown(ref)} in the repository "
+                          "(a short SHA may be ambiguous: give more characters)") from None
+
+
+@dataclass(frozen=True)
+class _GitResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class _GitSession:
+    """Runs git in a clean, locked-down environment under one shared time budget and a size watch."""
+
+    def __init__(self, dest: Path, scratch: Path, policy: SourcePolicy, limits: CloneLimits):
+        self.dest = dest
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.timeout_seconds
+        self.git = shutil.which("git")
+        if self.git is None:
+            raise IntakeError("git is not installed on the assessment server")
+        self.env = _clean_environment(scratch, policy)
+        self.config = [arg for setting in _git_config(policy) for arg in ("-c", setting)]
+
+    def run(self, *args: str) -> _GitResult:
+        # Never the caller's working directory: git must not discover some unrelated repository there.
+        cwd = self.dest if self.dest.is_dir() else self.dest.parent
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = subprocess.Popen(
+                [self.git, *self.config, *args], cwd=cwd,
+                env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True,  # its own process group, so a kill reaches git-remote-* and ssh too
+            )
+            try:
+                self._watch(process)
+            except BaseException:
+                # Not yet reaped, so the group id cannot have been reused by an unrelated process.
+                _kill_group(process)
+                raise
+            return _GitResult(process.returncode, _tail(out), _tail(err))
+
+    def run_or_fail(self, *args: str) -> _GitResult:
+        result = self.run(*args)
+        if not result.ok:
+            raise IntakeError(f"git {args[0]} failed: {_one_line(result.stderr)}")
+        return result
+
+    def resolve_commit(self, name: str) -> str:
+        result = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}")
+        commit = result.stdout.strip()
+        if not result.ok or not _FULL_SHA.match(commit):
+            raise IntakeError(f"could not resolve {_shown(name)} to a commit")
+        return commit
+
+    def enforce_limits(self) -> tuple[int, int]:
+        file_count, size_bytes = _measure_tree(self.dest)
+        if size_bytes > self.limits.max_bytes:
+            raise IntakeError(f"repository is larger than the {_format_size(self.limits.max_bytes)} limit")
+        if file_count > self.limits.max_files:
+            raise IntakeError(f"repository has more than {self.limits.max_files:,} files (the limit)")
+        return file_count, size_bytes
+
+    def _watch(self, process: subprocess.Popen) -> None:
+        while True:
+            remaining = self.deadline - time.monotonic()
+            try:
+                process.wait(timeout=max(0.0, min(POLL_SECONDS, remaining)))
+                return
+            except subprocess.TimeoutExpired:
+                pass
+            if time.monotonic() >= self.deadline:
+                raise IntakeError(f"cloning the repository timed out after {self.limits.timeout_seconds:g} seconds "
+                                  "(the host did not answer in time, or the repository is too large)")
+            # git has no size limit of its own, so watch what lands on disk while it runs.
+            self.enforce_limits()
+
+
+def _git_config(policy: SourcePolicy) -> list[str]:
+    settings = list(_SAFE_GIT_CONFIG)
+    if policy.allowed_hosts is not None:
+        # A redirect could lead to a host outside the allow-list.
+        settings.append("http.followRedirects=false")
+    return settings
+
+
+def _clean_environment(scratch: Path, policy: SourcePolicy) -> dict[str, str]:
+    home = scratch / "home"
+    templates = scratch / "templates"
+    home.mkdir()
+    templates.mkdir()
+    env = {name: os.environ[name] for name in _PASSED_THROUGH_ENV if name in os.environ}
+    env.update({
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home),
+        "LC_ALL": "C",  # stderr is matched against English messages below
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ATTR_NOSYSTEM": "1",
+        "GIT_TEMPLATE_DIR": str(templates),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": shutil.which("true") or "/bin/true",
+        "SSH_ASKPASS": shutil.which("true") or "/bin/true",
+        "SSH_ASKPASS_REQUIRE": "never",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+        "GIT_LFS_SKIP_SMUDGE": "1",
+        "GIT_ALLOW_PROTOCOL": ":".join(_allowed_protocols(policy)),
+    })
+    return env
+
+
+def _allowed_protocols(policy: SourcePolicy) -> list[str]:
+    protocols = sorted(policy.allowed_schemes & REMOTE_SCHEMES)
+    if policy.allow_local:
+        protocols.append("file")
+    return protocols
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _tail(stream) -> str:
+    stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, stream.tell() - STDERR_TAIL_BYTES))
+    return stream.read().decode("utf-8", errors="replace")
+
+
+def _measure_tree(root: Path) -> tuple[int, int]:
+    """Return (files outside .git, bytes including .git); never follows symlinks, tolerates files vanishing."""
+    file_count = size_bytes = 0
+    pending = [(str(root), False)]
+    while pending:
+        directory, inside_git = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, inside_git or (directory == str(root) and entry.name == ".git")))
+                    continue
+                size_bytes += entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+            if not inside_git:
+                file_count += 1
+    return file_count, size_bytes
+
+
+def _format_size(byte_count: int) -> str:
+    megabytes = byte_count / (1024 * 1024)
+    if megabytes >= 1:
+        return f"{megabytes:.1f}".rstrip("0").rstrip(".") + " MB"
+    return f"{byte_count / 1024:.0f} KB"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Explaining failures
+# ---------------------------------------------------------------------------------------------------------------
+
+_MISSING_REF = ("couldn't find remote ref", "not our ref", "unadvertised object", "no such ref")
+_NO_HOST = ("could not resolve host", "name or service not known", "temporary failure in name resolution",
+            "could not resolve hostname")
+_NO_CONNECTION = ("failed to connect", "connection refused", "couldn't connect to server", "network is unreachable",
+                  "no route to host", "connection timed out", "connection reset")
+_TLS = ("ssl certificate problem", "server certificate verification failed", "ssl_connect", "gnutls_handshake",
+        "tls connect error")
+_SSH_REFUSED = ("permission denied (publickey", "host key verification failed")
+_NO_REPOSITORY = ("repository not found", "does not appear to be a git repository", "not found",
+                  "authentication failed", "could not read username", "could not read password",
+                  "returned error: 401", "returned error: 403", "returned error: 404", "not valid: is this a git")
+
+
+def _is_missing_ref(stderr: str) -> bool:
+    return _mentions(stderr, _MISSING_REF)
+
+
+def _mentions(stderr: str, phrases: tuple[str, ...]) -> bool:
+    lowered = stderr.lower()
+    return any(phrase in lowered for phrase in phrases)
+
+
+def _explain_fetch_failure(stderr: str, url: str, ref: str | None) -> str:
+    host = _host_of(url)
+    shown_url = _URL_USERINFO.sub(r"\1", url)
+    if _mentions(stderr, _NO_HOST):
+        return f"could not find the host {host}: check the repository URL"
+    if _mentions(stderr, _NO_CONNECTION):
+        return f"could not connect to {host}: the host is unreachable or refused the connection"
+    if _mentions(stderr, _TLS):
+        return f"could not make a secure (TLS) connection to {host}"
+    if _mentions(stderr, _SSH_REFUSED):
+        return f"the ssh server {host} refused the connection (unknown host key or no access)"
+    if _mentions(stderr, _MISSING_REF):
+        if ref is None:
+            return "the repository is empty: its default branch has no commits"
+        return f"no branch, tag or commit {_shown(ref)} in the repository"
+    if _mentions(stderr, _NO_REPOSITORY):
+        return f"repository not found at {shown_url} (check the URL, and that the repository is public)"
+    return f"git could not fetch the repository: {_one_line(stderr)}"
+
+
+def _host_of(url: str) -> str:
+    if url.startswith("file://"):
+        return "this machine"
+    if "://" in url:
+        return urlsplit(url).hostname or "the host"
+    return url.partition(":")[0].rpartition("@")[2]
+
+
+def _one_line(stderr: str, limit: int = 200) -> str:
+    """The last meaningful line of git's output, credentials stripped, fit for a one-line message."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    fatal = [line for line in lines if line.lower().startswith(("fatal:", "error:"))]
+    line = (fatal or lines or ["no error message"])[-1]
+    line = re.sub(r"^(fatal|error):\s*", "", line, flags=re.IGNORECASE)
+    line = _URL_USERINFO.sub(r"\1", line)
+    line = _CONTROL_CHARACTER.sub(" ", line)
+    return line if len(line) <= limit else line[:limit] + "..."
