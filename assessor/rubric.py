@@ -123,7 +123,10 @@ class _Fields:
             return default
         value = self.table[name]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self.fail(name, "is too large a number") from None
         if kind is int and isinstance(value, bool) or not isinstance(value, kind):
             raise self.fail(name, f"must be {_TYPE_NAMES[kind]}, not {_describe(value)}")
         if kind is float and not math.isfinite(value):
@@ -156,8 +159,8 @@ def _describe(value: Any) -> str:
 
 def _identifier(fields: _Fields, name: str) -> str:
     value = fields.get(name, str)
-    if not ID_PATTERN.match(value):
-        raise fields.fail(name, f"'{value}' must be lower-case letters, digits and dashes")
+    if not ID_PATTERN.fullmatch(value):
+        raise fields.fail(name, f"{value!r} must be lower-case letters, digits and dashes")
     return value
 
 
@@ -198,7 +201,7 @@ def _parse_artifact(table: Any, where: str, source: str) -> ArtifactSpec:
         raise fields.fail("patterns", "needs at least one glob pattern")
     for pattern in spec.patterns:
         if pattern.startswith("/") or ".." in Path(pattern).parts:
-            raise fields.fail("patterns", f"'{pattern}' must be relative to the repository and stay inside it")
+            raise fields.fail("patterns", f"{pattern!r} must be relative to the repository and stay inside it")
     if spec.min_words < 0:
         raise fields.fail("min_words", "must be 0 or more")
     fields.reject_unknown()
@@ -206,12 +209,13 @@ def _parse_artifact(table: Any, where: str, source: str) -> ArtifactSpec:
 
 
 def _parse_criterion(table: Any, index: int, source: str) -> Criterion:
-    label = table.get("id", f"#{index + 1}") if isinstance(table, dict) else f"#{index + 1}"
-    fields = _Fields(table, f"criterion '{label}'", source)
+    label = table.get("id") if isinstance(table, dict) else None
+    where = f"criterion {label!r}" if isinstance(label, str) else f"criterion #{index + 1}"
+    fields = _Fields(table, where, source)
     criterion_id = _identifier(fields, "id")
     kind = fields.get("kind", str)
     if kind not in KINDS:
-        raise fields.fail("kind", f"'{kind}' is not one of {', '.join(KINDS)}")
+        raise fields.fail("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     weight = fields.get("weight", float)
     if weight <= 0:
         raise fields.fail("weight", "must be more than 0")
@@ -280,7 +284,7 @@ def _parse_gate(table: Any, index: int, criteria: dict[str, Criterion], source: 
     fields.where = f"gate '{gate_id}'"
     criterion_id = fields.get("criterion", str)
     if criterion_id not in criteria:
-        raise fields.fail("criterion", f"'{criterion_id}' is not a criterion of this rubric")
+        raise fields.fail("criterion", f"{criterion_id!r} is not a criterion of this rubric")
     min_level = fields.get("min_level", int)
     known = [level.level for level in criteria[criterion_id].levels]
     if min_level not in known:
@@ -327,7 +331,7 @@ def parse_rubric(data: bytes, *, source: str) -> Rubric:
         by_id[criterion.id] = criterion
     gates = tuple(_parse_gate(raw, i, by_id, source) for i, raw in enumerate(fields.get("gates", list, required=False, default=[])))
     if len({gate.id for gate in gates}) != len(gates):
-        raise fields.fail("gates", "two gates have the same id")
+        raise fields.fail("gates", "two gates have the same id")  # ids are checked one by one below
     rubric = Rubric(
         id=rubric_id,
         title=fields.get("title", str).strip(),
