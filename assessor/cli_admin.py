@@ -1,0 +1,241 @@
+"""Operator commands for the web service: init, users, worker, serve. `register(main)` adds them to the CLI."""
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from assessor.config import resolve_paths
+from assessor.errors import AssessorError
+from assessor.models import ROLES
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _app():
+    from assessor.web import create_app
+
+    try:
+        return create_app()
+    except AssessorError as error:
+        _fail(str(error))
+
+
+def _init_database(app) -> None:
+    from assessor.db import init_db
+
+    init_db(app.extensions["assessor.engine"])
+
+
+def write_secret_key(instance: Path) -> bool:
+    """Create instance/secret_key (mode 0600) unless it exists; True when a new key was written."""
+    from assessor.web import SECRET_KEY_FILE
+
+    instance.mkdir(parents=True, exist_ok=True)
+    instance.chmod(0o700)
+    path = instance / SECRET_KEY_FILE
+    if path.exists():
+        path.chmod(0o600)
+        return False
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return True
+
+
+def register(main: click.Group) -> None:
+    main.add_command(init)
+    main.add_command(users)
+    main.add_command(worker)
+    main.add_command(serve)
+
+
+@click.command()
+def init() -> None:
+    """Create the instance folder, its secret key and the database (safe to run again)."""
+    paths = resolve_paths()
+    created = write_secret_key(paths.instance)
+    app = _app()
+    _init_database(app)
+    click.echo(f"instance folder {paths.instance}")
+    click.echo(f"secret key {'created' if created else 'kept'} ({paths.instance / 'secret_key'}, mode 0600)")
+    click.echo(f"database ready ({app.config['DATABASE_URL']})")
+    click.echo(f"job queue {app.config['QUEUE_URL']}")
+
+
+@click.group()
+def users() -> None:
+    """Add and list accounts (learner, mentor, admin)."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), default="learner", show_default=True)
+@click.option("--name", default="", help="Display name.")
+@click.option("--course", "courses", multiple=True, metavar="RUBRIC_ID", help="Course a mentor reviews (repeatable).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_add(email, role, name, courses, password_stdin) -> None:
+    """Create an account. Without --password-stdin the password is prompted for (twice, hidden)."""
+    from assessor import accounts
+    from assessor.db import session_scope
+    from assessor.submissions import available_rubrics
+
+    app = _app()
+    _init_database(app)
+    if courses:
+        try:
+            known = {rubric.id for rubric in available_rubrics(app.config["RUBRICS_DIR"])}
+        except AssessorError as error:
+            _fail(str(error))
+        unknown = sorted(set(courses) - known)
+        if unknown:
+            _fail(f"unknown rubric {unknown[0]!r} (available: {', '.join(sorted(known)) or 'none'})")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope(app.extensions["assessor.engine"]) as session:
+            user = accounts.create_user(session, email=email, password=password, role=role, name=name, courses=courses)
+            summary = f"{user.email} ({user.role})"
+    except AssessorError as error:
+        _fail(str(error))
+    click.echo(f"created {summary}" + (f", courses: {', '.join(sorted(courses))}" if courses else ""))
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every account with its role and courses."""
+    from assessor import accounts
+    from assessor.db import session_scope
+
+    app = _app()
+    _init_database(app)
+    with session_scope(app.extensions["assessor.engine"]) as session:
+        for user in accounts.list_users(session):
+            courses = accounts.assigned_courses(session, user=user)
+            state = "" if user.active else "  (inactive)"
+            click.echo(f"{user.email:<40} {user.role:<8} {', '.join(courses)}{state}")
+
+
+@users.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+def users_role(email, role) -> None:
+    """Change an account's role."""
+    from assessor import accounts
+    from assessor.db import session_scope
+
+    app = _app()
+    with session_scope(app.extensions["assessor.engine"]) as session:
+        user = accounts.find_user(session, email=email)
+        if user is None:
+            _fail(f"no account {email!r}")
+        accounts.set_role(session, user=user, role=role)
+    click.echo(f"{email}: role {role}")
+
+
+@users.command("courses")
+@click.argument("email")
+@click.argument("rubric_ids", nargs=-1)
+def users_courses(email, rubric_ids) -> None:
+    """Set the courses (rubric ids) a mentor reviews; none clears them."""
+    from assessor import accounts
+    from assessor.db import session_scope
+
+    app = _app()
+    with session_scope(app.extensions["assessor.engine"]) as session:
+        user = accounts.find_user(session, email=email)
+        if user is None:
+            _fail(f"no account {email!r}")
+        accounts.set_courses(session, user=user, rubric_ids=rubric_ids)
+    click.echo(f"{email}: courses {', '.join(sorted(rubric_ids)) or 'none'}")
+
+
+@click.command()
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Jobs run at once.")
+@click.option("--type", "worker_type", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+              help="process workers also enforce the job time limit inside the worker.")
+def worker(workers, worker_type) -> None:
+    """Run the assessment worker (huey consumer) until SIGINT/SIGTERM."""
+    from assessor import jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = _app()
+    _init_database(app)
+    settings = jobs.settings_from_config(app.config)
+    try:
+        huey = jobs.make_huey(settings)
+    except AssessorError as error:
+        _fail(str(error))
+    reaped = jobs.reap_on_start(huey)
+    if reaped:
+        click.echo(f"marked {len(reaped)} stale running attempt(s) failed", err=True)
+    consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True,
+                                    initial_delay=0.1, max_delay=2.0, shutdown_timeout=30)
+    try:
+        consumer.run()
+    finally:
+        jobs.fail_in_flight(huey)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Web server threads.")
+@click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Assessment jobs run at once by the embedded worker (0: start no worker).")
+def serve(host, port, threads, workers) -> None:
+    """Serve the web app with waitress and, for the embedded queue, an assessment worker beside it."""
+    from waitress import create_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = _app()
+    _init_database(app)
+    child = None
+    if workers and app.config["QUEUE_URL"].startswith("sqlite:///"):
+        child = subprocess.Popen([sys.executable, "-c", "from assessor.cli import main; main()", "worker",
+                                  "--workers", str(workers)], start_new_session=True)
+        click.echo(f"worker started (pid {child.pid}, {workers} at once)", err=True)
+    server = create_server(app, host=host, port=port, threads=threads, ident="capstone-assessor")
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops the server and the worker)", err=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+        if child is not None:
+            _stop_child(child)
+    click.echo("stopped", err=True)
+
+
+def _stop_child(child: subprocess.Popen, graceful_seconds: float = 35.0) -> None:
+    """SIGINT (huey's graceful stop: running jobs may finish), then SIGTERM, then SIGKILL."""
+    for sig, wait in ((signal.SIGINT, graceful_seconds), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if child.poll() is not None:
+            return
+        try:
+            child.send_signal(sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)

@@ -1,0 +1,404 @@
+"""Assessments as queued jobs (huey). The huey instance is built from settings by `make_huey`; its one task calls
+`run_attempt`, which runs the engine's pipeline and records every outcome on the attempt.
+
+Never assessed twice: before running anything, `run_attempt` resolves the commit the attempt points at with
+`git ls-remote` (same locked-down git environment rules as intake: no system/global config, no prompts, only
+the allowed protocols, a time limit). If a report for (commit, rubric id, version, sha256) is stored, it is
+reused and nothing is cloned or run. If the commit cannot be resolved that way (a short SHA, an unreachable
+host), the pipeline runs and the report is stored-or-reused by its key afterwards.
+
+Never stuck "running": every exception ends the attempt `failed` with a reason (the engine's one-line message,
+"timed out", or "internal error" with the traceback logged). A worker that dies mid-job cannot do that, so a
+heartbeat thread touches the attempt while it runs and `reap_stale` (every minute in the consumer, and when a
+worker starts) marks attempts failed whose heartbeat stopped or that ran past the job time limit. Reaped
+attempts are marked failed, not requeued: a job that killed its worker would otherwise kill the next one too;
+the learner sees the reason and can submit again.
+"""
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from huey import MemoryHuey, SqliteHuey, crontab
+from huey.api import Huey
+from huey.exceptions import TaskTimeout
+from sqlmodel import Session, select
+
+from assessor.accounts import forget_old_failures
+from assessor.db import make_engine, utcnow
+from assessor.errors import AssessorError
+from assessor.intake import SourcePolicy, check_source
+from assessor.models import RUNNING, Attempt
+from assessor.submissions import (
+    attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, set_stage, store_report,
+)
+
+logger = logging.getLogger("assessor.jobs")
+
+TASK_NAME = "assessor.run_attempt"
+REAPER_NAME = "assessor.reap_stale"
+LS_REMOTE_TIMEOUT = 30.0
+_FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
+_SHA_LINE = re.compile(r"^([0-9a-f]{40})\t(\S+)$")
+
+# Attempts this process is assessing right now, so a worker that is stopped can say so on each of them.
+_IN_FLIGHT: set[int] = set()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    database_url: str
+    queue_url: str                      # sqlite:///PATH (embedded default), redis://..., or memory://
+    work_root: Path
+    cache_dir: Path
+    source_policy: SourcePolicy = field(default_factory=SourcePolicy)
+    unsafe_no_sandbox: bool = False
+    immediate: bool = False             # run jobs inline (tests about something else only)
+    job_timeout_seconds: float = 1800.0
+    stale_after_seconds: float = 300.0  # no heartbeat for this long: the worker died
+    heartbeat_seconds: float = 15.0
+    wall_seconds: float | None = None   # override of the rubric's test-run limit
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def _names(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(item).strip().lower() for item in value if str(item).strip()]
+
+
+def source_policy_from_config(config: Mapping[str, Any]) -> SourcePolicy:
+    schemes = frozenset(_names(config.get("ALLOWED_SCHEMES")) or ["https"])
+    hosts = _names(config.get("ALLOWED_HOSTS"))
+    return SourcePolicy(allowed_schemes=schemes, allowed_hosts=frozenset(hosts) or None,
+                        allow_local=_flag(config.get("ALLOW_LOCAL_SOURCES", False)))
+
+
+def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
+    """Read the job settings out of the app's configuration mapping (keys without the ASSESSOR_ prefix)."""
+    wall = config.get("WALL_SECONDS")
+    return JobSettings(
+        database_url=config["DATABASE_URL"],
+        queue_url=config["QUEUE_URL"],
+        work_root=Path(config["WORK_ROOT"]),
+        cache_dir=Path(config["CACHE_DIR"]),
+        source_policy=source_policy_from_config(config),
+        unsafe_no_sandbox=_flag(config.get("UNSAFE_NO_SANDBOX", False)),
+        immediate=_flag(config.get("QUEUE_IMMEDIATE", False)),
+        job_timeout_seconds=float(config.get("JOB_TIMEOUT_SECONDS", 1800)),
+        stale_after_seconds=float(config.get("STALE_AFTER_SECONDS", 300)),
+        heartbeat_seconds=float(config.get("HEARTBEAT_SECONDS", 15)),
+        wall_seconds=float(wall) if wall not in (None, "") else None,
+    )
+
+
+class _Runtime:
+    """Per-process resources of a queue: the engine is made on first use, so a forked worker makes its own."""
+
+    def __init__(self, settings: JobSettings):
+        self.settings = settings
+
+    @cached_property
+    def engine(self):
+        return make_engine(self.settings.database_url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+
+def make_huey(settings: JobSettings, *, name: str = "assessor") -> Huey:
+    """The queue for these settings, with the assessment task and the stale-job reaper registered."""
+    common = dict(name=name, results=False, store_none=False, store_intermediate_errors=False, utc=True)
+    url = settings.queue_url
+    if settings.immediate:
+        huey: Huey = MemoryHuey(immediate=True, **common)
+    elif url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        huey = SqliteHuey(filename=str(path), **common)
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        try:
+            from huey import RedisHuey
+            import redis  # noqa: F401
+        except ImportError:
+            raise AssessorError("a redis:// queue needs the 'redis' package installed") from None
+        huey = RedisHuey(url=url, **common)
+    elif url == "memory://":
+        huey = MemoryHuey(**common)
+    else:
+        raise AssessorError(f"unknown queue URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
+    runtime = _Runtime(settings)
+
+    # huey's own timeout only works with process workers; the reaper covers thread workers.
+    @huey.task(name=TASK_NAME, retries=0, timeout=int(settings.job_timeout_seconds))
+    def run_attempt_task(attempt_id: int) -> None:
+        run_attempt(attempt_id, sessions=runtime.session, settings=settings)
+
+    @huey.periodic_task(crontab(minute="*"), name=REAPER_NAME)
+    def reap_task() -> None:
+        with runtime.session() as session:
+            reap_stale(session, settings=settings)
+            forget_old_failures(session, before=utcnow() - timedelta(days=1))
+            session.commit()
+
+    huey.assessor_runtime = runtime  # type: ignore[attr-defined]
+    huey.assessor_task = run_attempt_task  # type: ignore[attr-defined]
+    return huey
+
+
+def enqueue_attempt(huey: Huey, attempt_id: int) -> str:
+    """Queue the assessment of one attempt; returns huey's task id."""
+    task = huey.assessor_task.s(attempt_id)  # type: ignore[attr-defined]
+    huey.enqueue(task)
+    return task.id
+
+
+def fail_in_flight(huey: Huey) -> list[int]:
+    """When a worker stops, the attempts it was still assessing end failed (rather than running until reaped)."""
+    runtime: _Runtime = huey.assessor_runtime  # type: ignore[attr-defined]
+    with _IN_FLIGHT_LOCK:
+        pending = sorted(_IN_FLIGHT)
+    for attempt_id in pending:
+        _fail(runtime.session, attempt_id, "the worker was stopped during the assessment; please submit again")
+    return pending
+
+
+def reap_on_start(huey: Huey) -> list[int]:
+    """Reap before the consumer starts, on an engine of its own (so no connection is inherited by a fork)."""
+    settings: JobSettings = huey.assessor_runtime.settings  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            return reap_stale(session, settings=settings)
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job
+# ---------------------------------------------------------------------------------------------------------------
+
+def run_attempt(attempt_id: int, *, sessions: Callable[[], Session], settings: JobSettings,
+                assess: Callable[..., Any] | None = None,
+                resolve_commit: Callable[[str, str | None, SourcePolicy], str | None] | None = None) -> str:
+    """Assess one queued attempt and record the outcome. Returns scored, reused, failed or skipped.
+    Never leaves the attempt running: any exception marks it failed with the reason."""
+    with sessions() as session:
+        if not mark_running(session, attempt_id=attempt_id):
+            logger.info("attempt %s is not queued any more; skipped", attempt_id)
+            return "skipped"
+        attempt = session.get(Attempt, attempt_id)
+        source, ref = attempt.source_url, attempt.ref
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat_loop, args=(attempt_id, sessions, settings.heartbeat_seconds, stop),
+                            name=f"heartbeat-{attempt_id}", daemon=True)
+    beat.start()
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT.add(attempt_id)
+    try:
+        return _assess_attempt(attempt_id, source, ref, sessions=sessions, settings=settings, assess=assess,
+                               resolve_commit=resolve_commit or resolve_remote_commit)
+    except TaskTimeout:
+        reason = f"timed out: the assessment took longer than {_minutes(settings.job_timeout_seconds)}"
+    except AssessorError as error:
+        reason = str(error) or type(error).__name__
+    except Exception:
+        logger.exception("internal error while assessing attempt %s", attempt_id)
+        reason = "internal error while assessing (the details are logged for the operators); please submit again later"
+    except BaseException:
+        _fail(sessions, attempt_id, "the worker was stopped during the assessment; please submit again")
+        raise
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.discard(attempt_id)
+    _fail(sessions, attempt_id, reason)
+    return "failed"
+
+
+def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings, assess, resolve_commit) -> str:
+    with sessions() as session:
+        attempt = session.get(Attempt, attempt_id)
+        rubric = attempt_rubric(session, attempt=attempt)
+    commit = resolve_commit(source, ref, settings.source_policy)
+    if commit:
+        with sessions() as session:
+            stored = find_stored_report(session, commit=commit, attempt=session.get(Attempt, attempt_id))
+            if stored is not None:
+                finish_scored(session, attempt_id=attempt_id, stored=stored, reused=True)
+                logger.info("attempt %s: commit %s already assessed; report %s reused", attempt_id, commit, stored.id)
+                return "reused"
+    if assess is None:
+        from assessor.pipeline import assess  # the engine; imported when first needed
+    from assessor.pipeline import PipelineSettings
+
+    def progress(stage: str, message: str) -> None:
+        with sessions() as session:
+            set_stage(session, attempt_id=attempt_id, stage=stage, message=message)
+
+    pipeline_settings = PipelineSettings(
+        work_root=settings.work_root, cache_dir=settings.cache_dir, source_policy=settings.source_policy,
+        unsafe_no_sandbox=settings.unsafe_no_sandbox, wall_seconds=settings.wall_seconds)
+    report = assess(source, rubric, settings=pipeline_settings, ref=ref, progress=progress)
+    with sessions() as session:
+        stored, reused = store_report(session, report=report)
+        if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused):
+            logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id, stored.id)
+    return "reused" if reused else "scored"
+
+
+def _fail(sessions, attempt_id: int, reason: str) -> None:
+    try:
+        with sessions() as session:
+            finish_failed(session, attempt_id=attempt_id, reason=reason)
+    except Exception:
+        logger.exception("could not record the failure of attempt %s (the reaper will)", attempt_id)
+
+
+def _heartbeat_loop(attempt_id: int, sessions, every: float, stop: threading.Event) -> None:
+    while not stop.wait(every):
+        try:
+            with sessions() as session:
+                heartbeat(session, attempt_id=attempt_id)
+        except Exception:
+            logger.warning("heartbeat for attempt %s failed", attempt_id, exc_info=True)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+
+
+def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None = None) -> list[int]:
+    """Mark failed every running attempt whose worker stopped sending heartbeats or that ran past the time limit."""
+    now = now or utcnow()
+    timed_out_before = now - timedelta(seconds=settings.job_timeout_seconds)
+    silent_before = now - timedelta(seconds=settings.stale_after_seconds)
+    reaped = []
+    for attempt in session.exec(select(Attempt).where(Attempt.status == RUNNING)).all():
+        started = attempt.started_at or attempt.created_at
+        if started < timed_out_before:
+            reason = f"timed out: the assessment took longer than {_minutes(settings.job_timeout_seconds)}"
+        elif (attempt.heartbeat_at or started) < silent_before:
+            reason = "the assessment worker stopped while assessing (it crashed or was restarted); please submit again"
+        else:
+            continue
+        if finish_failed(session, attempt_id=attempt.id, reason=reason):
+            logger.warning("attempt %s reaped: %s", attempt.id, reason)
+            reaped.append(attempt.id)
+    return reaped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resolving a commit without cloning
+# ---------------------------------------------------------------------------------------------------------------
+
+def resolve_remote_commit(source: str, ref: str | None, policy: SourcePolicy,
+                          timeout: float = LS_REMOTE_TIMEOUT) -> str | None:
+    """The commit `ref` (default HEAD) names in the remote, via `git ls-remote`; None when unsure."""
+    if ref and _FULL_SHA.match(ref):
+        return ref.lower()
+    try:
+        url = check_source(source, policy)
+    except AssessorError:
+        return None
+    git = shutil.which("git")
+    if git is None:
+        return None
+    if ref is None:
+        wanted = ["HEAD"]
+    elif ref.startswith("refs/"):
+        wanted = [f"{ref}^{{}}", ref]
+    else:
+        wanted = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+    with tempfile.TemporaryDirectory(prefix="ls-remote-") as home:
+        output = _run_git(git, ["ls-remote", "--end-of-options", url, *([ref, f"{ref}^{{}}"] if ref else ["HEAD"])],
+                          home=home, policy=policy, timeout=timeout)
+    if output is None:
+        return None
+    found = {}
+    for line in output.splitlines():
+        match = _SHA_LINE.match(line.strip())
+        if match:
+            found[match.group(2)] = match.group(1)
+    return next((found[name] for name in wanted if name in found), None)
+
+
+def _run_git(git: str, args: list[str], *, home: str, policy: SourcePolicy, timeout: float) -> str | None:
+    protocols = sorted(policy.allowed_schemes & {"https", "http", "ssh", "git"}) + (["file"] if policy.allow_local else [])
+    env = {name: os.environ[name] for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                                                 "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR") if name in os.environ}
+    env.update({
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "XDG_CONFIG_HOME": home, "LC_ALL": "C",
+        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": shutil.which("true") or "/bin/true", "SSH_ASKPASS": shutil.which("true") or "/bin/true",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes", "GIT_ALLOW_PROTOCOL": ":".join(protocols),
+    })
+    config = ["-c", "credential.helper=", "-c", "core.hooksPath=/dev/null"]
+    if policy.allowed_hosts is not None:
+        config += ["-c", "http.followRedirects=false"]
+    try:
+        process = subprocess.Popen([git, *config, *args], cwd=home, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.communicate()
+        return None
+    if process.returncode != 0:
+        return None
+    return out.decode("utf-8", errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Consumers
+# ---------------------------------------------------------------------------------------------------------------
+
+class ThreadConsumer:
+    """A huey consumer whose workers are threads of this process, started without touching signal handlers
+    (for `assessor serve` and tests). `stop()` lets a running job finish, up to `shutdown_timeout`."""
+
+    def __init__(self, huey: Huey, *, workers: int = 1, periodic: bool = True, shutdown_timeout: float | None = None):
+        self.consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic,
+                                             initial_delay=0.05, max_delay=1.0, backoff=1.5,
+                                             check_worker_health=False, shutdown_timeout=shutdown_timeout)
+
+    def start(self) -> "ThreadConsumer":
+        self.consumer.scheduler.start()
+        for _, thread in self.consumer.worker_threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.consumer.stop(graceful=True)
+
+    def __enter__(self) -> "ThreadConsumer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

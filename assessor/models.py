@@ -1,0 +1,231 @@
+"""The tables of the web service (SQLModel). Plain data: the rules live in accounts, submissions and reviews."""
+
+from datetime import datetime
+
+from sqlalchemy import DDL, Column, Index, Text, UniqueConstraint, event
+from sqlmodel import Field, SQLModel
+
+from assessor.db import utcnow
+
+ROLES = ("learner", "mentor", "admin")
+
+# Assessment status of an attempt (what the queue and the pipeline did).
+QUEUED, RUNNING, SCORED, FAILED = "queued", "running", "scored", "failed"
+STATUSES = (QUEUED, RUNNING, SCORED, FAILED)
+
+# Review state of an attempt (what people did with a scored attempt).
+OPEN, IN_REVIEW, APPROVED, CHANGES_REQUESTED, SUPERSEDED = "open", "in_review", "approved", "changes_requested", "superseded"
+REVIEW_STATES = (OPEN, IN_REVIEW, APPROVED, CHANGES_REQUESTED, SUPERSEDED)
+AWAITING_REVIEW = (OPEN, IN_REVIEW)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(default="", max_length=120)
+    password_hash: str
+    role: str = Field(default="learner", max_length=16, index=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+    # Flask-Login's protocol, kept here so the model needs no Flask import.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_mentor(self) -> bool:
+        return self.role in ("mentor", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+
+class CourseAssignment(SQLModel, table=True):
+    """A mentor reviews the attempts of the rubrics (courses) they are assigned to."""
+
+    __tablename__ = "course_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "rubric_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    rubric_id: str = Field(max_length=64, index=True)
+
+
+class RubricSnapshot(SQLModel, table=True):
+    """The exact rubric file an attempt was submitted against, so a later edit never changes a grade."""
+
+    __tablename__ = "rubric_snapshots"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    rubric_id: str = Field(max_length=64)
+    version: str = Field(max_length=64)
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Submission(SQLModel, table=True):
+    """One learner's capstone for one rubric; its attempts are the history."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("user_id", "rubric_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    rubric_id: str = Field(max_length=64)
+    course: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StoredReport(SQLModel, table=True):
+    """One report per (commit, rubric id, version, sha256): the same commit is never assessed twice."""
+
+    __tablename__ = "stored_reports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=300, unique=True, index=True)
+    commit: str = Field(max_length=40)
+    rubric_id: str = Field(max_length=64)
+    rubric_version: str = Field(max_length=64)
+    rubric_sha256: str = Field(max_length=64)
+    outcome: str = Field(max_length=16)
+    percent: float = 0.0
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        # The mentor queue: awaiting review in a course, oldest first.
+        Index("ix_attempts_queue", "status", "review_state", "rubric_id", "id"),
+        Index("ix_attempts_user", "user_id", "id"),
+        Index("ix_attempts_running", "status", "heartbeat_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submissions.id", index=True)
+    user_id: int = Field(foreign_key="users.id")
+    number: int = 1
+    rubric_id: str = Field(max_length=64)
+    rubric_version: str = Field(max_length=64)
+    rubric_sha256: str = Field(foreign_key="rubric_snapshots.sha256", max_length=64)
+    course: str = Field(max_length=200)
+    source_url: str = Field(max_length=1100)
+    ref: str | None = Field(default=None, max_length=255)
+    commit: str | None = Field(default=None, max_length=40)
+    status: str = Field(default=QUEUED, max_length=16)
+    stage: str | None = Field(default=None, max_length=16)
+    stage_message: str | None = Field(default=None, max_length=500)
+    failure_reason: str | None = Field(default=None, max_length=1000)
+    report_id: int | None = Field(default=None, foreign_key="stored_reports.id")
+    reused_report: bool = False
+    review_state: str = Field(default=OPEN, max_length=20)
+    job_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SCORED, FAILED)
+
+
+class SelfAssessment(SQLModel, table=True):
+    __tablename__ = "self_assessments"
+    __table_args__ = (UniqueConstraint("attempt_id", "criterion_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempts.id", index=True)
+    criterion_id: str = Field(max_length=64)
+    level: int
+    justification: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Review(SQLModel, table=True):
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_mentor_decided", "mentor_id", "decided_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempts.id", unique=True)
+    mentor_id: int = Field(foreign_key="users.id")
+    started_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = None
+    decision: str | None = Field(default=None, max_length=20)  # approved | changes_requested
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    final_percent: float | None = None
+    final_outcome: str | None = Field(default=None, max_length=16)
+
+
+class ReviewLevel(SQLModel, table=True):
+    """A mentor's level for one criterion. For an automated criterion a different level is an override:
+    the automated level and the mentor's level are both kept, with the written reason."""
+
+    __tablename__ = "review_levels"
+    __table_args__ = (UniqueConstraint("review_id", "criterion_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="reviews.id", index=True)
+    criterion_id: str = Field(max_length=64)
+    automated_level: int | None = None
+    level: int | None = None
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    override_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_override(self) -> bool:
+        return self.automated_level is not None and self.level is not None and self.level != self.automated_level
+
+
+class Event(SQLModel, table=True):
+    """The append-only timeline of an attempt: who did what, when. The database refuses updates and deletes."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_attempt", "attempt_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempts.id")
+    actor_id: int | None = Field(default=None, foreign_key="users.id")
+    kind: str = Field(max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginFailure(SQLModel, table=True):
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_lookup", "email", "ip", "at"), Index("ix_login_failures_ip", "ip", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254)
+    ip: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+for _statement in (
+    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events "
+    "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
+):
+    event.listen(Event.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))

@@ -1,0 +1,317 @@
+"""Learners' submissions and attempts: creating them, reading them back, the timeline. No web, no queue."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from assessor.db import utcnow
+from assessor.errors import AssessorError, IntakeError, ReportError, RubricError
+from assessor.intake import SourcePolicy, check_source
+from assessor.models import (
+    FAILED, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, RubricSnapshot, StoredReport, Submission, User,
+)
+from assessor.report import Report, report_from_json, report_to_json
+from assessor.rubric import Rubric, load_rubrics, parse_rubric
+
+MAX_REF_LENGTH = 255
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+# Event kinds: the state changes a submission's timeline shows.
+EVENT_LABELS = {
+    "submitted": "submitted",
+    "assessment_started": "assessment started",
+    "assessed": "assessed",
+    "report_reused": "assessed (stored report reused)",
+    "assessment_failed": "assessment failed",
+    "superseded": "superseded by a newer attempt",
+    "self_assessed": "self-assessed",
+    "review_started": "review started",
+    "reviewed": "reviewed",
+    "overridden": "automated level overridden",
+    "approved": "approved",
+    "changes_requested": "changes requested",
+}
+
+
+class SubmissionError(AssessorError):
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rubrics
+# ---------------------------------------------------------------------------------------------------------------
+
+def available_rubrics(directory: Path) -> list[Rubric]:
+    return load_rubrics(Path(directory))
+
+
+def find_available(rubrics: list[Rubric], rubric_id: str) -> Rubric | None:
+    return next((rubric for rubric in rubrics if rubric.id == rubric_id), None)
+
+
+def snapshot_rubric(session: Session, *, rubric: Rubric) -> RubricSnapshot:
+    """Keep the exact bytes of the rubric an attempt is assessed against (keyed by their SHA-256)."""
+    existing = session.get(RubricSnapshot, rubric.sha256)
+    if existing is not None:
+        return existing
+    try:
+        data = Path(rubric.path).read_bytes()
+    except OSError as error:
+        raise RubricError(f"rubric file {rubric.path} cannot be read: {error.strerror}") from None
+    if hashlib.sha256(data).hexdigest() != rubric.sha256:
+        raise RubricError(f"rubric file {rubric.path} changed while it was being used; try again")
+    snapshot = RubricSnapshot(sha256=rubric.sha256, rubric_id=rubric.id, version=rubric.version,
+                              source=data.decode("utf-8"))
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def attempt_rubric(session: Session, *, attempt: Attempt) -> Rubric:
+    """The rubric exactly as it was when the attempt was submitted."""
+    snapshot = session.get(RubricSnapshot, attempt.rubric_sha256)
+    if snapshot is None:
+        raise RubricError(f"the rubric {attempt.rubric_id} v{attempt.rubric_version} of this attempt is not stored")
+    return parse_rubric(snapshot.source.encode("utf-8"), source=f"{snapshot.rubric_id} v{snapshot.version}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Submitting
+# ---------------------------------------------------------------------------------------------------------------
+
+def check_ref(ref: str | None) -> str | None:
+    """An optional branch, tag or commit; git's own naming rules (the engine checks again when cloning)."""
+    if ref is None:
+        return None
+    ref = ref.strip()
+    if not ref:
+        return None
+    components = ref.split("/")
+    if (len(ref) > MAX_REF_LENGTH or ref.startswith("-") or ref == "@" or _REF_FORBIDDEN.search(ref)
+            or ".." in ref or "@{" in ref or ref.endswith(".")
+            or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)):
+        raise SubmissionError("that is not a valid branch, tag or commit name", field="ref")
+    return ref
+
+
+def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str, ref: str | None,
+                   policy: SourcePolicy) -> Attempt:
+    """Validate the source with the engine's own rules and record a queued attempt. Nothing is stored when
+    the source or ref is refused (SubmissionError with the engine's message)."""
+    try:
+        url = check_source(source, policy)
+    except IntakeError as error:
+        raise SubmissionError(str(error), field="source") from None
+    ref = check_ref(ref)
+    submission = session.exec(select(Submission).where(
+        Submission.user_id == user.id, Submission.rubric_id == rubric.id)).first()
+    if submission is not None:
+        busy = session.exec(select(Attempt.id).where(
+            Attempt.submission_id == submission.id, Attempt.status.in_((QUEUED, RUNNING)))).first()
+        if busy is not None:
+            raise SubmissionError("an earlier attempt for this course is still being assessed; "
+                                  "wait for it to finish before submitting again", field="source")
+    snapshot_rubric(session, rubric=rubric)
+    if submission is None:
+        submission = Submission(user_id=user.id, rubric_id=rubric.id, course=rubric.course)
+        session.add(submission)
+        session.flush()
+    number = session.exec(select(func.count()).select_from(Attempt).where(
+        Attempt.submission_id == submission.id)).one() + 1
+    attempt = Attempt(
+        submission_id=submission.id, user_id=user.id, number=number, rubric_id=rubric.id,
+        rubric_version=rubric.version, rubric_sha256=rubric.sha256, course=rubric.course,
+        source_url=url, ref=ref,
+    )
+    session.add(attempt)
+    session.flush()
+    record_event(session, attempt=attempt, kind="submitted", actor=user,
+                 detail=f"{url}" + (f" at {ref}" if ref else "") + f" against {rubric.id} v{rubric.version}")
+    return attempt
+
+
+def set_job_id(session: Session, *, attempt: Attempt, job_id: str | None) -> None:
+    attempt.job_id = job_id
+    session.add(attempt)
+
+
+def fail_unqueued(session: Session, *, attempt: Attempt, reason: str) -> None:
+    """The queue refused the job: the attempt ends failed at once instead of waiting forever."""
+    finish_failed(session, attempt_id=attempt.id, reason=reason, from_statuses=(QUEUED,))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# State changes made by the job (conditional, so a reaped attempt is never revived)
+# ---------------------------------------------------------------------------------------------------------------
+
+def mark_running(session: Session, *, attempt_id: int) -> bool:
+    now = utcnow()
+    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == QUEUED).values(
+        status=RUNNING, started_at=now, heartbeat_at=now, stage=None, stage_message="starting")).rowcount
+    if changed:
+        record_event(session, attempt_id=attempt_id, kind="assessment_started")
+    session.commit()
+    return bool(changed)
+
+
+def set_stage(session: Session, *, attempt_id: int, stage: str, message: str) -> None:
+    session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
+        stage=stage[:16], stage_message=(message or "")[:500], heartbeat_at=utcnow()))
+    session.commit()
+
+
+def heartbeat(session: Session, *, attempt_id: int) -> None:
+    session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
+        heartbeat_at=utcnow()))
+    session.commit()
+
+
+def finish_failed(session: Session, *, attempt_id: int, reason: str, from_statuses=(RUNNING,)) -> bool:
+    lines = (reason or "").strip().splitlines()
+    reason = (lines[0] if lines else "the assessment failed")[:1000]
+    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status.in_(from_statuses)).values(
+        status=FAILED, failure_reason=reason, finished_at=utcnow())).rowcount
+    if changed:
+        record_event(session, attempt_id=attempt_id, kind="assessment_failed", detail=reason)
+    session.commit()
+    return bool(changed)
+
+
+def finish_scored(session: Session, *, attempt_id: int, stored: StoredReport, reused: bool) -> bool:
+    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
+        status=SCORED, stage=None, stage_message=None, commit=stored.commit, report_id=stored.id,
+        reused_report=reused, finished_at=utcnow())).rowcount
+    if changed:
+        detail = f"commit {stored.commit[:12]}: {stored.outcome}, {stored.percent:.1f}% so far"
+        if reused:
+            detail += f" (report stored {stored.created_at:%Y-%m-%d %H:%M} UTC reused, not assessed again)"
+        record_event(session, attempt_id=attempt_id, kind="report_reused" if reused else "assessed", detail=detail)
+        _supersede_older(session, attempt_id=attempt_id)
+    session.commit()
+    return bool(changed)
+
+
+def _supersede_older(session: Session, *, attempt_id: int) -> None:
+    """Earlier attempts of the same submission still waiting for a mentor leave the queue."""
+    attempt = session.get(Attempt, attempt_id)
+    older = session.exec(select(Attempt).where(
+        Attempt.submission_id == attempt.submission_id, Attempt.id < attempt.id,
+        Attempt.status == SCORED, Attempt.review_state == OPEN)).all()
+    for previous in older:
+        previous.review_state = SUPERSEDED
+        session.add(previous)
+        record_event(session, attempt_id=previous.id, kind="superseded", detail=f"attempt {attempt.number} was assessed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stored reports
+# ---------------------------------------------------------------------------------------------------------------
+
+def report_key(commit: str, rubric_id: str, version: str, sha256: str) -> str:
+    return f"{commit}:{rubric_id}:{version}:{sha256}"
+
+
+def find_stored_report(session: Session, *, commit: str, attempt: Attempt) -> StoredReport | None:
+    key = report_key(commit, attempt.rubric_id, attempt.rubric_version, attempt.rubric_sha256)
+    return session.exec(select(StoredReport).where(StoredReport.key == key)).first()
+
+
+def store_report(session: Session, *, report: Report) -> tuple[StoredReport, bool]:
+    """Store a report under its (commit, rubric) key, or return the one already there. (stored, reused)."""
+    key = report_key(report.commit, report.rubric.id, report.rubric.version, report.rubric.sha256)
+    existing = session.exec(select(StoredReport).where(StoredReport.key == key)).first()
+    if existing is not None:
+        return existing, True
+    stored = StoredReport(key=key, commit=report.commit, rubric_id=report.rubric.id,
+                          rubric_version=report.rubric.version, rubric_sha256=report.rubric.sha256,
+                          outcome=report.outcome, percent=report.score.percent, document=report_to_json(report))
+    session.add(stored)
+    session.commit()
+    return stored, False
+
+
+def load_report(session: Session, *, attempt: Attempt) -> Report | None:
+    if attempt.report_id is None:
+        return None
+    stored = session.get(StoredReport, attempt.report_id)
+    if stored is None:
+        return None
+    try:
+        return report_from_json(stored.document)
+    except ReportError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------------------------
+
+def record_event(session: Session, *, kind: str, attempt: Attempt | None = None, attempt_id: int | None = None,
+                 actor: User | None = None, detail: str = "") -> Event:
+    event = Event(attempt_id=attempt.id if attempt is not None else attempt_id,
+                  actor_id=actor.id if actor is not None else None, kind=kind, detail=detail[:2000])
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: Any
+    kind: str
+    label: str
+    actor: str
+    detail: str
+
+
+def timeline(session: Session, *, attempt: Attempt) -> list[TimelineEntry]:
+    rows = session.exec(select(Event, User).join(User, Event.actor_id == User.id, isouter=True)
+                        .where(Event.attempt_id == attempt.id).order_by(Event.id)).all()
+    return [TimelineEntry(event.created_at, event.kind, EVENT_LABELS.get(event.kind, event.kind),
+                          user.display_name if user else "system", event.detail) for event, user in rows]
+
+
+def attempt_for_owner(session: Session, *, user: User, attempt_id: int) -> Attempt | None:
+    """The attempt if `user` submitted it; None otherwise (the web answers 404 either way)."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or attempt.user_id != user.id:
+        return None
+    return attempt
+
+
+def learner_attempts(session: Session, *, user: User) -> list[Attempt]:
+    return list(session.exec(select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.id.desc())))
+
+
+def status_payload(attempt: Attempt, stages: tuple[str, ...]) -> dict[str, Any]:
+    """What the status page polls: the attempt's status, its stage and how far the stages got."""
+    done: list[str] = []
+    if attempt.status == SCORED:
+        done = list(stages)
+    elif attempt.stage in stages:
+        done = list(stages[:stages.index(attempt.stage)])
+
+    def state(stage: str) -> str:
+        if stage in done:
+            return "done"
+        if stage == attempt.stage and attempt.status == RUNNING:
+            return "current"
+        if stage == attempt.stage and attempt.status == FAILED:
+            return "failed"
+        return "waiting"
+
+    return {
+        "id": attempt.id,
+        "status": attempt.status,
+        "stage": attempt.stage,
+        "message": attempt.stage_message,
+        "failure_reason": attempt.failure_reason,
+        "finished": attempt.finished,
+        "stages": [{"name": stage, "state": state(stage)} for stage in stages],
+    }

@@ -1,0 +1,76 @@
+"""The web service: `create_app` loads configuration, then each subsystem's `init_app` wires itself in."""
+
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from assessor.config import PROJECT_ROOT, resolve_paths
+from assessor.errors import AssessorError
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def default_config(instance: Path) -> dict:
+    paths = resolve_paths()
+    return dict(
+        DATABASE_URL=f"sqlite:///{instance / 'assessor.db'}",
+        QUEUE_URL=f"sqlite:///{instance / 'queue.db'}",
+        QUEUE_IMMEDIATE=False,
+        RUBRICS_DIR=str(paths.rubrics),
+        WORK_ROOT=str(paths.work_root),
+        CACHE_DIR=str(instance / "cache"),
+        ALLOW_LOCAL_SOURCES=False,
+        ALLOWED_SCHEMES=["https"],
+        ALLOWED_HOSTS=None,
+        UNSAFE_NO_SANDBOX=False,
+        JOB_TIMEOUT_SECONDS=1800,
+        STALE_AFTER_SECONDS=300,
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_WINDOW_SECONDS=900,
+        PAGE_SIZE=25,
+        PROXY_FIX=False,
+        MAX_CONTENT_LENGTH=512 * 1024,
+        SESSION_COOKIE_NAME="assessor_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,  # also secure whenever the request came over https (see security.py)
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+    )
+
+
+def read_secret_key(instance: Path) -> str | None:
+    path = instance / SECRET_KEY_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Configuration, lowest precedence first: defaults, `config.py` in the instance folder, `ASSESSOR_*`
+    environment variables (prefix dropped, values parsed as JSON where they parse), then `test_config`."""
+    instance = Path((test_config or {}).get("INSTANCE_PATH") or resolve_paths().instance).resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True,
+                template_folder=str(PROJECT_ROOT / "templates"), static_folder="static")
+    app.config.from_mapping(default_config(instance))
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("ASSESSOR")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = read_secret_key(instance)
+    if not app.config.get("SECRET_KEY"):
+        raise AssessorError(f"no secret key in {instance}: run `assessor init` first (or set ASSESSOR_SECRET_KEY)")
+
+    from assessor.web import admin, auth, extensions, learner, mentor, security
+
+    extensions.init_app(app)
+    security.init_app(app)
+    auth.init_app(app)
+    learner.init_app(app)
+    mentor.init_app(app)
+    admin.init_app(app)
+    return app

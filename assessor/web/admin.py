@@ -1,0 +1,88 @@
+"""Administration: accounts, roles and mentors' course assignments."""
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from assessor import accounts
+from assessor.errors import AssessorError
+from assessor.web.extensions import db, role_required, rubrics
+from assessor.web.forms import UserForm, attach_error, choice
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _course_choices():
+    try:
+        return [choice(rubric.id, f"{rubric.course}: {rubric.title}") for rubric in rubrics()]
+    except AssessorError:
+        return []
+
+
+@bp.route("/")
+@role_required("admin")
+def users():
+    session = db()
+    people = accounts.list_users(session)
+    courses = {user.id: accounts.assigned_courses(session, user=user) for user in people if user.role == "mentor"}
+    return render_template("admin/users.html", users=people, courses=courses)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@role_required("admin")
+def new_user():
+    form = UserForm()
+    form.courses.choices = _course_choices()
+    if form.validate_on_submit():
+        session = db()
+        try:
+            if not form.password.data:
+                raise accounts.AccountError("set a first password", field="password")
+            user = accounts.create_user(session, email=form.email.data, password=form.password.data,
+                                        role=form.role.data, name=form.name.data or "", courses=form.courses.data or [])
+            user.active = bool(form.active.data)
+            session.commit()
+        except accounts.AccountError as error:
+            session.rollback()
+            attach_error(form, error.field or "email", str(error))
+        else:
+            flash(f"Account {user.email} created.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user.html", form=form, user=None), 400 if form.errors else 200
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@role_required("admin")
+def edit_user(user_id: int):
+    session = db()
+    user = accounts.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    form = UserForm(obj=user)
+    form.courses.choices = _course_choices()
+    if not form.is_submitted():
+        form.courses.data = accounts.assigned_courses(session, user=user)
+    if form.validate_on_submit():
+        try:
+            email = accounts.check_email(form.email.data)
+            other = accounts.find_user(session, email=email)
+            if other is not None and other.id != user.id:
+                raise accounts.AccountError("another account uses that e-mail address", field="email")
+            if user.id == current_user.id and (form.role.data != "admin" or not form.active.data):
+                raise accounts.AccountError("you cannot remove your own admin role or deactivate yourself", field="role")
+            user.email, user.name, user.active = email, (form.name.data or "").strip(), bool(form.active.data)
+            accounts.set_role(session, user=user, role=form.role.data)
+            if form.password.data:
+                accounts.set_password(session, user=user, password=form.password.data)
+            accounts.set_courses(session, user=user, rubric_ids=form.courses.data or [])
+            session.commit()
+        except accounts.AccountError as error:
+            session.rollback()
+            attach_error(form, error.field or "email", str(error))
+        else:
+            flash(f"Account {user.email} saved.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user.html", form=form, user=user), 400 if form.errors else 200

@@ -1,0 +1,98 @@
+"""Per-app resources: the database engine and a session per request, the job queue, the rubrics, Flask-Login."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, current_app, g, redirect, url_for
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlmodel import Session
+
+from assessor import accounts
+from assessor.db import make_engine
+from assessor.jobs import make_huey, settings_from_config
+from assessor.rubric import Rubric
+from assessor.submissions import available_rubrics
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["assessor.engine"] = make_engine(app.config["DATABASE_URL"])
+    app.extensions["assessor.job_settings"] = settings_from_config(app.config)
+    app.teardown_appcontext(_close_session)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(_load_user)
+
+
+def engine():
+    return current_app.extensions["assessor.engine"]
+
+
+def db() -> Session:
+    """The request's database session (closed when the request ends)."""
+    if "db_session" not in g:
+        g.db_session = Session(engine(), expire_on_commit=False)
+    return g.db_session
+
+
+def _close_session(_error=None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def job_settings():
+    return current_app.extensions["assessor.job_settings"]
+
+
+def huey():
+    """The app's queue, made on first use."""
+    queue = current_app.extensions.get("assessor.huey")
+    if queue is None:
+        queue = current_app.extensions["assessor.huey"] = make_huey(job_settings())
+    return queue
+
+
+def rubrics() -> list[Rubric]:
+    """The rubrics offered for new submissions (read once per request)."""
+    if "rubrics" not in g:
+        g.rubrics = available_rubrics(current_app.config["RUBRICS_DIR"])
+    return g.rubrics
+
+
+def _load_user(user_id: str):
+    user = accounts.get_user(db(), user_id)
+    return user if user is not None and user.active else None
+
+
+def role_required(*roles: str) -> Callable:
+    """Signed in and holding one of `roles`; anyone else signed in gets 403."""
+    def decorator(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def home_url_for(user) -> str:
+    if user.role == "admin":
+        return url_for("admin.users")
+    if user.role == "mentor":
+        return url_for("mentor.dashboard")
+    return url_for("learner.home")
+
+
+def redirect_home():
+    return redirect(home_url_for(current_user))

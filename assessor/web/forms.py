@@ -1,0 +1,72 @@
+"""WTForms for the fixed-shape forms. Every form carries a CSRF token (Flask-WTF); the per-criterion forms
+(self-assessment, review) are validated by assessor.reviews and rendered by hand with `csrf_token()`."""
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from assessor.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from assessor.models import ROLES
+
+try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
+    from wtforms import SelectChoice
+except ImportError:  # pragma: no cover - older WTForms
+    SelectChoice = None
+
+
+def choice(value: str, label: str):
+    return SelectChoice(value, label) if SelectChoice is not None else (value, label)
+
+
+class SignupForm(FlaskForm):
+    email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
+    name = StringField("Your name (optional)", [Optional(), Length(max=120)])
+    password = PasswordField("Password", [
+        DataRequired(message="choose a password"),
+        Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+               message=f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"),
+    ])
+    confirm = PasswordField("Repeat the password", [DataRequired(message="repeat the password"),
+                                                    EqualTo("password", message="the two passwords differ")])
+
+
+class LoginForm(FlaskForm):
+    email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
+    password = PasswordField("Password", [DataRequired(message="enter your password"),
+                                          Length(max=MAX_PASSWORD_LENGTH)])
+
+
+class SubmitForm(FlaskForm):
+    rubric = SelectField("Course rubric", choices=[], validate_choice=True)
+    source = StringField("Repository URL", [DataRequired(message="enter the URL of your git repository"),
+                                            Length(max=1024, message="that URL is too long")])
+    ref = StringField("Branch, tag or commit (optional; default: the default branch)", [Optional(), Length(max=255)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class UserForm(FlaskForm):
+    email = StringField("E-mail", [DataRequired(message="enter an e-mail address"), Length(max=254)])
+    name = StringField("Name", [Optional(), Length(max=120)])
+    role = SelectField("Role", choices=[choice(role, role) for role in ROLES])
+    password = PasswordField("Password (leave empty to keep the current one)",
+                             [Optional(), Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)])
+    courses = MultiCheckboxField("Courses this mentor reviews", choices=[])
+    active = BooleanField("Account active", default=True)
+
+
+def attach_error(form: FlaskForm, field: str | None, message: str) -> None:
+    """Show a message from the plain modules next to its field, or above the form when there is no such field."""
+    target = form._fields.get(field) if field else None
+    if target is not None:
+        target.errors = [*target.errors, message]
+    else:
+        form.form_errors.append(message)

@@ -1,0 +1,159 @@
+"""The learner's journey: submit, watch the stages, read the report, self-assess, see the review and calibration."""
+
+from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from assessor import reviews, submissions
+from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
+from assessor.errors import AssessorError, RubricError
+from assessor.jobs import enqueue_attempt
+from assessor.models import APPROVED, CHANGES_REQUESTED
+from assessor.web.extensions import db, huey, job_settings, rubrics
+from assessor.web.forms import SubmitForm, attach_error, choice
+
+bp = Blueprint("learner", __name__, url_prefix="/learner")
+
+# The engine's stages, in order. Kept here so the web app runs while the engine module is being finished;
+# assessor.pipeline.STAGES is the source of truth and is used when it imports.
+_FALLBACK_STAGES = ("cloning", "measuring", "installing", "testing", "scoring")
+
+
+def stages() -> tuple[str, ...]:
+    try:
+        from assessor.pipeline import STAGES
+    except ImportError:
+        return _FALLBACK_STAGES
+    return tuple(STAGES)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _own_attempt(attempt_id: int):
+    attempt = submissions.attempt_for_owner(db(), user=current_user, attempt_id=attempt_id)
+    if attempt is None:
+        abort(404)
+    return attempt
+
+
+@bp.route("/")
+@login_required
+def home():
+    attempts = submissions.learner_attempts(db(), user=current_user)
+    return render_template("learner/home.html", attempts=attempts)
+
+
+@bp.route("/submit", methods=["GET", "POST"])
+@login_required
+def submit():
+    form = SubmitForm()
+    try:
+        offered = rubrics()
+    except RubricError as error:
+        flash(f"The course rubrics cannot be read right now: {error}", "error")
+        offered = []
+    form.rubric.choices = [choice(rubric.id, f"{rubric.course}: {rubric.title} (v{rubric.version})") for rubric in offered]
+    if request.method == "GET" and request.args.get("rubric"):
+        form.rubric.data = request.args.get("rubric")
+    if form.validate_on_submit():
+        rubric = submissions.find_available(offered, form.rubric.data)
+        session = db()
+        try:
+            attempt = submissions.create_attempt(session, user=current_user, rubric=rubric, source=form.source.data,
+                                                 ref=form.ref.data, policy=job_settings().source_policy)
+            session.commit()
+        except submissions.SubmissionError as error:
+            session.rollback()
+            attach_error(form, error.field or "source", str(error))
+        except AssessorError as error:
+            session.rollback()
+            attach_error(form, "rubric", str(error))
+        else:
+            try:
+                job_id = enqueue_attempt(huey(), attempt.id)
+            except Exception as error:  # the queue is down: say so, never leave a queued row nobody will run
+                submissions.fail_unqueued(session, attempt=attempt, reason=f"the job queue is unavailable ({type(error).__name__})")
+            else:
+                session.refresh(attempt)
+                submissions.set_job_id(session, attempt=attempt, job_id=job_id)
+                session.commit()
+            return redirect(url_for("learner.attempt", attempt_id=attempt.id))
+    status = 400 if form.errors else 200
+    return render_template("learner/submit.html", form=form, has_rubrics=bool(offered)), status
+
+
+def _report_context(attempt):
+    session = db()
+    report = submissions.load_report(session, attempt=attempt)
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    charts = {}
+    if report is not None:
+        charts["coverage"] = coverage_bars(coverage_files_from_report(report.coverage))
+        charts["complexity"] = rank_distribution((report.complexity or {}).get("rank_counts") or {})
+    return report, rubric, charts
+
+
+@bp.route("/attempts/<int:attempt_id>")
+@login_required
+def attempt(attempt_id: int):
+    attempt = _own_attempt(attempt_id)
+    session = db()
+    report, rubric, charts = _report_context(attempt)
+    review = reviews.get_review(session, attempt=attempt)
+    decided = review is not None and review.decided_at is not None
+    result = calibration = None
+    levels = {}
+    if decided and report is not None:
+        levels = reviews.review_levels(session, review=review)
+        result = reviews.final_score(rubric, report, levels)
+        calibration = reviews.calibration_rows(rubric, reviews.self_assessments(session, attempt=attempt), result)
+    return render_template(
+        "learner/attempt.html", attempt=attempt, report=report, rubric=rubric, charts=charts,
+        status=submissions.status_payload(attempt, stages()),
+        selves=reviews.self_assessments(session, attempt=attempt), can_self_assess=reviews.can_self_assess(attempt),
+        review=review if decided else None, levels=levels, result=result, calibration=calibration,
+        timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
+    )
+
+
+@bp.route("/attempts/<int:attempt_id>/status.json")
+@login_required
+def attempt_status(attempt_id: int):
+    return jsonify(submissions.status_payload(_own_attempt(attempt_id), stages()))
+
+
+@bp.route("/attempts/<int:attempt_id>/self-assessment", methods=["GET", "POST"])
+@login_required
+def self_assessment(attempt_id: int):
+    attempt = _own_attempt(attempt_id)
+    session = db()
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    report = submissions.load_report(session, attempt=attempt)
+    existing = reviews.self_assessments(session, attempt=attempt)
+    values = {cid: (row.level, row.justification) for cid, row in existing.items()}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        entries = {criterion.id: (request.form.get(f"level-{criterion.id}"),
+                                  request.form.get(f"justification-{criterion.id}", ""))
+                   for criterion in rubric.criteria}
+        try:
+            reviews.save_self_assessment(session, user=current_user, attempt=attempt, rubric=rubric, entries=entries)
+        except reviews.ReviewError as error:
+            session.rollback()
+            errors = error.errors or {"form": str(error)}
+            values = entries
+            status = 400 if error.errors else 409
+        else:
+            flash("Your self-assessment is saved. You can change it until a mentor starts the review.", "success")
+            return redirect(url_for("learner.attempt", attempt_id=attempt.id))
+    return render_template("learner/self_assessment.html", attempt=attempt, rubric=rubric, report=report,
+                           values=values, errors=errors, editable=reviews.can_self_assess(attempt)), status
+
+
+@bp.route("/calibration")
+@login_required
+def calibration():
+    summary = reviews.learner_calibration(db(), learner=current_user)
+    return render_template("learner/calibration.html", summary=summary, learner=current_user)

@@ -1,0 +1,146 @@
+"""The mentor's journey: the review queue, the review page, decisions, and learners' calibration."""
+
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from assessor import reviews, submissions
+from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
+from assessor.errors import AssessorError
+from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
+from assessor.web.extensions import db, role_required, rubrics
+from assessor.web.forms import ActionForm
+
+bp = Blueprint("mentor", __name__, url_prefix="/mentor")
+
+DECISION_BUTTONS = {"save": None, "approve": APPROVED, "request_changes": CHANGES_REQUESTED}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _page_arg(name: str) -> int:
+    try:
+        return max(1, min(int(request.args.get(name, 1)), 1_000_000))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _attempt(attempt_id: int):
+    attempt = reviews.attempt_for_mentor(db(), mentor=current_user, attempt_id=attempt_id)
+    if attempt is None:
+        abort(404)
+    return attempt
+
+
+@bp.route("/")
+@role_required("mentor", "admin")
+def dashboard():
+    session = db()
+    courses = reviews.mentor_rubric_ids(session, mentor=current_user)
+    try:
+        titles = {rubric.id: f"{rubric.course}: {rubric.title}" for rubric in rubrics()}
+    except AssessorError:
+        titles = {}
+    course_ids = courses if courses is not None else sorted(titles)
+    course = request.args.get("course") or None
+    if course is not None and course not in course_ids:
+        course = None
+    state = request.args.get("state") or None
+    if state not in AWAITING_REVIEW:
+        state = None
+    per_page = int(current_app.config["PAGE_SIZE"])
+    queue = reviews.review_queue(session, mentor=current_user, rubric_id=course, state=state,
+                                 page=_page_arg("page"), per_page=per_page)
+    done = reviews.reviewed_by(session, mentor=current_user, page=_page_arg("done_page"), per_page=per_page)
+    return render_template("mentor/dashboard.html", queue=queue, done=done, course=course, state=state,
+                           courses=[(cid, titles.get(cid, cid)) for cid in course_ids])
+
+
+def _review_context(attempt, *, values=None, errors=None, comment=None):
+    session = db()
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    report = submissions.load_report(session, attempt=attempt)
+    review = reviews.get_review(session, attempt=attempt)
+    levels = reviews.review_levels(session, review=review)
+    result = reviews.final_score(rubric, report, levels) if report is not None else None
+    selves = reviews.self_assessments(session, attempt=attempt)
+    if values is None:
+        values = {cid: (row.level, row.comment, row.override_reason or "") for cid, row in levels.items()}
+    learner = session.get(User, attempt.user_id)
+    return dict(
+        attempt=attempt, rubric=rubric, report=report, review=review, levels=levels, result=result, selves=selves,
+        values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
+        learner=learner, timeline=submissions.timeline(session, attempt=attempt),
+        calibration=reviews.calibration_rows(rubric, selves, result) if result else [],
+        charts={"coverage": coverage_bars(coverage_files_from_report(report.coverage)) if report else "",
+                "complexity": rank_distribution((report.complexity or {}).get("rank_counts") or {}) if report else ""},
+        action_form=ActionForm(formdata=None),
+        mine=review is not None and review.mentor_id == current_user.id,
+        decided=review is not None and review.decided_at is not None,
+    )
+
+
+@bp.route("/attempts/<int:attempt_id>")
+@role_required("mentor", "admin")
+def review(attempt_id: int):
+    attempt = _attempt(attempt_id)
+    return render_template("mentor/review.html", **_review_context(attempt))
+
+
+@bp.route("/attempts/<int:attempt_id>/start", methods=["POST"])
+@role_required("mentor", "admin")
+def start(attempt_id: int):
+    attempt = _attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        reviews.start_review(db(), mentor=current_user, attempt=attempt)
+    except reviews.ReviewError as error:
+        db().rollback()
+        flash(str(error), "error")
+    else:
+        flash("Review started: the learner's self-assessment is now locked.", "info")
+    return redirect(url_for("mentor.review", attempt_id=attempt.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/review", methods=["POST"])
+@role_required("mentor", "admin")
+def save(attempt_id: int):
+    attempt = _attempt(attempt_id)
+    session = db()
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    report = submissions.load_report(session, attempt=attempt)
+    if report is None:
+        abort(404)
+    action = request.form.get("action", "save")
+    if action not in DECISION_BUTTONS:
+        action = "save"
+    entries = {criterion.id: (request.form.get(f"level-{criterion.id}"), request.form.get(f"comment-{criterion.id}", ""),
+                              request.form.get(f"reason-{criterion.id}", ""))
+               for criterion in rubric.criteria}
+    comment = request.form.get("comment", "")
+    try:
+        reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
+                            entries=entries, comment=comment, decision=DECISION_BUTTONS[action])
+    except reviews.ReviewError as error:
+        session.rollback()
+        session.refresh(attempt)
+        context = _review_context(attempt, values=entries, errors=error.errors or {"form": str(error)}, comment=comment)
+        return render_template("mentor/review.html", **context), 400 if error.errors else 409
+    messages = {"save": "Review saved.", "approve": "Approved. The learner can see the result.",
+                "request_changes": "Changes requested. The learner can see your comments."}
+    flash(messages[action], "success")
+    return redirect(url_for("mentor.review", attempt_id=attempt.id))
+
+
+@bp.route("/learners/<int:learner_id>")
+@role_required("mentor", "admin")
+def learner(learner_id: int):
+    session = db()
+    learner = reviews.learner_for_mentor(session, mentor=current_user, learner_id=learner_id)
+    if learner is None:
+        abort(404)
+    summary = reviews.learner_calibration(session, learner=learner,
+                                          rubric_ids=reviews.mentor_rubric_ids(session, mentor=current_user))
+    return render_template("mentor/learner.html", summary=summary, learner=learner)

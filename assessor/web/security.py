@@ -1,0 +1,81 @@
+"""Security headers, a session cookie that is Secure whenever the request came over https, friendly error pages."""
+
+import logging
+
+from flask import Flask, has_request_context, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+logger = logging.getLogger("assessor.web")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Go back, reload the page and try again."),
+    403: ("Not allowed", "Your account does not have access to this page."),
+    404: ("Not found", "There is nothing here, or it is not yours to see."),
+    405: ("Method not allowed", "This page cannot be used that way. Use the links and buttons on the site."),
+    413: ("Too large", "What you sent is larger than this site accepts."),
+    429: ("Too many requests", "Slow down and try again in a few minutes."),
+    500: ("Something went wrong", "An unexpected error happened on our side. It has been logged; please try again."),
+}
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, plus the Secure flag on any request served over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        return has_request_context() and request.is_secure
+
+
+def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
+    if app.config.get("PROXY_FIX"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if response.mimetype in ("text/html", "application/json"):
+        headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _render_error(code: int, detail: str | None = None):
+    title, message = MESSAGES.get(code, (f"Error {code}", "The request could not be completed."))
+    return render_template("errors/error.html", code=code, title=title, message=detail or message), code
+
+
+def _csrf_error(error: CSRFError):
+    return _render_error(400, "This form was missing its security token or the token expired. Go back, reload "
+                              "the page and send the form again.")
+
+
+def _http_error(error: HTTPException):
+    if error.code is None or error.code < 400:
+        return error
+    return _render_error(error.code)
+
+
+def _unexpected_error(error: Exception):
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return _render_error(500)

@@ -1,0 +1,135 @@
+"""Accounts: sign up, sign in, sign out, rate limiting, password hashing, cookies and headers."""
+
+from sqlmodel import select
+
+from assessor import accounts
+from assessor.models import LoginFailure, User
+
+from tests.web.conftest import _CSRF, PASSWORD, csrf_token
+
+
+def test_signup_creates_a_learner_and_signs_in(client, db):
+    token = csrf_token(client, "/signup")
+    response = client.post("/signup", data={"email": "New@Example.org ", "name": "Ada", "password": PASSWORD,
+                                            "confirm": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.location.endswith("/learner/")
+    user = db.exec(select(User).where(User.email == "new@example.org")).one()
+    assert user.role == "learner"
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    assert client.get("/learner/").status_code == 200
+
+
+def test_signup_form_errors_are_shown_not_500(client, make_user):
+    make_user(email="taken@example.org")
+    cases = [
+        {"email": "taken@example.org", "password": PASSWORD, "confirm": PASSWORD},
+        {"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD},
+        {"email": "a@example.org", "password": "short", "confirm": "short"},
+        {"email": "a@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"},
+        {"email": "x" * 5000 + "@example.org", "password": PASSWORD, "confirm": PASSWORD},
+        {},
+    ]
+    messages = ["already exists", "does not look like", "10 to 256", "differ", "254", "enter your e-mail"]
+    for data, message in zip(cases, messages):
+        token = csrf_token(client, "/signup")
+        response = client.post("/signup", data={**data, "csrf_token": token})
+        assert response.status_code == 400, data
+        assert message in response.get_data(as_text=True), (data, message)
+
+
+def test_login_and_logout(client, auth, make_user):
+    user = make_user()
+    response = auth.login(user.email)
+    assert response.status_code == 302
+    assert client.get("/learner/").status_code == 200
+    assert auth.logout().status_code == 302
+    assert client.get("/learner/").status_code == 302  # back to the sign-in page
+
+
+def test_wrong_password_gives_one_message(client, auth, make_user):
+    user = make_user()
+    wrong = auth.login(user.email, "not the password at all")
+    unknown = auth.login("nobody@example.org", PASSWORD)
+    for response in (wrong, unknown):
+        assert response.status_code == 400
+        assert "wrong e-mail address or password" in response.get_data(as_text=True)
+
+
+def test_login_is_rate_limited_per_account_and_ip(client, auth, make_user, db):
+    user = make_user()
+    for _ in range(5):
+        assert auth.login(user.email, "wrong password!!").status_code == 400
+    blocked = auth.login(user.email)  # even the right password is refused now
+    assert blocked.status_code == 429
+    assert "too many failed sign-ins" in blocked.get_data(as_text=True)
+    assert len(db.exec(select(LoginFailure)).all()) == 5
+
+
+def test_next_parameter_cannot_redirect_off_site(client, make_user):
+    user = make_user()
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        token = csrf_token(client, "/login")
+        response = client.post(f"/login?next={target}", data={"email": user.email, "password": PASSWORD, "csrf_token": token})
+        assert response.status_code == 302
+        assert "evil" not in response.location
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/learner/")})
+
+
+def test_login_without_csrf_token_is_refused(client, make_user):
+    user = make_user()
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/learner/").status_code == 302
+
+
+def test_logout_needs_post_with_csrf(client, auth, make_user):
+    auth.as_(make_user())
+    assert client.get("/logout").status_code == 405
+    client.post("/logout", data={})  # forged: no token
+    assert client.get("/learner/").status_code == 200  # still signed in
+
+
+def test_session_cookie_flags_and_security_headers(client, make_user, auth):
+    user = make_user()
+    response = auth.login(user.email)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    page = client.get("/learner/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_session_cookie_is_secure_over_https(app, make_user):
+    user = make_user()
+    client = app.test_client()
+    page = client.get("/login", base_url="https://localhost")
+    token = csrf_token_from(page)
+    response = client.post("/login", base_url="https://localhost",
+                           data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+                           headers={"Referer": "https://localhost/login"})
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+    assert "Strict-Transport-Security" in response.headers
+
+
+def csrf_token_from(response) -> str:
+    match = _CSRF.search(response.get_data(as_text=True))
+    return match.group(1) or match.group(2)
+
+
+def test_password_hash_and_rehash_helpers():
+    digest = accounts.hash_password(PASSWORD)
+    assert accounts.verify_password(digest, PASSWORD)
+    assert not accounts.verify_password(digest, PASSWORD + "!")
+    assert not accounts.verify_password("garbage", PASSWORD)
+
+
+def test_inactive_user_cannot_sign_in(client, auth, make_user, db):
+    user = make_user()
+    user.active = False
+    db.add(user)
+    db.commit()
+    assert auth.login(user.email).status_code == 400

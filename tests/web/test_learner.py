@@ -1,0 +1,267 @@
+"""The learner's journey, and the rules that keep one learner out of another's work."""
+
+import json
+
+import pytest
+from sqlmodel import Session, func, select
+
+from assessor import accounts
+from assessor.db import init_db
+from assessor.models import FAILED, IN_REVIEW, QUEUED, Attempt, Event, SelfAssessment, Submission
+from assessor.web import create_app
+from assessor.web.extensions import huey as app_huey
+
+from tests.web.conftest import PASSWORD, Auth
+
+
+CAPSTONE = {"app/core.py": "def add(a, b):\n    return a + b\n", "docs/guide.md": "# Guide\n\n## Usage\n\nrun it\n"}
+
+
+def count(db, model) -> int:
+    return db.exec(select(func.count()).select_from(model)).one()
+
+
+def submit(auth, **data):
+    return auth.post("/learner/submit", {"rubric": "test-capstone", **data}, token_from="/learner/submit")
+
+
+@pytest.mark.parametrize("source, message", [
+    ("", "enter the URL of your git repository"),
+    ("ext::sh -c touch% /tmp/pwned", "transport URLs are not accepted"),
+    ("https://user:secret@git.example.org/me/repo.git", "must not contain a user name, password or token"),
+    ("--upload-pack=touch /tmp/pwned", "must not start with"),
+    ("/no/such/repository/anywhere", "local repository not found"),
+    ("ssh://git@example.org/me/repo.git", "not accepted here"),
+    ("https://exa mple.org/repo", "repository URL"),
+])
+def test_bad_urls_get_the_engines_message_and_nothing_is_stored(client, auth, make_user, db, source, message):
+    auth.as_(make_user())
+    response = submit(auth, source=source)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert count(db, Attempt) == 0 and count(db, Submission) == 0 and count(db, Event) == 0
+
+
+def test_bad_ref_is_refused(client, auth, make_user, make_repo, db):
+    auth.as_(make_user())
+    response = submit(auth, source=str(make_repo(CAPSTONE)), ref="../../etc")
+    assert response.status_code == 400
+    assert "not a valid branch, tag or commit" in response.get_data(as_text=True)
+    assert count(db, Attempt) == 0
+
+
+def test_unknown_rubric_is_a_form_error(client, auth, make_user, make_repo, db):
+    auth.as_(make_user())
+    response = auth.post("/learner/submit", {"rubric": "no-such", "source": str(make_repo(CAPSTONE))},
+                         token_from="/learner/submit")
+    assert response.status_code == 400
+    assert "Not a valid choice" in response.get_data(as_text=True)
+    assert count(db, Attempt) == 0
+
+
+def test_local_sources_refused_unless_allowed(app_config, make_repo):
+    app = create_app({**app_config, "ALLOW_LOCAL_SOURCES": False})
+    init_db(app.extensions["assessor.engine"])
+    with Session(app.extensions["assessor.engine"]) as session:
+        accounts.create_user(session, email="l@example.org", password=PASSWORD)
+        session.commit()
+    auth = Auth(app.test_client())
+    auth.login("l@example.org")
+    response = submit(auth, source=str(make_repo(CAPSTONE)))
+    assert response.status_code == 400
+    assert "local" in response.get_data(as_text=True)
+
+
+def test_submit_queues_an_attempt_with_a_timeline(app, client, auth, make_user, make_repo, db):
+    learner = make_user()
+    auth.as_(learner)
+    repo = make_repo(CAPSTONE)
+    response = submit(auth, source=str(repo), ref="main")
+    assert response.status_code == 302
+    attempt = db.exec(select(Attempt)).one()
+    assert response.location.endswith(f"/learner/attempts/{attempt.id}")
+    assert attempt.status == QUEUED and attempt.user_id == learner.id and attempt.ref == "main"
+    assert attempt.source_url.startswith("file://") and attempt.job_id
+    assert attempt.rubric_version == "1.0.0" and len(attempt.rubric_sha256) == 64
+    with app.app_context():
+        assert app_huey().pending_count() == 1  # really on the queue
+
+    page = client.get(f"/learner/attempts/{attempt.id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Waiting for a worker" in html
+    assert '<meta http-equiv="refresh" content="5">' in html and "status.js" in html
+    for stage in ("queued", "cloning", "measuring", "installing", "testing", "scoring"):
+        assert f'data-stage="{stage}"' in html
+    assert "submitted" in html and learner.email in html  # timeline: who and when
+
+    status = client.get(f"/learner/attempts/{attempt.id}/status.json")
+    data = json.loads(status.get_data(as_text=True))
+    assert data["status"] == "queued" and data["finished"] is False
+    assert [stage["name"] for stage in data["stages"]] == ["cloning", "measuring", "installing", "testing", "scoring"]
+
+    again = submit(auth, source=str(repo))
+    assert again.status_code == 400
+    assert "still being assessed" in again.get_data(as_text=True)
+    assert count(db, Attempt) == 1
+
+
+def test_running_status_shows_the_current_stage(client, auth, make_user, make_attempt, db):
+    learner = make_user()
+    attempt = make_attempt(learner, status="running")
+    attempt.stage, attempt.stage_message = "testing", "running the capstone's tests in the sandbox"
+    db.add(attempt)
+    db.commit()
+    auth.as_(learner)
+    data = client.get(f"/learner/attempts/{attempt.id}/status.json").get_json()
+    assert data["stage"] == "testing"
+    assert [s["state"] for s in data["stages"]] == ["done", "done", "done", "current", "waiting"]
+    assert "running the capstone&#39;s tests" in client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+
+
+def test_failed_attempt_shows_the_reason(client, auth, make_user, make_attempt):
+    learner = make_user()
+    attempt = make_attempt(learner, status=FAILED, failure_reason="repository not found at https://x (check the URL)")
+    auth.as_(learner)
+    html = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert "Failed: repository not found at https://x (check the URL)" in html
+    assert "Submit again" in html
+    assert client.get(f"/learner/attempts/{attempt.id}/status.json").get_json()["failure_reason"].startswith("repository")
+
+
+def test_report_page_shows_criteria_evidence_charts_and_documents(client, auth, make_user, make_attempt):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    html = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    for text in ("Tests pass", "level 2", "2 passed, 0 failed", "Usage guide", "Missing sections: Usage",
+                 "found, incomplete", "Design judgement", "pending", "tests must pass", "handle"):
+        assert text in html, text
+    assert html.count("<svg") == 2  # coverage per file and complexity ranks
+    assert "app/&lt;script&gt;evil.py" in html and "<script>evil" not in html  # labels escaped
+    assert "<meta http-equiv" not in html  # finished: no refresh
+
+
+def test_history_of_attempts_is_kept(client, auth, make_user, make_attempt):
+    learner = make_user()
+    first = make_attempt(learner)
+    second = make_attempt(learner)
+    auth.as_(learner)
+    html = client.get("/learner/").get_data(as_text=True)
+    assert f"/learner/attempts/{first.id}" in html and f"/learner/attempts/{second.id}" in html
+    assert "#1 (test-capstone)" in html and "#2 (test-capstone)" in html
+
+
+def self_assessment_data(level: str = "2", text: str = "my tests show it"):
+    criteria = ("tests", "coverage", "complexity", "docs", "design", "defense")
+    data = {f"level-{cid}": level if cid not in ("coverage", "complexity") else "1" for cid in criteria}
+    data.update({f"justification-{cid}": text for cid in criteria})
+    return data
+
+
+def test_self_assessment_saved_edited_and_locked_when_review_starts(client, auth, make_user, make_attempt, db):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    url = f"/learner/attempts/{attempt.id}/self-assessment"
+    form = client.get(url).get_data(as_text=True)
+    assert 'name="level-design"' in form and "convincing" in form
+
+    incomplete = auth.post(url, {"level-tests": "2"}, token_from=url)
+    assert incomplete.status_code == 400
+    assert "choose the level you think you reached" in incomplete.get_data(as_text=True)
+    assert count(db, SelfAssessment) == 0
+
+    assert auth.post(url, self_assessment_data(), token_from=url).status_code == 302
+    assert auth.post(url, self_assessment_data(level="1", text="on reflection"), token_from=url).status_code == 302
+    rows = db.exec(select(SelfAssessment).where(SelfAssessment.attempt_id == attempt.id)).all()
+    assert len(rows) == 6 and {row.level for row in rows} == {1}
+    kinds = [e.kind for e in db.exec(select(Event).where(Event.attempt_id == attempt.id).order_by(Event.id))]
+    assert kinds.count("self_assessed") == 2
+
+    attempt = db.get(Attempt, attempt.id)
+    attempt.review_state = IN_REVIEW  # a mentor started
+    db.add(attempt)
+    db.commit()
+    locked = auth.post(url, self_assessment_data(level="0"), token_from=url)
+    assert locked.status_code == 409
+    assert "can no longer change" in locked.get_data(as_text=True)
+    db.expire_all()
+    assert {row.level for row in db.exec(select(SelfAssessment))} == {1}
+
+
+@pytest.mark.parametrize("level, text, message", [
+    ("abc", "x", "choose one of the levels"),
+    ("7", "x", "choose one of the levels"),
+    ("2", "", "say briefly why"),
+    ("2", "x" * 5000, "keep it under 4000 characters"),
+])
+def test_self_assessment_bad_input_is_a_message_not_500(client, auth, make_user, make_attempt, level, text, message):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    url = f"/learner/attempts/{attempt.id}/self-assessment"
+    data = self_assessment_data()
+    data.update({"level-design": level, "justification-design": text})
+    response = auth.post(url, data, token_from=url)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+
+
+# ----------------------------------------------------------------------------------------------------------- rules
+
+@pytest.mark.parametrize("path", ["/learner/attempts/{id}", "/learner/attempts/{id}/status.json",
+                                  "/learner/attempts/{id}/self-assessment"])
+def test_another_learners_attempt_is_404(client, auth, make_user, make_attempt, path):
+    owner, other = make_user(), make_user()
+    attempt = make_attempt(owner)
+    auth.as_(other)
+    assert client.get(path.format(id=attempt.id)).status_code == 404
+    assert client.get(path.format(id=999999)).status_code == 404
+
+
+def test_forged_self_assessment_on_someone_elses_attempt_changes_nothing(client, auth, make_user, make_attempt, db):
+    owner, intruder = make_user(), make_user()
+    attempt = make_attempt(owner)
+    auth.as_(intruder)
+    response = auth.post(f"/learner/attempts/{attempt.id}/self-assessment", self_assessment_data())
+    assert response.status_code == 404
+    assert count(db, SelfAssessment) == 0
+
+
+def test_missing_csrf_token_is_refused(client, auth, make_user, make_attempt, make_repo, db):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    response = client.post("/learner/submit", data={"rubric": "test-capstone", "source": str(make_repo(CAPSTONE))})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    response = client.post(f"/learner/attempts/{attempt.id}/self-assessment", data=self_assessment_data())
+    assert response.status_code == 400
+    bad_token = client.post(f"/learner/attempts/{attempt.id}/self-assessment",
+                            data={**self_assessment_data(), "csrf_token": "forged"})
+    assert bad_token.status_code == 400
+    assert count(db, Attempt) == 1 and count(db, SelfAssessment) == 0
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, make_user, make_attempt):
+    attempt = make_attempt(make_user())
+    for path in ("/learner/", "/learner/submit", f"/learner/attempts/{attempt.id}", "/learner/calibration"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.location
+
+
+def test_failed_attempt_cannot_be_self_assessed(client, auth, make_user, make_attempt):
+    learner = make_user()
+    attempt = make_attempt(learner, status=FAILED, failure_reason="x")
+    auth.as_(learner)
+    url = f"/learner/attempts/{attempt.id}/self-assessment"
+    assert auth.post(url, self_assessment_data(), token_from="/learner/").status_code == 409
+
+
+def test_error_pages_are_friendly(client, auth, make_user):
+    auth.as_(make_user())
+    assert "There is nothing here" in client.get("/no/such/page").get_data(as_text=True)
+    assert client.put("/learner/submit").status_code == 405
+    huge = client.post("/learner/submit", data={"source": "x" * (600 * 1024)})
+    assert huge.status_code == 413

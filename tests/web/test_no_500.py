@@ -1,0 +1,59 @@
+"""No 500 for any form input, and every page answers every role without a server error."""
+
+import pytest
+
+from tests.web.conftest import csrf_token
+
+JUNK = [
+    {},
+    {"rubric": "\x00\x01", "source": "\ud7ff" * 10, "ref": "\u202e" * 300},
+    {"email": ["a@example.org", "b@example.org"], "password": ["x", "y"]},
+    {"level-tests": "-1", "level-design": "1e309", "justification-design": "\x00", "comment": "\u2028" * 100},
+    {"action": "approve", "level-tests": "", "reason-tests": "r" * 10, "courses": ["x", "y"], "role": "root"},
+    {"page": "-5", "id": "1 OR 1=1", "source": "https://" + "a" * 2000},
+]
+
+
+@pytest.fixture
+def world(make_user, make_attempt):
+    learner = make_user()
+    mentor = make_user("mentor", courses=["test-capstone"])
+    admin = make_user("admin")
+    attempt = make_attempt(learner)
+    return {"learner": learner, "mentor": mentor, "admin": admin, "attempt": attempt}
+
+
+def paths(app, world) -> list[tuple[str, str]]:
+    values = {"attempt_id": world["attempt"].id, "learner_id": world["learner"].id, "user_id": world["learner"].id,
+              "filename": "style.css"}
+    found = []
+    for rule in app.url_map.iter_rules():
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<int:{name}>", str(values[name])).replace(f"<path:{name}>", str(values[name])) \
+                .replace(f"<{name}>", str(values[name]))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((method, path))
+    return found
+
+
+@pytest.mark.parametrize("role", [None, "learner", "mentor", "admin"])
+def test_every_route_answers_every_role_without_a_server_error(app, client, auth, world, role):
+    if role:
+        auth.as_(world[role])
+    routes = paths(app, world)
+    assert len(routes) >= 18
+    for method, path in routes:
+        if method == "GET":
+            response = client.get(path)
+        else:
+            token = csrf_token(client, "/login" if role is None else "/learner/")
+            for data in JUNK:
+                response = client.open(path, method=method, data={**data, "csrf_token": token})
+                assert response.status_code < 500, (role, method, path, data)
+            response = client.open(path, method=method, data={"junk": "x"})  # no token at all
+            if path != "/logout" or role is None:
+                assert response.status_code in (302, 400, 403, 404, 405), (role, method, path)
+        assert response.status_code < 500, (role, method, path)
+        if path == "/logout" and method == "POST" and role:
+            auth.as_(world[role])
