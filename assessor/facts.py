@@ -1,0 +1,109 @@
+"""Reduce measurement results to the facts rubric thresholds compare, with evidence a mentor can act on."""
+
+from collections.abc import Sequence
+from typing import Any
+
+Facts = dict[str, Any]
+
+# How many of the weakest files or worst functions the evidence names.
+EVIDENCE_ITEMS = 5
+
+
+def test_facts(test_run) -> tuple[Facts, list[str]]:
+    """Facts for a `tests` criterion. A run that produced no trustworthy result scores as no tests passed."""
+    evidence = _run_evidence(test_run)
+    counts = test_run.tests
+    if counts is None:
+        evidence.insert(0, "no trustworthy test results were produced")
+        return {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "total": 0, "all_pass": False}, evidence
+    broken = counts.failed + counts.errors
+    evidence.insert(0, f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors, {counts.skipped} skipped")
+    if counts.total == 0:
+        evidence.insert(1, "no tests were collected")
+    return {
+        "passed": counts.passed,
+        "failed": counts.failed,
+        "errors": counts.errors,
+        "skipped": counts.skipped,
+        "total": counts.total,
+        "all_pass": counts.passed > 0 and broken == 0,
+    }, evidence
+
+
+def coverage_facts(test_run) -> tuple[Facts, list[str]]:
+    """Facts for a `coverage` criterion; figures the integrity checks threw out count as 0."""
+    evidence = _run_evidence(test_run)
+    coverage = test_run.coverage
+    if coverage is None:
+        evidence.insert(0, "no trustworthy coverage data was produced")
+        return {"line_percent": 0.0, "branch_percent": 0.0}, evidence
+    branch = coverage.branch_percent
+    evidence.insert(0, (
+        f"line {coverage.line_percent:.1f}%, branch "
+        + ("n/a (no branches)" if branch is None else f"{branch:.1f}%")
+        + f" over {len(coverage.files)} files"
+    ))
+    if coverage.excluded_lines:
+        evidence.insert(1, f"{coverage.excluded_lines} lines excluded from measurement (pragmas such as 'no cover')")
+    weakest = sorted(coverage.files, key=lambda item: item.line_percent)[:EVIDENCE_ITEMS]
+    for item in weakest:
+        if item.line_percent < 100:
+            evidence.append(f"{item.path}: line {item.line_percent:.1f}%, {len(item.missing_lines)} lines not run")
+    # Code without a single branch has nothing to miss, so it meets any branch threshold.
+    return {"line_percent": coverage.line_percent, "branch_percent": 100.0 if branch is None else branch}, evidence
+
+
+def _run_evidence(test_run) -> list[str]:
+    lines = []
+    sandbox = test_run.sandbox
+    if sandbox.killed_by:
+        lines.append(f"the run was stopped by the {sandbox.killed_by.replace('_', ' ')} limit")
+    if sandbox.backend == "none":
+        lines.append("ran WITHOUT the sandbox (--unsafe-no-sandbox)")
+    lines.extend(f"integrity: {flag.message}" for flag in test_run.flags)
+    return lines
+
+
+def complexity_facts(complexity) -> tuple[Facts | None, list[str]]:
+    """Facts for a `complexity` criterion, or None when there is no code to measure."""
+    evidence = [f"{problem.path}: {problem.reason}" for problem in complexity.problems]
+    if complexity.average is None:
+        return None, evidence
+    worst = complexity.worst[0].complexity if complexity.worst else 0
+    summary = (
+        f"average complexity {complexity.average:.2f} over {complexity.blocks} blocks in {complexity.files_analyzed} files; "
+        f"{complexity.share_c_or_worse:.1f}% ranked C or worse"
+    )
+    if complexity.maintainability is not None:
+        summary += f"; maintainability index {complexity.maintainability:.1f}"
+    evidence.insert(0, summary)
+    for function in complexity.worst[:EVIDENCE_ITEMS]:
+        if function.rank not in ("A", "B"):
+            evidence.append(f"{function.path}:{function.line} {function.name}: complexity {function.complexity} (rank {function.rank})")
+    return {
+        "average": complexity.average,
+        "worst": worst,
+        "share_c_or_worse": complexity.share_c_or_worse,
+        # No analysable file means no index: treat it as unmet rather than perfect.
+        "maintainability": complexity.maintainability,
+    }, evidence
+
+
+def artifact_facts(results: Sequence) -> tuple[Facts, list[str]]:
+    """Facts for an `artifact` criterion: how many documents were found, and how many are complete."""
+    evidence = []
+    for result in results:
+        if result.status == "missing":
+            evidence.append(f"{result.title}: missing")
+        elif result.status == "complete":
+            evidence.append(f"{result.title}: complete ({result.path})")
+        else:
+            gaps = [f"missing sections: {', '.join(result.missing_sections)}"] if result.missing_sections else []
+            if result.missing_fields:
+                gaps.append(f"missing fields: {', '.join(result.missing_fields)}")
+            evidence.append(f"{result.title}: incomplete ({result.path}) " + "; ".join(gaps))
+        evidence.extend(f"{result.title}: {problem}" for problem in result.problems)
+    return {
+        "found": sum(1 for result in results if result.status != "missing"),
+        "complete": sum(1 for result in results if result.status == "complete"),
+    }, evidence
