@@ -73,7 +73,7 @@ class _StageClock:
         try:
             yield
         finally:
-            self.seconds[name] = time.monotonic() - started
+            self.seconds[name] = round(time.monotonic() - started, 3)
 
 
 def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str | None = None,

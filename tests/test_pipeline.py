@@ -1,0 +1,130 @@
+"""End to end: real clones of the shipped sample capstones, the real sandbox, real coverage and radon."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assessor.cli import main
+from assessor.config import resolve_paths
+from assessor.intake import SourcePolicy
+from assessor.pipeline import STAGES, PipelineSettings, assess
+from assessor.report import report_from_json, report_to_json
+from assessor.rubric import find_rubric
+from assessor.samples import create_sample_repo
+
+pytestmark = pytest.mark.slow
+
+RUBRIC_ID = "scalable-architectures-resilient-core"
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One dependency cache for the module, as one installation would have."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def settings(tmp_path, shared_cache):
+    return PipelineSettings(work_root=tmp_path / "work", cache_dir=shared_cache,
+                            source_policy=SourcePolicy(allow_local=True))
+
+
+@pytest.fixture(scope="module")
+def rubric():
+    return find_rubric(RUBRIC_ID, resolve_paths().rubrics)
+
+
+def test_passing_sample_scores_top_levels_and_waits_for_the_mentor(tmp_path, settings, rubric):
+    repo = create_sample_repo("passing", tmp_path / "passing")
+    stages = []
+    report = assess(str(repo), rubric, settings=settings, progress=lambda stage, message: stages.append(stage))
+
+    assert stages == list(STAGES)
+    assert len(report.commit) == 40
+    assert (report.rubric.id, report.rubric.sha256) == (rubric.id, rubric.sha256)
+    automated = [score for score in report.criteria if score.kind != "manual"]
+    assert all(score.status == "scored" and score.points == score.max_points for score in automated), automated
+    assert {score.status for score in report.criteria if score.kind == "manual"} == {"pending"}
+    assert [gate.status for gate in report.gates] == ["passed", "passed"]
+    assert report.outcome == "pending"
+
+    assert report.tests["passed"] >= 35 and report.tests["failed"] == 0
+    assert report.coverage["line_percent"] > 95 and report.coverage["branch_percent"] > 90
+    assert report.sandbox["backend"] == "bubblewrap" and report.sandbox["killed_by"] is None
+    assert report.flags == ()
+    assert report.complexity["average"] < 4
+    assert {artifact["status"] for artifact in report.artifacts} == {"complete"}
+    # The work directory is gone once the report exists.
+    assert not any((tmp_path / "work").iterdir())
+    assert report_from_json(report_to_json(report)) == report
+
+
+def test_falling_short_sample_fails_with_evidence_a_mentor_can_act_on(tmp_path, settings, rubric):
+    repo = create_sample_repo("falling-short", tmp_path / "short")
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.outcome == "fail"
+    assert {gate.id: gate.status for gate in report.gates}["tests-pass"] == "failed"
+    assert report.tests["failed"] == 1
+    tests = report.criterion("contract-tests")
+    assert tests.level == 1 and "for level 2: all tests pass = yes (have no)" in tests.evidence
+    complexity = report.criterion("complexity")
+    assert any("stock_report: complexity 18 (rank C)" in line for line in complexity.evidence)
+    memo = next(artifact for artifact in report.artifacts if artifact["criterion"] == "decision-memo")
+    assert memo["status"] == "incomplete"
+    assert "Consequences" in memo["missing_sections"]
+    notes = next(artifact for artifact in report.artifacts if artifact["criterion"] == "database-design-notes")
+    assert notes["status"] == "missing"
+    assert "1 failed" in report.output_tail
+
+
+def test_a_dependency_without_a_wheel_is_a_report_line_not_a_crash(tmp_path, settings, rubric, make_repo):
+    repo = make_repo({
+        "pyproject.toml": '[project]\nname = "legacy"\nversion = "1"\ndependencies = ["docopt==0.6.2"]\n',
+        "legacy/__init__.py": "def answer():\n    return 42\n",
+        "tests/test_legacy.py": "from legacy import answer\n\ndef test_answer():\n    assert answer() == 42\n",
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    tests = report.criterion("contract-tests")
+    assert tests.status == "not_measured"
+    assert "docopt" in tests.evidence[0]
+    assert "docopt" in report.environment["problems"][0]
+    # The tests gate waits for a measurement; the missing documents already sink the outcome.
+    assert {gate.id: gate.status for gate in report.gates}["tests-pass"] == "pending"
+    assert report.outcome == "fail"
+
+
+def test_timeout_override_stops_an_endless_test_and_scores_it(tmp_path, shared_cache, rubric, make_repo):
+    repo = make_repo({
+        "spin/__init__.py": "def forever():\n    while True:\n        pass\n",
+        "tests/test_spin.py": "from spin import forever\n\ndef test_spin():\n    forever()\n",
+    })
+    settings = PipelineSettings(work_root=tmp_path / "work", cache_dir=shared_cache,
+                                source_policy=SourcePolicy(allow_local=True), wall_seconds=3)
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.sandbox["killed_by"] == "wall_time"
+    tests = report.criterion("contract-tests")
+    assert tests.level == 0
+    assert "the run was stopped by the wall time limit" in tests.evidence
+
+
+def test_cli_check_writes_json_report(tmp_path, shared_cache, monkeypatch):
+    monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("ASSESSOR_WORK_ROOT", str(tmp_path / "work"))
+    repo = create_sample_repo("falling-short", tmp_path / "short")
+    output = tmp_path / "report.json"
+
+    result = CliRunner().invoke(main, ["check", str(repo), "--rubric", RUBRIC_ID, "--output", str(output)])
+
+    assert result.exit_code == 0, result.output
+    assert "outcome: FAIL" in result.stdout
+    for stage in STAGES:
+        assert stage in result.stderr
+    stored = json.loads(output.read_text())
+    assert stored["outcome"] == "fail"
+    assert stored["rubric"]["id"] == RUBRIC_ID
+    assert Path(tmp_path / "instance").stat().st_mode & 0o777 == 0o700
