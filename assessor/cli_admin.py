@@ -172,6 +172,9 @@ def worker(workers, worker_type) -> None:
     from assessor import jobs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The embedded default must come up on a fresh machine with nothing but this command.
+    if write_secret_key(resolve_paths().instance):
+        click.echo("first start: created the instance folder and its secret key", err=True)
     app = _app()
     _init_database(app)
     settings = jobs.settings_from_config(app.config)
@@ -201,6 +204,9 @@ def serve(host, port, threads, workers) -> None:
     from waitress import create_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The embedded default must come up on a fresh machine with nothing but this command.
+    if write_secret_key(resolve_paths().instance):
+        click.echo("first start: created the instance folder and its secret key", err=True)
     app = _app()
     _init_database(app)
     child = None
