@@ -14,6 +14,7 @@ from assessor.report import Report, report_to_json
 from assessor.rubric import Rubric, find_rubric, load_rubric, load_rubrics
 
 EXIT_BAD_INPUT = 2
+TAIL_LINES = 15  # enough to show pytest's short summary of what failed
 
 
 def fail(message: str) -> None:
@@ -83,6 +84,9 @@ def render_report(report: Report) -> str:
         lines.append(f"{score.title[:34]:<34} {score.status:<13} {level:>5} {points:>11} {weighted:>9}")
         for item in score.evidence:
             lines.append(f"    {item}")
+    if report.output_tail:
+        lines += ["", "last lines of the test output:"]
+        lines += [f"    {line}" for line in report.output_tail.rstrip().splitlines()[-TAIL_LINES:]]
     lines.append("")
     for gate in report.gates:
         lines.append(f"gate {gate.id}: {gate.status} ({gate.description})")

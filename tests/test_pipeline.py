@@ -122,6 +122,7 @@ def test_cli_check_writes_json_report(tmp_path, shared_cache, monkeypatch):
 
     assert result.exit_code == 0, result.output
     assert "outcome: FAIL" in result.stdout
+    assert "last lines of the test output:" in result.stdout and "1 failed" in result.stdout
     for stage in STAGES:
         assert stage in result.stderr
     stored = json.loads(output.read_text())
