@@ -27,3 +27,7 @@ class MeasureError(AssessorError):
 
 class ReportError(AssessorError):
     """A stored report could not be read back."""
+
+
+class CertificateError(AssessorError):
+    """A certificate could not be built, signed, rendered or sealed."""

@@ -1,0 +1,201 @@
+"""The certificate PDF: WeasyPrint from ``templates/certificates``, PDF/A-3b with the JWT attached,
+optionally sealed with a PAdES certification signature (no changes allowed) by the issuer key.
+
+Learner-supplied strings go through Jinja2 autoescaping, and the URL fetcher serves ``data:`` URLs
+only, so neither ``file://`` nor the network is ever read while rendering.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import segno
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from assessor.certificates.credential import CertificateData, _number
+from assessor.certificates.verify import CREDENTIAL_ATTACHMENT
+from assessor.errors import CertificateError
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates" / "certificates"
+TEMPLATE_NAME = "certificate.html"
+CSS_NAME = "certificate.css"
+SEAL_FIELD = "IssuerSeal"
+SEAL_CERT_YEARS = 50
+
+
+class DataOnlyFetcher:
+    """Factory for WeasyPrint's fetcher restricted to ``data:`` URLs; records refused URLs."""
+
+    def __init__(self) -> None:
+        from weasyprint.urls import URLFetcher
+
+        self.refused: list[str] = []
+        outer = self
+
+        class _Fetcher(URLFetcher):
+            def fetch(self, url, headers=None):
+                if not url.lower().startswith("data:"):
+                    outer.refused.append(url)
+                    raise ValueError(f"URL refused while rendering a certificate: {url[:80]}")
+                return super().fetch(url, headers)
+
+        self.fetcher = _Fetcher(allowed_protocols={"data"}, timeout=1, allow_redirects=False)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+    )
+
+
+@lru_cache(maxsize=1)
+def _stylesheet():
+    from weasyprint import CSS
+
+    return CSS(string=(TEMPLATE_DIR / CSS_NAME).read_text(encoding="utf-8"))
+
+
+def qr_svg(url: str) -> Markup:
+    """Inline SVG QR code for the verify URL (generated, so safe to mark up)."""
+    svg = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#1d2733", omitsize=True)
+    return Markup(svg)
+
+
+def _name_points(name: str) -> int:
+    length = len(name)
+    return 28 if length <= 32 else 22 if length <= 48 else 16 if length <= 80 else 13
+
+
+def certificate_html(data: CertificateData) -> str:
+    dense = len(data.criteria) > 6 or len(data.learner_name) > 48 or len(data.course) + len(data.capstone) > 70
+    context = {
+        "density": "dense" if dense else "roomy",
+        "name_pt": _name_points(data.learner_name),
+        "learner_name": data.learner_name,
+        "course": data.course,
+        "capstone": data.capstone,
+        "total": _number(data.total),
+        "max_total": _number(data.max_total),
+        "pass_mark": _number(data.pass_mark),
+        "criteria": [
+            {"name": c.name, "level": c.level, "points": _number(c.points), "max_points": _number(c.max_points)}
+            for c in data.criteria
+        ],
+        "issued_date": data.issued_at.astimezone(timezone.utc).strftime("%d %B %Y"),
+        "mentor_name": data.mentor_name,
+        "repo_url": data.repo_url,
+        "short_commit": data.short_commit,
+        "rubric_id": data.rubric_id,
+        "rubric_version": data.rubric_version,
+        "certificate_id": str(data.certificate_id),
+        "verify_url": data.verify_url,
+        "issuer_name": data.issuer_name,
+        "qr_svg": qr_svg(data.verify_url),
+    }
+    return _environment().get_template(TEMPLATE_NAME).render(**context)
+
+
+def render_certificate_pdf(data: CertificateData, token: str, *, fetcher: DataOnlyFetcher | None = None) -> bytes:
+    """One landscape A4 page, PDF/A-3b, with the signed credential attached as ``credential.jwt``."""
+    from weasyprint import HTML, Attachment
+
+    fetcher = fetcher or DataOnlyFetcher()
+    html = HTML(string=certificate_html(data), url_fetcher=fetcher.fetcher, base_url=None)
+    attachment = Attachment(
+        string=token,
+        name=CREDENTIAL_ATTACHMENT,
+        description="Open Badges 3.0 credential (VC-JWT)",
+        relationship="Data",
+        url_fetcher=fetcher.fetcher,
+    )
+    try:
+        return html.write_pdf(
+            stylesheets=[_stylesheet()],
+            pdf_variant="pdf/a-3b",
+            attachments=[attachment],
+            uncompressed_pdf=False,
+        )
+    except Exception as exc:  # WeasyPrint/pydyf errors have no common base
+        raise CertificateError(f"rendering the certificate failed: {exc}") from exc
+
+
+# ---------------------------------------------------------------- sealing
+
+
+def seal_certificate(private_key: Ed25519PrivateKey, issuer_name: str, kid: str, now: datetime | None = None):
+    """A self-signed X.509 certificate for the issuer's Ed25519 key (the JWKS binds it to ``kid``)."""
+    now = now or datetime.now(timezone.utc)
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, issuer_name[:64] or "Issuer"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Certificate seal"),
+    ])
+    public_key = private_key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365 * SEAL_CERT_YEARS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=True, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(kid)]), critical=False)
+        .sign(private_key, None)
+    )
+
+
+def seal_pdf(pdf: bytes, private_key: Ed25519PrivateKey, *, issuer_name: str, kid: str) -> bytes:
+    """Certify the PDF (PAdES, DocMDP: no changes allowed) with the issuer key."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    cert = seal_certificate(private_key, issuer_name, kid)
+    signing_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    signing_key = asn1_keys.PrivateKeyInfo.load(
+        private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    signer = signers.SimpleSigner(
+        signing_cert=signing_cert,
+        signing_key=signing_key,
+        cert_registry=SimpleCertificateStore.from_certs([signing_cert]),
+    )
+    meta = signers.PdfSignatureMetadata(
+        field_name=SEAL_FIELD,
+        certify=True,
+        docmdp_permissions=fields.MDPPerm.NO_CHANGES,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm="sha512",
+        name=issuer_name,
+        reason="Issuer seal: this certificate must not be changed",
+    )
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        out = signers.sign_pdf(writer, meta, signer=signer, output=io.BytesIO())
+    except Exception as exc:
+        raise CertificateError(f"sealing the certificate failed: {exc}") from exc
+    return out.getvalue()
