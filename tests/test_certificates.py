@@ -596,3 +596,36 @@ def test_damaged_sealed_pdfs_never_raise_and_never_pass(sealed, issuer):
             assert verdict.status != "valid", positions
     for cut in (100, 1000, len(sealed) - 2000, len(sealed) - 1):
         assert verify_pdf(sealed[:cut], issuer.jwks, now=ISSUED).status != "valid"
+
+
+@pytest.mark.parametrize(("url", "accepted"), [
+    ("https://assessor.example.org/verify/abc", True),
+    ("http://127.0.0.1:8000/verify/abc", True),
+    ("http://localhost/verify/abc", True),
+    ("http://[::1]:8000/", True),
+    ("http://assessor.example.org/verify/abc", False),
+    ("http://127.0.0.1.evil.example/verify", False),
+    ("http://localhost@evil.example/", False),
+    ("file:///etc/passwd", False),
+    ("javascript:alert(1)", False),
+])
+def test_only_https_or_loopback_http_urls_go_on_a_certificate(url, accepted):
+    from assessor.certificates.credential import is_public_url
+
+    assert is_public_url(url) is accepted
+
+
+def test_sealing_and_verifying_work_inside_a_running_event_loop(pdf, issuer):
+    """An async caller (or a browser driver's loop in the same thread) must get the same verdict, not a false
+    'tampered' from pyHanko refusing to start a second loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def seal_and_verify_in_a_loop():
+        sealed = seal_pdf(pdf, issuer.key, issuer_name="Capstone Academy", kid=issuer.kid)
+        return verify_pdf(sealed, issuer.jwks, now=ISSUED)
+
+    # A thread of its own, so the test starts its loop whatever else this process is running.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verdict = pool.submit(asyncio.run, seal_and_verify_in_a_loop()).result()
+    assert verdict.status == "valid", verdict.reason

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from assessor.certificates.blocking import run_to_completion
 from assessor.certificates.credential import CertificateData, _number
 from assessor.certificates.verify import CREDENTIAL_ATTACHMENT
 from assessor.errors import CertificateError
@@ -195,7 +196,7 @@ def seal_pdf(pdf: bytes, private_key: Ed25519PrivateKey, *, issuer_name: str, ki
     )
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        out = signers.sign_pdf(writer, meta, signer=signer, output=io.BytesIO())
+        out = run_to_completion(signers.async_sign_pdf(writer, meta, signer=signer, output=io.BytesIO()))
     except Exception as exc:
         raise CertificateError(f"sealing the certificate failed: {exc}") from exc
     return out.getvalue()

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from cryptography.exceptions import InvalidSignature
 
+from assessor.certificates.blocking import run_to_completion
 from assessor.certificates.credential import CONTEXTS, CREDENTIAL_TYPES, JWT_ALG
 from assessor.certificates.keys import b64url_decode, public_key_from_jwk
 from assessor.errors import CertificateError
@@ -230,7 +231,7 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import MDPPerm
     from pyhanko.sign.validation.errors import SignatureValidationError
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko_certvalidator import ValidationContext
@@ -259,7 +260,7 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
         return Verdict(TAMPERED, "the PDF was sealed with a key other than the credential's issuer key")
     context = ValidationContext(trust_roots=[signer_cert], allow_fetching=False)
     try:
-        status = validate_pdf_signature(signature, context)
+        status = run_to_completion(async_validate_pdf_signature(signature, context))
     except SignatureValidationError as exc:
         return Verdict(TAMPERED, f"the seal does not validate: {exc}")
     if not (status.intact and status.valid):

@@ -1,6 +1,10 @@
 """The learner's journey: submit, watch the stages, read the report, self-assess, see the review and calibration."""
 
-from flask import Blueprint, Flask, abort, flash, jsonify, redirect, render_template, request, url_for
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint, Flask, abort, current_app, flash, jsonify, make_response, redirect, render_template, request, url_for,
+)
 from flask_login import current_user, login_required
 
 from assessor import reviews, submissions
@@ -114,7 +118,44 @@ def attempt(attempt_id: int):
         selves=reviews.self_assessments(session, attempt=attempt), can_self_assess=reviews.can_self_assess(attempt),
         review=review if decided else None, levels=levels, result=result, calibration=calibration,
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
+        certificate=_certificate_context(attempt, rubric, result),
     )
+
+
+def _certificate_context(attempt, rubric, result) -> dict | None:
+    """None when no certificate is due; else the certificate (or None while the worker issues it) and links."""
+    from assessor import issuing
+
+    if attempt.review_state != APPROVED or result is None or result.outcome != "pass":
+        return None
+    certificate = issuing.certificate_for_attempt(db(), attempt_id=attempt.id)
+    if certificate is None:
+        return {"certificate": None}
+    settings = issuing.settings_from_config(current_app.config)
+    verify_url = settings.verify_url(certificate.public_id)
+    issued = certificate.issued_at
+    linkedin = "https://www.linkedin.com/profile/add?" + urlencode({
+        "startTask": "CERTIFICATION_NAME", "name": f"{rubric.course}: {rubric.title}",
+        "organizationName": settings.issuer_name, "issueYear": issued.year, "issueMonth": issued.month,
+        "certUrl": verify_url, "certId": certificate.public_id,
+    })
+    return {"certificate": certificate, "verify_url": verify_url, "linkedin_url": linkedin}
+
+
+@bp.route("/certificates/<public_id>.pdf")
+@login_required
+def certificate_pdf(public_id: str):
+    """The stored, sealed PDF: only for its owner (anyone else gets 404, as if it did not exist)."""
+    from assessor import issuing
+
+    certificate = issuing.get_certificate(db(), public_id=public_id)
+    if certificate is None or certificate.user_id != current_user.id:
+        abort(404)
+    response = make_response(certificate.pdf)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="certificate-{certificate.public_id}.pdf"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.route("/attempts/<int:attempt_id>/status.json")

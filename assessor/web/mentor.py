@@ -7,7 +7,8 @@ from assessor import reviews, submissions
 from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
-from assessor.web.extensions import db, role_required, rubrics
+from assessor.jobs import enqueue_certificate
+from assessor.web.extensions import db, huey, role_required, rubrics
 from assessor.web.forms import ActionForm
 
 bp = Blueprint("mentor", __name__, url_prefix="/mentor")
@@ -121,8 +122,8 @@ def save(attempt_id: int):
                for criterion in rubric.criteria}
     comment = request.form.get("comment", "")
     try:
-        reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
-                            entries=entries, comment=comment, decision=DECISION_BUTTONS[action])
+        decided = reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
+                                      entries=entries, comment=comment, decision=DECISION_BUTTONS[action])
     except reviews.ReviewError as error:
         session.rollback()
         session.refresh(attempt)
@@ -131,7 +132,17 @@ def save(attempt_id: int):
     messages = {"save": "Review saved.", "approve": "Approved. The learner can see the result.",
                 "request_changes": "Changes requested. The learner can see your comments."}
     flash(messages[action], "success")
+    if decided.decision == APPROVED and decided.final_outcome == "pass":
+        _queue_certificate(attempt.id)
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
+
+
+def _queue_certificate(attempt_id: int) -> None:
+    """Issue in the worker (rendering never holds up a request); `assessor certificates issue` is the fallback."""
+    try:
+        enqueue_certificate(huey(), attempt_id)
+    except Exception:  # the approval stands; the operator can issue it by hand
+        current_app.logger.exception("could not queue the certificate of attempt %s", attempt_id)
 
 
 @bp.route("/learners/<int:learner_id>")

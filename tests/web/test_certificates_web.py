@@ -1,0 +1,299 @@
+"""Certificates on the web: issued at approval (queued, immediate here), the owner's PDF, the public verify page,
+API, JWKS and status list, upload-to-verify verdicts (never a 500), admin revocation, and `assessor verify`."""
+
+import io
+import os
+import re
+import stat
+
+import click
+import pytest
+from click.testing import CliRunner
+from pypdf import PdfReader, PdfWriter
+from sqlmodel import func, select
+
+from assessor import issuing
+from assessor.cli_certificates import register
+from assessor.models import Certificate
+
+from tests.web.certificate_helpers import approve, settings
+from tests.web.conftest import csrf_token
+from tests.web.test_mentor import review_data
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "QUEUE_IMMEDIATE": True, "PUBLIC_URL": "https://certs.example.org"}
+
+
+@pytest.fixture
+def mentor(make_user):
+    return make_user("mentor", courses=["test-capstone"], name="Mona Mentor")
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user(name="Ada Lovelace")
+
+
+@pytest.fixture
+def certificate(db, app, make_attempt, learner, mentor):
+    attempt = make_attempt(learner)
+    approve(db, app, attempt, mentor)
+    return issuing.issue_certificate(db, attempt_id=attempt.id, settings=settings(app))
+
+
+def count(db) -> int:
+    return db.exec(select(func.count()).select_from(Certificate)).one()
+
+
+def passing_review(**overrides):
+    return review_data(**{"level-design": "2", "level-defense": "2", "action": "approve", **overrides})
+
+
+def test_mentor_approval_issues_one_certificate_and_the_learner_gets_it(client, auth, db, make_attempt, learner,
+                                                                        mentor, make_user):
+    attempt = make_attempt(learner)
+    url = f"/mentor/attempts/{attempt.id}"
+    auth.as_(mentor)
+    response = auth.post(f"{url}/review", passing_review(), token_from=url)
+    assert response.status_code == 302
+    assert count(db) == 1
+    again = auth.post(f"{url}/review", passing_review(), token_from=url)  # approving twice
+    assert again.status_code == 409 and count(db) == 1
+    cert = db.exec(select(Certificate)).one()
+    auth.logout()
+
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert "Download the PDF" in page and f"https://certs.example.org/verify/{cert.public_id}" in page
+    linkedin = re.search(r'href="(https://www\.linkedin\.com/profile/add\?[^"]+)"', page).group(1)
+    assert "startTask=CERTIFICATION_NAME" in linkedin and f"certId={cert.public_id}" in linkedin
+    assert "certUrl=https%3A%2F%2Fcerts.example.org%2Fverify%2F" in linkedin and "issueYear=" in linkedin
+    assert "name=Test+Course%3A+Test+capstone" in linkedin
+    pdf = client.get(f"/learner/certificates/{cert.public_id}.pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf" and pdf.data == cert.pdf
+    auth.logout()
+
+    auth.as_(make_user())  # another learner
+    assert client.get(f"/learner/certificates/{cert.public_id}.pdf").status_code == 404
+
+
+def test_learner_sees_certificate_being_issued(client, auth, db, app, make_attempt, learner, mentor):
+    attempt = make_attempt(learner)
+    approve(db, app, attempt, mentor)  # approved, but the worker has not issued it yet
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert "being issued" in page
+
+
+def test_verify_page_and_api_show_revocation_at_once(client, auth, db, certificate, make_user):
+    page = client.get(f"/verify/{certificate.public_id}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Valid." in html and "Ada Lovelace" in html and "Mona Mentor" in html
+    assert "Automated tests: 2 of 2 passed" in html and "Line coverage: 90.0%" in html
+    assert "Design judgement" in html and "git.example.org" in html
+    api = client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()
+    assert api["status"] == "valid" and api["revocation"] is None
+    assert api["issued_at"] == certificate.issued_at.isoformat() and api["issued_at"].endswith("+00:00")
+    jwt_response = client.get(api["credential_jwt_url"])
+    assert jwt_response.mimetype == "application/vc+jwt" and jwt_response.get_data(as_text=True) == certificate.token
+    assert api["credential"]["id"] == f"urn:uuid:{certificate.public_id}"
+
+    admin = make_user("admin")
+    auth.as_(admin)
+    listing = client.get("/admin/certificates").get_data(as_text=True)
+    assert certificate.public_id in listing
+    assert auth.post(f"/admin/certificates/{certificate.public_id}/revoke", {"reason": ""},
+                     token_from="/admin/certificates").status_code == 302
+    assert client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()["status"] == "valid"
+    no_csrf = client.post(f"/admin/certificates/{certificate.public_id}/revoke", data={"reason": "x"})
+    assert no_csrf.status_code == 400
+    done = auth.post(f"/admin/certificates/{certificate.public_id}/revoke", {"reason": "copied work"},
+                     token_from="/admin/certificates")
+    assert done.status_code == 302
+    auth.logout()
+
+    html = client.get(f"/verify/{certificate.public_id}").get_data(as_text=True)
+    assert "Revoked." in html and "copied work" in html
+    api = client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()
+    assert api["status"] == "revoked" and api["revocation"]["reason"] == "copied work"
+    assert api["revocation"]["revoked_at"].endswith("+00:00")
+    status = client.get("/status/1").get_json()
+    bits = issuing.decode_bitstring(status["credentialSubject"]["encodedList"])
+    assert issuing.bit_is_set(bits, certificate.status_index)
+    signed = client.get("/status/1", headers={"Accept": "application/vc+jwt"})
+    assert signed.mimetype == "application/vc+jwt" and signed.get_data(as_text=True).count(".") == 2
+
+
+def test_unknown_certificate(client):
+    response = client.get("/verify/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404 and "Unknown certificate" in response.get_data(as_text=True)
+    api = client.get("/api/v1/certificates/nope")
+    assert api.status_code == 404 and api.get_json()["status"] == "unknown"
+    assert client.get("/verify/" + "x" * 500).status_code == 404
+    assert client.get("/status/2").status_code == 404
+
+
+def test_admin_pages_need_admin(client, auth, make_user, certificate):
+    auth.as_(make_user())
+    assert client.get("/admin/certificates").status_code == 403
+    assert client.get("/admin/keys").status_code == 403
+
+
+def test_keys_page_and_jwks_after_rotation(client, auth, db, app, certificate, make_user):
+    old_kid = certificate.kid
+    issuing.rotate_key(db, settings=settings(app))
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    assert len(jwks["keys"]) == 2 and all("d" not in key for key in jwks["keys"])
+    assert [entry["kid"] for entry in jwks["retired"]] == [f"https://certs.example.org/issuer#{old_kid}"]
+    auth.as_(make_user("admin"))
+    html = client.get("/admin/keys").get_data(as_text=True)
+    assert old_kid in html and "retired" in html and "active" in html
+    auth.logout()
+    assert verdict_of(upload(client, pdf=certificate.pdf)) == "valid"  # the old certificate still verifies
+
+
+def upload(client, *, pdf: bytes | None = None, token: str | None = None, csrf: bool = True):
+    data = {}
+    if csrf:
+        data["csrf_token"] = csrf_token(client, "/verify")
+    if pdf is not None:
+        data["pdf"] = (io.BytesIO(pdf), "certificate.pdf", "application/pdf")
+    if token is not None:
+        data["token"] = token
+    return client.post("/verify", data=data, content_type="multipart/form-data")
+
+
+def verdict_of(response) -> str | None:
+    match = re.search(r'data-verdict="([a-z_]+)"', response.get_data(as_text=True))
+    return match.group(1) if match else None
+
+
+def resaved_pdf(pdf: bytes) -> bytes:
+    """The certificate re-saved by another tool with its title changed: no longer what the issuer sealed."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.add_metadata({"/Title": "Certificate of Mallory"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_upload_verdicts_never_500(client, certificate, db, make_user):
+    assert client.get("/verify").status_code == 200
+    assert verdict_of(upload(client, pdf=certificate.pdf)) == "valid"
+    assert verdict_of(upload(client, token=certificate.token)) == "valid"
+    # tampered: a byte of the sealed file changed
+    flipped = bytearray(certificate.pdf)
+    middle = len(flipped) // 2
+    flipped[middle] ^= 0x01
+    response = upload(client, pdf=bytes(flipped))
+    assert response.status_code == 200 and verdict_of(response) in {"tampered", "modified", "malformed", "no_credential"}
+    # a re-saved copy with other content: no longer what we sealed
+    assert verdict_of(upload(client, pdf=resaved_pdf(certificate.pdf))) in {"modified", "unsealed", "tampered"}
+    assert verdict_of(upload(client, pdf=certificate.pdf[: len(certificate.pdf) // 2])) == "truncated"
+    assert verdict_of(upload(client, pdf=os.urandom(4096))) == "not_pdf"
+    assert verdict_of(upload(client, pdf=b"%PDF-1.7\n" + os.urandom(2048) + b"\n%%EOF")) in {"malformed", "no_credential"}
+    # above the site-wide form limit but within this page's 5 MB: checked, not refused
+    assert verdict_of(upload(client, pdf=b"%PDF-1.7\n" + b"0" * (2 * 1024 * 1024))) == "truncated"
+    big = upload(client, pdf=b"%PDF-1.7\n" + b"0" * (6 * 1024 * 1024))
+    assert big.status_code == 413 and verdict_of(big) == "too_large"
+    # pasted JWTs: changed claims, alg none, garbage
+    header, payload, signature = certificate.token.split(".")
+    assert verdict_of(upload(client, token=f"{header}.{payload[:-2]}AA.{signature}")) in {"tampered", "malformed"}
+    none_header = "eyJhbGciOiJub25lIiwia2lkIjoieCIsInR5cCI6IkpXVCJ9"  # {"alg":"none","kid":"x","typ":"JWT"}
+    assert verdict_of(upload(client, token=f"{none_header}.{payload}.")) in {"tampered", "malformed"}
+    assert verdict_of(upload(client, token="not a jwt")) == "malformed"
+    assert upload(client).status_code == 400  # nothing given
+    assert upload(client, token=certificate.token, csrf=False).status_code == 400  # CSRF is on
+    # revoked: a genuine PDF of a revoked certificate
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=make_user("admin"), reason="withdrawn")
+    response = upload(client, pdf=certificate.pdf)
+    assert verdict_of(response) == "revoked" and "withdrawn" in response.get_data(as_text=True)
+
+
+def test_unknown_key(client, certificate, tmp_path):
+    from assessor.certificates import generate_key, kid_url, load_private_key
+    from assessor.certificates.credential import sign_credential
+    from assessor.web.public import token_payload
+
+    info = generate_key(tmp_path / "other")
+    claims = token_payload(certificate.token)
+    credential = {k: v for k, v in claims.items() if k not in ("iss", "jti", "nbf", "sub")}
+    forged = sign_credential(credential, load_private_key(info.path), kid_url(credential["issuer"]["id"], info.kid))
+    assert verdict_of(upload(client, token=forged)) == "unknown_key"
+
+
+@pytest.fixture
+def cli(app, monkeypatch):
+    monkeypatch.setenv("ASSESSOR_INSTANCE", app.instance_path)
+    monkeypatch.setenv("ASSESSOR_SECRET_KEY", "test-secret-key")
+    monkeypatch.setenv("ASSESSOR_RUBRICS", app.config["RUBRICS_DIR"])
+    monkeypatch.setenv("ASSESSOR_PUBLIC_URL", "https://certs.example.org")
+    group = click.Group("assessor")
+    register(group)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(group, list(args), catch_exceptions=False)
+
+
+def test_cli_verify_offline_with_jwks_file(cli, client, certificate, tmp_path):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_bytes(client.get("/.well-known/jwks.json").data)
+    good = tmp_path / "cert.pdf"
+    good.write_bytes(certificate.pdf)
+    result = cli("verify", str(good), "--jwks", str(jwks))
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "Ada Lovelace" in result.output
+    token = tmp_path / "cert.jwt"
+    token.write_text(certificate.token)
+    assert cli("verify", str(token), "--jwks", str(jwks)).exit_code == 0
+    bad = tmp_path / "bad.pdf"
+    flipped = bytearray(certificate.pdf)
+    flipped[len(flipped) // 2] ^= 0x01
+    bad.write_bytes(bytes(flipped))
+    result = cli("verify", str(bad), "--jwks", str(jwks))
+    assert result.exit_code == 1 and result.output.split(":")[0] in {"tampered", "modified", "malformed", "no_credential"}
+    assert cli("verify", str(tmp_path / "missing.pdf"), "--jwks", str(jwks)).exit_code == 2
+    (tmp_path / "notjwks.json").write_text("[]")
+    assert cli("verify", str(good), "--jwks", str(tmp_path / "notjwks.json")).exit_code == 2
+    assert cli("verify", str(good)).exit_code == 0  # the instance's own keys
+
+
+def test_cli_certificates_and_keys(cli, certificate, db, app):
+    listing = cli("certificates", "list")
+    assert listing.exit_code == 0 and certificate.public_id in listing.output
+    assert cli("certificates", "revoke", certificate.public_id, "--reason", " ").exit_code == 2
+    result = cli("certificates", "revoke", certificate.public_id, "--reason", "fraud")
+    assert result.exit_code == 0 and "revoked" in result.output
+    assert "revoked" in cli("certificates", "list").output
+    rotated = cli("keys", "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    keys = cli("keys", "list").output.splitlines()
+    assert len(keys) == 2 and "active" in keys[0] and "retired" in keys[1]
+    for line in keys:
+        path = line.split()[-1]
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert cli("certificates", "issue", str(certificate.attempt_id)).output.startswith(certificate.public_id)
+
+
+def test_init_creates_the_signing_key(tmp_path, rubrics_dir, monkeypatch):
+    from assessor.cli_admin import register as register_admin
+
+    instance = tmp_path / "inst"
+    monkeypatch.setenv("ASSESSOR_INSTANCE", str(instance))
+    monkeypatch.setenv("ASSESSOR_RUBRICS", str(rubrics_dir))
+    monkeypatch.setenv("ASSESSOR_WORK_ROOT", str(tmp_path / "work"))
+    group = click.Group("assessor")
+    register_admin(group)
+    register(group)
+    runner = CliRunner()
+    result = runner.invoke(group, ["init"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    keys = list((instance / "keys").glob("*.pem"))
+    assert len(keys) == 1 and "signing key" in result.output
+    assert stat.S_IMODE(keys[0].stat().st_mode) == 0o600
+    assert stat.S_IMODE((instance / "keys").stat().st_mode) == 0o700
+    assert runner.invoke(group, ["init"], catch_exceptions=False).exit_code == 0
+    assert len(list((instance / "keys").glob("*.pem"))) == 1  # kept, not replaced
+    listed = runner.invoke(group, ["keys", "list"], catch_exceptions=False)
+    assert listed.exit_code == 0 and "active" in listed.output

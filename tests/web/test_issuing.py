@@ -1,0 +1,201 @@
+"""Issuing certificates: idempotent per attempt, only for approved passing attempts; keys, rotation, status list,
+revocation; an independent JOSE library (PyJWT) verifies the credential against the JWKS."""
+
+import json
+import stat
+import threading
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+from sqlmodel import Session, func, select
+
+from assessor import issuing
+from assessor.certificates import verify_credential, verify_pdf
+from assessor.models import CHANGES_REQUESTED, Certificate, Event
+
+from tests.web.certificate_helpers import approve, settings
+
+
+@pytest.fixture
+def mentor(make_user):
+    return make_user("mentor", courses=["test-capstone"], name="Mona Mentor")
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user(name="Ada Lovelace", email="ada.private@example.org")
+
+
+@pytest.fixture
+def approved(db, app, make_attempt, learner, mentor):
+    attempt = make_attempt(learner)
+    review = approve(db, app, attempt, mentor)
+    assert review.final_outcome == "pass"
+    return attempt
+
+
+def count(db, model) -> int:
+    return db.exec(select(func.count()).select_from(model)).one()
+
+
+def test_issue_is_idempotent_and_records_what_an_employer_needs(db, app, approved, learner):
+    first = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    again = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    assert again.id == first.id and count(db, Certificate) == 1
+    kinds = [e.kind for e in db.exec(select(Event).where(Event.attempt_id == approved.id)).all()]
+    assert kinds.count("certified") == 1
+
+    keys = issuing.jwks(db, settings=settings(app))
+    verdict = verify_credential(first.token, keys, retired=keys)
+    assert verdict.ok, verdict
+    credential = verdict.credential
+    text = json.dumps(credential)
+    assert learner.email not in text and "ada.private" not in text
+    subject = credential["credentialSubject"]
+    assert subject["name"] == "Ada Lovelace"
+    assert [r["level"] for r in subject["result"]] == ["level 2", "level 1", "level 1", "level 1", "level 2", "level 2"]
+    repo, assessment = credential["evidence"]
+    assert repo["commit"] == approved.commit and repo["id"] == approved.source_url
+    assert assessment["rubric"]["id"] == "test-capstone" and len(assessment["rubric"]["sha256"]) == 64
+    assert assessment["approvedBy"] == "Mona Mentor" and assessment["passMark"] == 60
+    assert len(assessment["reportSha256"]) == 64
+    assert credential["credentialStatus"]["statusListIndex"] == str(first.status_index)
+    # the stored PDF is sealed and verifies
+    assert verify_pdf(first.pdf, keys, retired=keys).ok
+
+
+def test_concurrent_issues_yield_one_certificate(db, app, approved):
+    engine = app.extensions["assessor.engine"]
+    results, errors = [], []
+
+    def run():
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                results.append(issuing.issue_certificate(session, attempt_id=approved.id, settings=settings(app)).public_id)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    issuing.active_key(db, settings=settings(app))  # one key, so the race is about the certificate
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(results)) == 1 and count(db, Certificate) == 1
+
+
+def test_only_approved_passing_attempts_are_certified(db, app, make_attempt, make_user, mentor):
+    open_attempt = make_attempt(make_user())
+    with pytest.raises(issuing.IssuingError, match="not approved"):
+        issuing.issue_certificate(db, attempt_id=open_attempt.id, settings=settings(app))
+    failing = make_attempt(make_user())
+    review = approve(db, app, failing, mentor, levels={"tests": 2, "coverage": 1, "complexity": 1, "docs": 1,
+                                                        "design": 0, "defense": 0})
+    assert review.final_outcome == "fail"
+    with pytest.raises(issuing.IssuingError, match="did not pass"):
+        issuing.issue_certificate(db, attempt_id=failing.id, settings=settings(app))
+    changes = make_attempt(make_user())
+    approve(db, app, changes, mentor, decision=CHANGES_REQUESTED)
+    with pytest.raises(issuing.IssuingError):
+        issuing.issue_certificate(db, attempt_id=changes.id, settings=settings(app))
+    assert count(db, Certificate) == 0
+
+
+def test_private_key_file_is_0600_in_a_0700_dir_and_never_in_the_database(db, app):
+    key = issuing.active_key(db, settings=settings(app))
+    path = Path(key.private_key_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.parent == Path(app.config["KEYS_DIR"])
+    assert "PRIVATE" not in key.public_jwk and '"d"' not in key.public_jwk
+
+
+def test_operator_key_file(db, app, tmp_path):
+    from assessor.certificates import generate_key
+
+    info = generate_key(tmp_path / "operator")
+    app.config["SIGNING_KEY_FILE"] = str(info.path)
+    key = issuing.active_key(db, settings=settings(app))
+    assert key.kid == info.kid and key.active
+    with pytest.raises(issuing.IssuingError):
+        issuing.rotate_key(db, settings=settings(app))
+
+
+def test_rotation_keeps_old_certificates_valid(db, app, approved, make_attempt, make_user, mentor):
+    old = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    first_key = issuing.active_key(db, settings=settings(app))
+    new_key = issuing.rotate_key(db, settings=settings(app))
+    assert new_key.kid != first_key.kid
+    second = make_attempt(make_user(name="Grace"))
+    approve(db, app, second, mentor)
+    new = issuing.issue_certificate(db, attempt_id=second.id, settings=settings(app))
+    assert new.kid == new_key.kid and old.kid == first_key.kid
+    keys = issuing.jwks(db, settings=settings(app))
+    assert {k["kid"].split("#")[1] for k in keys["keys"]} == {first_key.kid, new_key.kid}
+    assert [r["kid"].split("#")[1] for r in keys["retired"]] == [first_key.kid]
+    assert verify_credential(old.token, keys, retired=keys).ok
+    assert verify_credential(new.token, keys, retired=keys).ok
+    assert verify_pdf(old.pdf, keys, retired=keys).ok
+
+
+def test_pyjwt_verifies_the_credential_with_the_jwks(db, app, approved):
+    certificate = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    keys = issuing.jwks(db, settings=settings(app))
+    header = pyjwt.get_unverified_header(certificate.token)
+    jwk = next(k for k in keys["keys"] if k["kid"] == header["kid"])
+    public = pyjwt.PyJWK(jwk).key
+    claims = pyjwt.decode(certificate.token, public, algorithms=["EdDSA"],
+                          issuer=settings(app).issuer_id, options={"require": ["iss", "nbf", "sub", "jti"]})
+    assert claims["jti"] == f"urn:uuid:{certificate.public_id}"
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        forged = certificate.token[:-4] + ("AAAA" if not certificate.token.endswith("AAAA") else "BBBB")
+        pyjwt.decode(forged, public, algorithms=["EdDSA"], options={"verify_aud": False})
+
+
+def test_status_list_has_the_revoked_bit(db, app, approved, make_user):
+    certificate = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    admin = make_user("admin")
+    credential, token = issuing.status_list_credential(db, settings=settings(app))
+    bits = issuing.decode_bitstring(credential["credentialSubject"]["encodedList"])
+    assert len(bits) * 8 == issuing.STATUS_LIST_SIZE == 131072
+    assert not issuing.bit_is_set(bits, certificate.status_index)
+    with pytest.raises(issuing.IssuingError, match="reason"):
+        issuing.revoke(db, certificate_id=certificate.public_id, admin=admin, reason="  ")
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=admin, reason="plagiarised capstone")
+    credential, token = issuing.status_list_credential(db, settings=settings(app))
+    assert credential["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    assert credential["credentialSubject"]["statusPurpose"] == "revocation"
+    bits = issuing.decode_bitstring(credential["credentialSubject"]["encodedList"])
+    assert issuing.bit_is_set(bits, certificate.status_index) and sum(bin(b).count("1") for b in bits) == 1
+    keys = issuing.jwks(db, settings=settings(app))
+    jwk = keys["keys"][0]
+    claims = pyjwt.decode(token, pyjwt.PyJWK(jwk).key, algorithms=["EdDSA"])
+    assert claims["credentialSubject"]["encodedList"] == credential["credentialSubject"]["encodedList"]
+
+
+def test_retried_task_issues_once(app, db, approved):
+    from assessor.jobs import make_huey, settings_from_config
+
+    queue = make_huey(settings_from_config({**app.config, "QUEUE_IMMEDIATE": True}))
+    queue.assessor_certificate_task(approved.id)
+    queue.assessor_certificate_task(approved.id)
+    assert count(db, Certificate) == 1
+
+
+def test_a_public_url_that_is_not_https_is_a_clear_error(db, app, approved):
+    app.config["PUBLIC_URL"] = "http://assessor.example.org"
+    with pytest.raises(issuing.IssuingError, match="not an https URL"):
+        issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    assert count(db, Certificate) == 0
+
+
+def test_encoded_list_is_multibase_base64url_gzip():
+    import base64
+    import gzip
+
+    encoded = issuing.encode_bitstring([0, 7, 131071])
+    assert encoded.startswith("u") and "=" not in encoded
+    raw = gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4)))
+    assert len(raw) == 16384 and raw[0] == 0b10000001 and raw[-1] == 0b00000001
+    assert issuing.decode_bitstring(encoded) == raw
