@@ -17,11 +17,26 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def normalize_url(url: str) -> str:
+    """postgres:// and postgresql:// (no driver named) mean psycopg 3, the driver this project installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and foreign keys, since the web app and the
-    worker write to the same file from different processes."""
+    worker write to the same file from different processes. PostgreSQL connections are checked before each
+    use (pool_pre_ping), so a restarted server is reconnected to without a restart of this process."""
+    url = normalize_url(url)
     is_sqlite = url.startswith("sqlite")
-    connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if is_sqlite else {}
+    if is_sqlite:
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    elif url.startswith("postgresql"):
+        connect_args = {"connect_timeout": 5}
+    else:
+        connect_args = {}
     if is_sqlite and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, echo=echo, connect_args=connect_args, pool_pre_ping=not is_sqlite)
@@ -40,7 +55,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create every table, index and trigger that does not exist yet (safe to run again)."""
+    """Create every table, index and trigger that does not exist yet (safe to run again). Tests use this;
+    installations use the migrations (`assessor.migrate.upgrade`), which end in the same schema."""
     import assessor.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
     SQLModel.metadata.create_all(engine)

@@ -13,6 +13,10 @@ class IntakeError(AssessorError):
     """A source URL was refused, or cloning it failed."""
 
 
+class TransientIntakeError(IntakeError):
+    """Cloning failed on the way to the host (refused, unreachable, reset, DNS not answering): worth retrying."""
+
+
 class EnvironmentBuildError(AssessorError):
     """The learner's dependencies could not be installed."""
 

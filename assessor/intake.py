@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from assessor.errors import IntakeError
+from assessor.errors import IntakeError, TransientIntakeError
 
 MAX_SOURCE_LENGTH = 1024
 MAX_REF_LENGTH = 255
@@ -330,7 +330,7 @@ def _fetch_and_checkout(session: _GitSession, url: str, ref: str | None) -> str:
     elif _is_missing_ref(result.stderr) and ref is not None and _HEX_ABBREVIATION.match(ref):
         commit = _fetch_history_and_find(session, url, ref)
     else:
-        raise IntakeError(_explain_fetch_failure(result.stderr, url, ref))
+        raise _fetch_error(result.stderr, url, ref)
     session.run_or_fail("checkout", "-q", "--detach", commit)
     return commit
 
@@ -340,7 +340,7 @@ def _fetch_history_and_find(session: _GitSession, url: str, ref: str) -> str:
     result = session.run("fetch", "--no-tags", "--no-recurse-submodules", "--end-of-options", url,
                          "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
     if not result.ok:
-        raise IntakeError(_explain_fetch_failure(result.stderr, url, ref))
+        raise _fetch_error(result.stderr, url, ref)
     try:
         return session.resolve_commit(ref)
     except IntakeError:
@@ -534,6 +534,15 @@ def _is_missing_ref(stderr: str) -> bool:
 def _mentions(stderr: str, phrases: tuple[str, ...]) -> bool:
     lowered = stderr.lower()
     return any(phrase in lowered for phrase in phrases)
+
+
+_TRANSIENT_DNS = ("temporary failure in name resolution",)
+
+
+def _fetch_error(stderr: str, url: str, ref: str | None) -> IntakeError:
+    """The learner's error, or a transient one (the network, not the URL) that the queue retries."""
+    transient = _mentions(stderr, _NO_CONNECTION) or _mentions(stderr, _TRANSIENT_DNS)
+    return (TransientIntakeError if transient else IntakeError)(_explain_fetch_failure(stderr, url, ref))
 
 
 def _explain_fetch_failure(stderr: str, url: str, ref: str | None) -> str:

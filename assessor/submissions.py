@@ -28,6 +28,8 @@ EVENT_LABELS = {
     "assessed": "assessed",
     "report_reused": "assessed (stored report reused)",
     "assessment_failed": "assessment failed",
+    "assessment_requeued": "assessment queued again (retry)",
+    "requeued_by_admin": "queued again by an administrator",
     "superseded": "superseded by a newer attempt",
     "self_assessed": "self-assessed",
     "review_started": "review started",
@@ -151,41 +153,88 @@ def fail_unqueued(session: Session, *, attempt: Attempt, reason: str) -> None:
 # State changes made by the job (conditional, so a reaped attempt is never revived)
 # ---------------------------------------------------------------------------------------------------------------
 
-def mark_running(session: Session, *, attempt_id: int) -> bool:
+def _running(attempt_id: int, try_number: int | None):
+    """The attempt, while running; with `try_number`, only while it is still that try (a worker the reaper gave
+    up on and whose attempt was handed to another worker can no longer change it)."""
+    conditions = [Attempt.id == attempt_id, Attempt.status == RUNNING]
+    if try_number is not None:
+        conditions.append(Attempt.tries == try_number)
+    return conditions
+
+
+def mark_running(session: Session, *, attempt_id: int) -> int:
+    """Claim a queued attempt for this worker: one conditional UPDATE, so of two workers (or two copies of
+    one job) exactly one wins. Returns the try number that was claimed (1, 2, ...), or 0 if not claimed."""
     now = utcnow()
     changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == QUEUED).values(
-        status=RUNNING, started_at=now, heartbeat_at=now, stage=None, stage_message="starting")).rowcount
+        status=RUNNING, started_at=now, heartbeat_at=now, stage=None, stage_message="starting",
+        tries=Attempt.tries + 1)).rowcount
+    tries = 0
     if changed:
-        record_event(session, attempt_id=attempt_id, kind="assessment_started")
+        tries = session.exec(select(Attempt.tries).where(Attempt.id == attempt_id)).one()
+        record_event(session, attempt_id=attempt_id, kind="assessment_started", detail=f"try {tries}")
     session.commit()
-    return bool(changed)
+    return tries
 
 
-def set_stage(session: Session, *, attempt_id: int, stage: str, message: str) -> None:
-    session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
+def set_stage(session: Session, *, attempt_id: int, stage: str, message: str, try_number: int | None = None) -> None:
+    session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(
         stage=stage[:16], stage_message=(message or "")[:500], heartbeat_at=utcnow()))
     session.commit()
 
 
-def heartbeat(session: Session, *, attempt_id: int) -> None:
-    session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
-        heartbeat_at=utcnow()))
+def heartbeat(session: Session, *, attempt_id: int, try_number: int | None = None) -> None:
+    session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(heartbeat_at=utcnow()))
     session.commit()
 
 
-def finish_failed(session: Session, *, attempt_id: int, reason: str, from_statuses=(RUNNING,)) -> bool:
+def finish_failed(session: Session, *, attempt_id: int, reason: str, from_statuses=(RUNNING,),
+                  dead_letter: bool = False, try_number: int | None = None) -> bool:
+    """End the attempt failed. `dead_letter`: the failure was the service's (retries used up, workers crashing),
+    not the learner's; such attempts are listed for the admins, who can queue them again."""
     lines = (reason or "").strip().splitlines()
     reason = (lines[0] if lines else "the assessment failed")[:1000]
-    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status.in_(from_statuses)).values(
-        status=FAILED, failure_reason=reason, finished_at=utcnow())).rowcount
+    conditions = [Attempt.id == attempt_id, Attempt.status.in_(from_statuses)]
+    if try_number is not None:
+        conditions.append(Attempt.tries == try_number)
+    changed = session.exec(update(Attempt).where(*conditions).values(
+        status=FAILED, failure_reason=reason, finished_at=utcnow(), dead_letter=dead_letter)).rowcount
     if changed:
         record_event(session, attempt_id=attempt_id, kind="assessment_failed", detail=reason)
     session.commit()
     return bool(changed)
 
 
-def finish_scored(session: Session, *, attempt_id: int, stored: StoredReport, reused: bool) -> bool:
-    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == RUNNING).values(
+def requeue_running(session: Session, *, attempt_id: int, reason: str, try_number: int | None = None) -> bool:
+    """Hand a running attempt back to the queue (its worker stopped, or a transient error will be retried)."""
+    changed = session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(
+        status=QUEUED, stage=None, stage_message=reason[:500], heartbeat_at=None)).rowcount
+    if changed:
+        record_event(session, attempt_id=attempt_id, kind="assessment_requeued", detail=reason[:1000])
+    session.commit()
+    return bool(changed)
+
+
+def requeue_dead_letter(session: Session, *, attempt_id: int, actor: User | None = None) -> bool:
+    """An admin queues a dead-lettered attempt again, with a fresh set of tries."""
+    changed = session.exec(update(Attempt).where(Attempt.id == attempt_id, Attempt.status == FAILED,
+                                                 Attempt.dead_letter == True).values(  # noqa: E712
+        status=QUEUED, dead_letter=False, tries=0, failure_reason=None, finished_at=None, stage=None,
+        stage_message="queued again by an administrator")).rowcount
+    if changed:
+        record_event(session, attempt_id=attempt_id, kind="requeued_by_admin", actor=actor)
+    session.commit()
+    return bool(changed)
+
+
+def dead_letters(session: Session, *, limit: int = 200) -> list[Attempt]:
+    return list(session.exec(select(Attempt).where(Attempt.status == FAILED, Attempt.dead_letter == True)  # noqa: E712
+                             .order_by(Attempt.finished_at.desc(), Attempt.id.desc()).limit(limit)))
+
+
+def finish_scored(session: Session, *, attempt_id: int, stored: StoredReport, reused: bool,
+                  try_number: int | None = None) -> bool:
+    changed = session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(
         status=SCORED, stage=None, stage_message=None, commit=stored.commit, report_id=stored.id,
         reused_report=reused, finished_at=utcnow())).rowcount
     if changed:

@@ -1,0 +1,110 @@
+"""Alembic: a migrated fresh database has exactly the schema of the models; upgrading is safe to repeat; a
+database made before migrations existed is adopted; the append-only events survive migration."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
+
+import assessor.models  # noqa: F401
+from assessor.db import init_db, make_engine
+from assessor.migrate import INITIAL_REVISION, current, head, upgrade
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def schema_differences(engine) -> list:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+
+def triggers(engine) -> set[str]:
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            rows = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        else:
+            rows = connection.execute(text("SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                                           "WHERE c.relname = 'events' AND NOT t.tgisinternal "
+                                           "AND c.relnamespace = to_regnamespace(current_schema())"))
+        return {row[0] for row in rows}
+
+
+def test_a_migrated_fresh_database_has_the_schema_of_the_models(engine):
+    assert current(engine) is None
+    before, after = upgrade(engine)
+    assert (before, after) == (None, head())
+    assert schema_differences(engine) == []
+    assert set(SQLModel.metadata.tables) <= set(inspect(engine).get_table_names())
+
+
+def test_migrated_and_created_databases_have_the_same_triggers(engine, database_url):
+    upgrade(engine)
+    migrated = triggers(engine)
+    assert migrated
+    other = make_engine(database_url.replace("assessor.db", "created.db")) if database_url.startswith("sqlite") else None
+    if other is not None:  # on PostgreSQL the names are checked against what models.py declares below
+        init_db(other)
+        assert triggers(other) == migrated
+        other.dispose()
+    else:
+        assert migrated == {"events_no_update_or_delete"}
+
+
+def test_upgrading_again_changes_nothing(engine):
+    upgrade(engine)
+    assert upgrade(engine) == (head(), head())
+    assert schema_differences(engine) == []
+
+
+def test_a_database_created_before_migrations_is_adopted(engine):
+    init_db(engine)  # what `assessor init` did before there were migrations
+    before, after = upgrade(engine)
+    assert before == INITIAL_REVISION and after == head()
+    assert schema_differences(engine) == []
+
+
+@pytest.mark.parametrize("make_schema", [upgrade, init_db], ids=["migrated", "created"])
+def test_events_stay_append_only(engine, make_schema):
+    make_schema(engine)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
+                                "VALUES ('a@example.org', '', 'x', 'learner', true, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
+                                "VALUES ('s', 'r', '1', '', CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO submissions (user_id, rubric_id, course, created_at) "
+                                "VALUES (1, 'r', 'c', CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO attempts (submission_id, user_id, number, rubric_id, rubric_version, rubric_sha256, course, "
+            "source_url, status, review_state, reused_report, tries, dead_letter, created_at) "
+            "VALUES (1, 1, 1, 'r', '1', 's', 'c', 'u', 'queued', 'open', false, 0, false, CURRENT_TIMESTAMP)"))
+        connection.execute(text("INSERT INTO events (attempt_id, kind, detail, created_at) "
+                                "VALUES (1, 'submitted', '', CURRENT_TIMESTAMP)"))
+    for statement in ("UPDATE events SET kind = 'x'", "DELETE FROM events"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with engine.begin() as connection:
+                connection.execute(text(statement))
+
+
+def test_the_db_upgrade_command_migrates_the_configured_database(database_url, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from assessor.cli import main
+
+    monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("ASSESSOR_SECRET_KEY", "k")
+    monkeypatch.setenv("ASSESSOR_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert f"empty -> {head()}" in result.output
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert "(unchanged)" in result.output
+    result = CliRunner().invoke(main, ["db", "current"])
+    assert f"current {head()}" in result.output
