@@ -1,0 +1,37 @@
+"""`assessor demo`: the whole product in one command (accounts, sample repositories, then the server)."""
+
+import os
+
+import click
+
+from assessor.config import resolve_paths
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Assessment jobs run at once by the embedded worker.")
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Set up a demo (a mentor and a learner with new passwords, two sample capstones) and serve it.
+
+    Safe to run again: the accounts and sample repositories are reused, and the passwords are reset and printed.
+    Local git sources are allowed for this process and its worker only.
+    """
+    from assessor import demo as demo_data
+    from assessor.cli_admin import _app, _init_database, serve, write_secret_key
+
+    # Before the app is made, so its config (and the worker subprocess, which inherits the environment) has it.
+    os.environ["ASSESSOR_ALLOW_LOCAL_SOURCES"] = "true"
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    # Certificates' QR codes and verify links must open this demo server.
+    os.environ.setdefault("ASSESSOR_PUBLIC_URL", f"http://{shown_host}:{port}")
+    instance = resolve_paths().instance
+    write_secret_key(instance)
+    app = _app()
+    _init_database(app)
+    setup = demo_data.prepare_demo(app.extensions["assessor.engine"], instance)
+    app.extensions["assessor.engine"].dispose()
+    click.echo(demo_data.describe(setup, f"http://{shown_host}:{port}/"))
+    ctx.invoke(serve, host=host, port=port, threads=8, workers=workers)

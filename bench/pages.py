@@ -1,0 +1,206 @@
+"""How fast does every page of the learner -> mentor -> employer journey render with 10,000 submissions?
+
+    .venv/bin/python bench/pages.py [--attempts 10000] [--repeat 20] [--limit-ms 200]
+
+Not part of the test suite. Seeds a temporary database with bench/dashboard.py's seeding (learners, attempts in
+every state and review state across two courses, self-assessments, decided reviews), then adds one learner whose
+attempt carries a real report (the passing sample assessed by the real pipeline, in the sandbox), takes it
+through self-assessment, review, approval and certificate issuing, and times each page of that journey through
+the Flask test client: median and worst of --repeat renders. Pages over --limit-ms are flagged, and the exit status
+is 1 when any GET page is over it. The two form posts that do deliberate cryptography (sign-in hashes the password
+with Argon2id; the verify upload checks two signatures) are timed for information and flagged, not failed.
+"""
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sqlmodel import Session, func, select  # noqa: E402
+
+from assessor import accounts, reviews  # noqa: E402
+from assessor.db import init_db  # noqa: E402
+from assessor.intake import SourcePolicy  # noqa: E402
+from assessor.models import SCORED, Attempt, CourseAssignment, Submission, User  # noqa: E402
+from assessor.pipeline import PipelineSettings, assess  # noqa: E402
+from assessor.rubric import find_rubric  # noqa: E402
+from assessor.samples import create_sample_repo  # noqa: E402
+from assessor.submissions import record_event, snapshot_rubric, store_report  # noqa: E402
+from assessor.web import create_app  # noqa: E402
+from dashboard import seed  # noqa: E402  (bench/dashboard.py)
+
+RUBRIC_ID = "scalable-architectures-resilient-core"
+PASSWORD = "benchmark password"
+
+
+def real_report(tmp: Path, rubric):
+    """The passing sample assessed for real (clone, sandboxed tests, coverage, radon)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-pages-work-", dir="/tmp"))
+    work.chmod(0o711)
+    repo = create_sample_repo("passing", tmp / "passing")
+    settings = PipelineSettings(work_root=work, cache_dir=tmp / "cache", source_policy=SourcePolicy(allow_local=True))
+    started = time.perf_counter()
+    report = assess(str(repo), rubric, settings=settings)
+    print(f"assessed the passing sample in {time.perf_counter() - started:.1f} s ({report.outcome})")
+    return report
+
+
+def journey_attempt(session: Session, rubric, report, mentor: User) -> tuple[User, Attempt]:
+    learner = accounts.create_user(session, email="journey@example.org", password=PASSWORD, name="Journey Learner")
+    session.add(CourseAssignment(user_id=mentor.id, rubric_id=rubric.id))
+    snapshot_rubric(session, rubric=rubric)
+    stored, _ = store_report(session, report=report)
+    submission = Submission(user_id=learner.id, rubric_id=rubric.id, course=rubric.course)
+    session.add(submission)
+    session.flush()
+    attempt = None
+    for number in range(1, 6):  # a few earlier attempts, the last one scored with the real report
+        attempt = Attempt(submission_id=submission.id, user_id=learner.id, number=number, rubric_id=rubric.id,
+                          rubric_version=rubric.version, rubric_sha256=rubric.sha256, course=rubric.course,
+                          source_url="https://git.example.org/journey/capstone.git", status=SCORED,
+                          commit=report.commit if number == 5 else f"{number:040x}", report_id=stored.id)
+        session.add(attempt)
+        session.flush()
+        record_event(session, attempt=attempt, kind="submitted", actor=learner, detail="bench")
+        record_event(session, attempt=attempt, kind="assessed", detail="bench")
+    session.commit()
+    return learner, attempt
+
+
+def top_level_entries(rubric) -> dict:
+    return {c.id: (c.levels[-1].level, "Shown in the documents and the tests.") for c in rubric.criteria}
+
+
+def review_entries(rubric, report) -> dict:
+    entries = {}
+    for criterion in rubric.criteria:
+        score = report.criterion(criterion.id)
+        level = score.level if criterion.automated and score is not None else criterion.levels[-1].level
+        entries[criterion.id] = (level, "Clear.", "")
+    return entries
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--attempts", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--limit-ms", type=float, default=200.0)
+    args = parser.parse_args()
+    rubrics_dir = ROOT / "rubrics"
+    rows: list[tuple[str, float, float, bool]] = []
+
+    def timed(label: str, request, *, informational: bool = False, expect: int = 200, shows: str = "") -> None:
+        response = request()
+        assert response.status_code == expect, f"{label}: HTTP {response.status_code}"
+        assert shows.encode() in response.get_data(), f"{label}: the page does not show {shows!r}"
+        samples = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            response = request()
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == expect, f"{label}: HTTP {response.status_code}"
+        rows.append((label, statistics.median(samples), max(samples), informational))
+
+    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp_name:
+        tmp = Path(tmp_name)
+        app = create_app({"INSTANCE_PATH": str(tmp / "instance"), "SECRET_KEY": "bench",
+                          "DATABASE_URL": f"sqlite:///{tmp}/bench.db", "QUEUE_URL": f"sqlite:///{tmp}/queue.db",
+                          "RUBRICS_DIR": str(rubrics_dir), "KEYS_DIR": str(tmp / "keys"), "WTF_CSRF_ENABLED": False,
+                          "PAGE_SIZE": 25, "LOGIN_MAX_FAILURES": 10**6})
+        engine = app.extensions["assessor.engine"]
+        init_db(engine)
+        rubric = find_rubric(RUBRIC_ID, rubrics_dir)
+        report = real_report(tmp, rubric)
+        with Session(engine, expire_on_commit=False) as session:
+            mentor = seed(session, rubrics_dir, args.attempts)
+            learner, attempt = journey_attempt(session, rubric, report, mentor)
+            total = session.exec(select(func.count()).select_from(Attempt)).one()
+        print(f"{total} attempts in the database")
+        base = f"/learner/attempts/{attempt.id}"
+
+        anonymous = app.test_client()
+        timed("GET /login", lambda: anonymous.get("/login"))
+        timed("GET /signup", lambda: anonymous.get("/signup"))
+        timed("POST /login (Argon2id check)", lambda: app.test_client().post(
+            "/login", data={"email": learner.email, "password": PASSWORD}), informational=True, expect=302)
+
+        as_learner = app.test_client()
+        as_learner.post("/login", data={"email": learner.email, "password": PASSWORD})
+        timed("GET /learner/", lambda: as_learner.get("/learner/"))
+        timed("GET /learner/submit", lambda: as_learner.get("/learner/submit"))
+        timed("GET attempt (status + report)", lambda: as_learner.get(base), shows="Test coverage of the service code")
+        timed("GET attempt status.json", lambda: as_learner.get(base + "/status.json"))
+        timed("GET self-assessment form", lambda: as_learner.get(base + "/self-assessment"))
+        with Session(engine, expire_on_commit=False) as session:
+            reviews.save_self_assessment(session, user=session.get(User, learner.id),
+                                         attempt=session.get(Attempt, attempt.id), rubric=rubric,
+                                         entries=top_level_entries(rubric))
+
+        as_mentor = app.test_client()
+        with as_mentor.session_transaction() as flask_session:
+            flask_session["_user_id"] = str(mentor.id)
+            flask_session["_fresh"] = True
+        queue_total = as_mentor.get("/mentor/")  # warm
+        assert queue_total.status_code == 200
+        timed("GET /mentor/ (queue, first page)", lambda: as_mentor.get("/mentor/"), shows="Awaiting review")
+        timed("GET /mentor/?page=150 (deep page)", lambda: as_mentor.get("/mentor/?page=150"))
+        with Session(engine, expire_on_commit=False) as session:
+            reviews.start_review(session, mentor=session.get(User, mentor.id), attempt=session.get(Attempt, attempt.id))
+            session.commit()
+        timed("GET mentor review page (editing)", lambda: as_mentor.get(f"/mentor/attempts/{attempt.id}"),
+              shows="Approve")
+        timed("GET mentor learner page", lambda: as_mentor.get(f"/mentor/learners/{learner.id}"))
+        with Session(engine, expire_on_commit=False) as session:
+            reviews.save_review(session, mentor=session.get(User, mentor.id), attempt=session.get(Attempt, attempt.id),
+                                rubric=rubric, report=report, entries=review_entries(rubric, report),
+                                comment="Approved.", decision="approved")
+            session.commit()
+        timed("GET mentor review page (decided)", lambda: as_mentor.get(f"/mentor/attempts/{attempt.id}"))
+
+        certificate = None
+        try:
+            from assessor import issuing
+
+            with Session(engine, expire_on_commit=False) as session:
+                certificate = issuing.issue_certificate(session, attempt_id=attempt.id,
+                                                        settings=issuing.settings_from_config(app.config))
+        except Exception as error:  # the certificate engine is optional for the page figures
+            print(f"no certificate: {type(error).__name__}: {error}")
+        timed("GET attempt (approved, result)", lambda: as_learner.get(base), shows="Final score")
+        timed("GET /learner/calibration", lambda: as_learner.get("/learner/calibration"))
+        if certificate is not None:
+            pid = certificate.public_id
+            pdf = certificate.pdf
+            timed("GET certificate PDF download", lambda: as_learner.get(f"/learner/certificates/{pid}.pdf"))
+            timed("GET /verify/<id> (public page)", lambda: anonymous.get(f"/verify/{pid}"), shows="Journey Learner")
+            timed("GET /verify (upload form)", lambda: anonymous.get("/verify"))
+            from io import BytesIO
+
+            form = anonymous.get("/verify").get_data(as_text=True)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # the page checks it itself
+            timed("POST /verify (PDF: seal + credential)", lambda: anonymous.post(
+                "/verify", data={"pdf": (BytesIO(pdf), "certificate.pdf"), "csrf_token": token},
+                content_type="multipart/form-data"), informational=True, shows='data-verdict="valid"')
+        engine.dispose()
+
+    over = [row for row in rows if row[1] > args.limit_ms]
+    print(f"\n{'page':<42} {'median':>9} {'worst':>9}")
+    for label, median, worst, informational in rows:
+        flag = ""
+        if median > args.limit_ms:
+            flag = f"  OVER {args.limit_ms:g} ms" + (" (deliberate cryptography; informational)" if informational else "")
+        print(f"{label:<42} {median:7.1f}ms {worst:7.1f}ms{flag}")
+    failing = [row for row in over if not row[3]]
+    print(f"\n{len(rows)} timed, {len(failing)} page(s) over {args.limit_ms:g} ms (median of {args.repeat})")
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The three journeys in a real browser against `assessor demo` with its real worker: learner (submit the passing
+sample, watch the stages, read the report, self-assess partly by keyboard), mentor (queue, review, approve),
+employer (verify page from the link, upload the PDF; a forged PDF is caught). Plus login failures, phone width and
+labels on every form field."""
+
+import io
+import re
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.conftest import ARTIFACTS, require_browser, shoot, sign_in
+
+require_browser()
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+RUBRIC_ID = "scalable-architectures-resilient-core"
+ASSESSMENT_TIMEOUT_MS = 240_000
+PHONE = {"width": 375, "height": 740}
+
+# Every visible form control without a label: <label for>, a wrapping <label>, aria-label or aria-labelledby.
+UNLABELLED_JS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(el => !['hidden', 'submit', 'button', 'reset', 'image'].includes((el.type || '').toLowerCase()))
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled(page) -> list[str]:
+    return page.evaluate(UNLABELLED_JS)
+
+
+def assert_labelled(page) -> None:
+    assert unlabelled(page) == [], f"form fields without a label on {page.url}"
+
+
+@pytest.fixture(scope="module")
+def journey(live_server, browser):
+    """State the journey's steps hand on (attempt URL, certificate), filled in by the tests in file order."""
+    return {}
+
+
+def test_learner_submits_watches_the_stages_reads_the_report_and_self_assesses(live_server, context, page, journey):
+    sign_in(page, live_server, "learner")
+    expect(page).to_have_url(re.compile(r"/learner/$"))
+    page.get_by_role("link", name=re.compile("submit", re.I)).first.click()
+    assert_labelled(page)
+    page.get_by_label("Course rubric").select_option(RUBRIC_ID)
+    page.get_by_label("Repository URL").fill(live_server.repos["passing"])
+    page.get_by_role("button", name="Submit for assessment").click()
+    expect(page).to_have_url(re.compile(r"/learner/attempts/\d+$"))
+    attempt_url = page.url
+    journey["attempt_url"] = attempt_url
+
+    # The status page follows the worker by itself: no reload from the test.
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url) if frame == page.main_frame else None)
+    shoot(page, "learner-status-early")
+    seen = []
+    finished = page.locator("#progress[data-finished='true']")  # rendered by the server once it has finished
+    deadline = time.monotonic() + ASSESSMENT_TIMEOUT_MS / 1000
+    while not finished.count() and time.monotonic() < deadline:
+        try:
+            text = page.locator("#status-text").inner_text(timeout=2000).strip()
+        except PlaywrightError:  # between the old page and the reloaded one
+            continue
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        page.wait_for_timeout(250)
+    expect(finished).to_have_count(1)
+    expect(page.locator("#status-text")).to_have_text("scored")
+    assert all(url == attempt_url for url in navigations)  # only status.js's own reload of this page
+    assert page.locator("ol.stages li:not(.stage-done)").count() == 0
+    print("status seen while waiting:", " -> ".join(seen))
+
+    # The report.
+    expect(page.get_by_role("heading", name=re.compile("Status"))).to_be_visible()
+    body = page.locator("main").inner_text() if page.locator("main").count() else page.inner_text("body")
+    assert "Test coverage of the service code" in body
+    assert "awaiting review" in body
+    page.wait_for_load_state("networkidle")
+    shoot(page, "readme-report", full_page=False)
+
+    # The self-assessment: the first criterion by keyboard alone, the rest by pointer.
+    page.get_by_role("link", name=re.compile("self-assessment", re.I)).click()
+    expect(page.get_by_role("heading", name=re.compile("Self-assessment"))).to_be_visible()
+    assert_labelled(page)
+    first_radio = page.locator("input[type=radio]").first
+    first_group = first_radio.get_attribute("name")
+    page.locator("h1").click()  # start from the page, not from a field
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement && document.activeElement.name") == first_group:
+            break
+    else:
+        pytest.fail("Tab never reached the first level choice")
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowDown")  # moves to (and picks) the next level
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.tagName") == "TEXTAREA"
+    page.keyboard.type("Chosen with the keyboard: the suite runs green and has plenty of tests.")
+    expect(page.locator(f"input[name='{first_group}']").nth(1)).to_be_checked()
+
+    fieldsets = page.locator("fieldset.criterion")
+    for index in range(1, fieldsets.count()):
+        fieldset = fieldsets.nth(index)
+        fieldset.locator("input[type=radio]").last.check()
+        fieldset.locator("textarea").fill("The documents and the code show it; see the report.")
+    page.get_by_role("button", name="Save self-assessment").click()
+    expect(page.get_by_role("status")).to_contain_text("self-assessment is saved")
+    expect(page).to_have_url(attempt_url)
+
+
+def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page, journey):
+    attempt_url = journey.get("attempt_url")
+    if not attempt_url:
+        pytest.skip("the learner journey did not submit an attempt")
+    attempt_id = attempt_url.rstrip("/").rsplit("/", 1)[-1]
+    sign_in(page, live_server, "mentor")
+    expect(page).to_have_url(re.compile(r"/mentor/$"))
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    assert_labelled(page)
+    row = page.locator("table.queue tbody tr", has_text=f"#{attempt_id}")
+    expect(row).to_contain_text("Demo Learner")
+    expect(row).to_contain_text("yes")  # self-assessed
+    row.get_by_role("link", name=re.compile(f"#{attempt_id}")).click()
+    page.get_by_role("button", name="Start review").click()
+    expect(page.get_by_role("status")).to_contain_text("Review started")
+    assert_labelled(page)
+
+    selects = page.locator("select[id^='level-']")
+    for index in range(selects.count()):
+        select = selects.nth(index)
+        if select.input_value() == "":  # a criterion only a mentor judges: give it the top level
+            values = select.locator("option").evaluate_all("options => options.map(o => o.value).filter(v => v)")
+            select.select_option(values[-1])
+        criterion = select.get_attribute("id").removeprefix("level-")
+        page.locator(f"#comment-{criterion}").fill("Clear and well argued.")
+    page.get_by_label(re.compile("Overall comment")).fill("A solid capstone. Approved.")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shoot(page, "readme-mentor-review", full_page=False)
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("status")).to_contain_text("Approved")
+
+    learner_context = browser.new_context(accept_downloads=True)
+    learner = learner_context.new_page()
+    try:
+        sign_in(learner, live_server, "learner")
+        learner.goto(attempt_url)
+        expect(learner.locator("#review-h")).to_contain_text("approved")
+        expect(learner.locator("body")).to_contain_text("Final score")
+        shoot(learner, "learner-approved")
+    finally:
+        learner_context.close()
+    journey["approved"] = True
+
+
+def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_server, browser, page, journey):
+    if not journey.get("approved"):
+        pytest.skip("the mentor journey did not approve the attempt")
+    sign_in(page, live_server, "learner")
+    page.goto(journey["attempt_url"])
+    download_link = page.get_by_role("link", name="Download the PDF")
+    for _ in range(60):  # the worker issues the certificate just after the approval
+        if download_link.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(download_link).to_be_visible()
+    with page.expect_download() as download_info:
+        download_link.click()
+    pdf = download_info.value.path().read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    journey["pdf"] = pdf
+    (ARTIFACTS / "certificate.pdf").write_bytes(pdf)  # for the README's picture of the certificate
+    verify_link = page.get_by_label("Verify link").input_value()
+    verify_path = urlsplit(verify_link).path
+    assert re.fullmatch(r"/verify/[\w-]+", verify_path), verify_link
+    journey["verify_path"] = verify_path
+
+    # The employer: no account, a fresh browser.
+    employer_context = browser.new_context()
+    employer = employer_context.new_page()
+    try:
+        employer.goto(live_server.url.rstrip("/") + verify_path)
+        expect(employer.locator("body")).to_contain_text("Demo Learner")
+        assert_labelled(employer)
+        employer.wait_for_load_state("networkidle")
+        shoot(employer, "readme-verify-page", full_page=False)
+        employer.goto(live_server.url + "verify")
+        assert_labelled(employer)
+        employer.get_by_label(re.compile("Certificate PDF")).set_input_files(
+            files=[{"name": "certificate.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+        employer.get_by_role("button", name="Check").click()
+        expect(employer.locator("[data-verdict]")).to_have_attribute("data-verdict", "valid")
+        expect(employer.locator("#verdict")).to_contain_text("Genuine")
+        shoot(employer, "readme-verify-upload")
+    finally:
+        employer_context.close()
+
+
+def test_a_forged_certificate_is_not_valid(live_server, page, journey):
+    pdf = journey.get("pdf")
+    if not pdf:
+        pytest.skip("no certificate was downloaded in the journey")
+    from pypdf import PdfReader, PdfWriter
+
+    # The forger opens the PDF in an editor and saves it with a changed title.
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.add_metadata({"/Title": "Certificate of Excellence (edited)"})
+    forged = io.BytesIO()
+    writer.write(forged)
+    page.goto(live_server.url + "verify")
+    page.get_by_label(re.compile("Certificate PDF")).set_input_files(
+        files=[{"name": "certificate.pdf", "mimeType": "application/pdf", "buffer": forged.getvalue()}])
+    page.get_by_role("button", name="Check").click()
+    verdict = page.locator("[data-verdict]")
+    expect(verdict).to_be_visible()
+    assert verdict.get_attribute("data-verdict") != "valid"
+    expect(page.locator("#verdict")).not_to_contain_text("Genuine")
+
+
+def test_sign_in_failures_say_what_went_wrong(live_server, page):
+    email, password = live_server.accounts["learner"]
+    page.goto(live_server.url + "login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password + "-wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong e-mail address or password")
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+    page.get_by_label("E-mail").fill("nobody@example.org")
+    page.get_by_label("Password").fill("not the password at all")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong e-mail address or password")
+
+    page.get_by_label("E-mail").fill("")
+    page.get_by_label("Password").fill("")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("body")).to_contain_text("enter your e-mail address")
+    assert_labelled(page)
+
+    # And a protected page sends a signed-out visitor to sign in.
+    page.goto(live_server.url + "mentor/")
+    expect(page).to_have_url(re.compile(r"/login"))
+
+
+def _no_horizontal_scroll(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    if width > PHONE["width"]:
+        shoot(page, f"phone-overflow-{urlsplit(url).path.strip('/').replace('/', '-') or 'root'}")
+    assert width <= PHONE["width"], f"{url} is {width} px wide at a {PHONE['width']} px viewport"
+
+
+def test_pages_fit_a_phone_screen(live_server, browser, journey):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        for path in ("login", "signup", "verify", journey.get("verify_path", "").lstrip("/")):
+            if path:
+                _no_horizontal_scroll(page, live_server.url + path)
+        sign_in(page, live_server, "learner")
+        learner_pages = [live_server.url + "learner/", live_server.url + "learner/submit"]
+        if journey.get("attempt_url"):
+            learner_pages += [journey["attempt_url"], journey["attempt_url"] + "/self-assessment"]
+        for url in learner_pages:
+            _no_horizontal_scroll(page, url)
+        shoot(page, "phone-learner-attempt")
+        page.context.clear_cookies()
+        sign_in(page, live_server, "mentor")
+        mentor_pages = [live_server.url + "mentor/"]
+        if journey.get("attempt_url"):
+            mentor_pages.append(live_server.url + "mentor/attempts/" + journey["attempt_url"].rsplit("/", 1)[-1])
+        for url in mentor_pages:
+            _no_horizontal_scroll(page, url)
+        shoot(page, "phone-mentor-review")
+    finally:
+        context.close()
+
+
+def test_every_form_field_has_a_label(live_server, page):
+    for path in ("login", "signup", "verify"):
+        page.goto(live_server.url + path)
+        assert_labelled(page)
+    sign_in(page, live_server, "learner")
+    for path in ("learner/", "learner/submit"):
+        page.goto(live_server.url + path)
+        assert_labelled(page)
+
+
+def test_the_checker_finds_an_unlabelled_field(page):
+    """The label check itself: it must catch a field with no label."""
+    page.set_content("<form><label for=a>A</label><input id=a><input id=b name=b>"
+                     "<label>C <input name=c></label><input aria-label=D><select name=e></select></form>")
+    found = unlabelled(page)
+    assert len(found) == 2 and 'id="b"' in found[0] and 'name="e"' in found[1]
+
+
+# WCAG 2 contrast of every piece of visible text against its effective background (opaque ancestors only).
+LOW_CONTRAST_JS = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const background = el => { for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a >= 0.99) return c; }
+    return {r: 255, g: 255, b: 255, a: 1}; };
+  const low = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || parseFloat(style.opacity) === 0) continue;
+    const fg = parse(style.color), bg = background(el);
+    const a = lum(fg), b = lum(bg), ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const needed = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+    if (ratio < needed) low.push(`${el.tagName.toLowerCase()}.${el.className}: ${ratio.toFixed(2)} < ${needed} ` +
+                                 `"${el.textContent.trim().slice(0, 40)}"`);
+  }
+  return low;
+}"""
+
+
+def test_text_is_readable_contrast(live_server, page, journey):
+    pages = [live_server.url + "login", live_server.url + "verify"]
+    if journey.get("verify_path"):
+        pages.append(live_server.url + journey["verify_path"].lstrip("/"))
+    for url in pages:
+        page.goto(url)
+        assert page.evaluate(LOW_CONTRAST_JS) == [], url
+    sign_in(page, live_server, "learner")
+    for url in [live_server.url + "learner/", journey.get("attempt_url")]:
+        if url:
+            page.goto(url)
+            assert page.evaluate(LOW_CONTRAST_JS) == [], url
+    page.context.clear_cookies()
+    sign_in(page, live_server, "mentor")
+    page.goto(live_server.url + "mentor/")
+    assert page.evaluate(LOW_CONTRAST_JS) == [], page.url
+    if journey.get("attempt_url"):
+        page.goto(live_server.url + "mentor/attempts/" + journey["attempt_url"].rsplit("/", 1)[-1])
+        assert page.evaluate(LOW_CONTRAST_JS) == [], page.url
+
+
+def test_focus_is_visible_when_tabbing(live_server, page):
+    """Keyboard users see where they are: every control reached by Tab on the sign-in page shows a focus ring."""
+    page.goto(live_server.url + "login")
+    page.locator("h1").click()
+    reached = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        state = page.evaluate("""() => { const el = document.activeElement; const s = getComputedStyle(el);
+          return {tag: el.tagName, text: (el.name || el.textContent || '').trim().slice(0, 30),
+                  ring: (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none'}; }""")
+        if state["tag"] == "BODY":
+            break
+        reached.append(state)
+    names = [state["text"] for state in reached]
+    assert "email" in names and "password" in names and "Sign in" in names, names
+    assert [state for state in reached if not state["ring"]] == []
+
+
+def test_the_contrast_checker_finds_faint_text(page):
+    page.set_content("<body style='background:#fff'><p style='color:#111'>dark enough</p>"
+                     "<p style='color:#bbb'>too faint</p><div style='background:#222'><span style='color:#eee'>light "
+                     "on dark</span></div><h1 style='color:#949494;font-size:32px'>large</h1></body>")
+    found = page.evaluate(LOW_CONTRAST_JS)
+    assert len(found) == 1 and "too faint" in found[0]
