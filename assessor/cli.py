@@ -154,3 +154,6 @@ def rubrics_validate(files: tuple[Path, ...]) -> None:
 
 from assessor.cli_admin import register as _register_admin_commands
 _register_admin_commands(main)
+
+from assessor.cli_certificates import register as _register_certificate_commands
+_register_certificate_commands(main)

@@ -33,9 +33,23 @@ def _app():
 
 
 def _init_database(app) -> None:
-    from assessor.db import init_db
+    """Bring the database to the newest schema (Alembic migrations; a fresh database is created by them)."""
+    from assessor.migrate import upgrade
 
-    init_db(app.extensions["assessor.engine"])
+    try:
+        upgrade(app.extensions["assessor.engine"])
+    except Exception as error:  # an unreachable server, a refused login: say which database
+        _fail(f"database {_redacted(app.config['DATABASE_URL'])} is not usable: {type(error).__name__}: "
+              f"{str(error).splitlines()[0] if str(error) else ''}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
 
 
 def write_secret_key(instance: Path) -> bool:
@@ -59,6 +73,10 @@ def register(main: click.Group) -> None:
     main.add_command(users)
     main.add_command(worker)
     main.add_command(serve)
+    main.add_command(db_group)
+    from assessor.cli_demo import demo
+
+    main.add_command(demo)
 
 
 @click.command()
@@ -72,6 +90,47 @@ def init() -> None:
     click.echo(f"secret key {'created' if created else 'kept'} ({paths.instance / 'secret_key'}, mode 0600)")
     click.echo(f"database ready ({app.config['DATABASE_URL']})")
     click.echo(f"job queue {app.config['QUEUE_URL']}")
+    from assessor.cli_certificates import ensure_key
+
+    click.echo(ensure_key(app))
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema: migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision) -> None:
+    """Migrate the database (ASSESSOR_DATABASE_URL or the instance's) to the newest schema."""
+    from assessor.migrate import upgrade
+
+    app = _app()
+    try:
+        before, after = upgrade(app.extensions["assessor.engine"], revision)
+    except Exception as error:
+        _fail(f"database {_redacted(app.config['DATABASE_URL'])}: {type(error).__name__}: {error}")
+    click.echo(f"database {_redacted(app.config['DATABASE_URL'])}: "
+               + (f"at {after} (unchanged)" if before == after else f"{before or 'empty'} -> {after}"))
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True, help="What the revision changes.")
+def db_revision(message) -> None:
+    """For developers: write a new migration with the changes to assessor/models.py (review it before use)."""
+    from assessor.migrate import new_revision
+
+    click.echo(f"wrote {new_revision(message)}")
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the newest one."""
+    from assessor.migrate import current, head
+
+    app = _app()
+    click.echo(f"current {current(app.extensions['assessor.engine']) or 'none'}, newest {head()}")
 
 
 @click.group()
@@ -167,30 +226,41 @@ def users_courses(email, rubric_ids) -> None:
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Jobs run at once.")
 @click.option("--type", "worker_type", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
               help="process workers also enforce the job time limit inside the worker.")
-def worker(workers, worker_type) -> None:
-    """Run the assessment worker (huey consumer) until SIGINT/SIGTERM."""
-    from assessor import jobs
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve this worker's Prometheus "
+              "metrics (assessments, stage durations, sandbox kills) on this port; 0: do not.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(workers, worker_type, metrics_port, metrics_host) -> None:
+    """Run the assessment worker (huey consumer). SIGINT or SIGTERM: running jobs may finish (up to 30 s); any
+    still running then are handed back to the queue for another worker."""
+    from assessor import jobs, logs
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure()
     # The embedded default must come up on a fresh machine with nothing but this command.
     if write_secret_key(resolve_paths().instance):
         click.echo("first start: created the instance folder and its secret key", err=True)
     app = _app()
+    logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
     _init_database(app)
     settings = jobs.settings_from_config(app.config)
     try:
         huey = jobs.make_huey(settings)
+        jobs.check_queue(huey, settings.queue_url)
     except AssessorError as error:
         _fail(str(error))
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host, registry=huey.assessor_runtime.metrics.registry)
+        click.echo(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
     reaped = jobs.reap_on_start(huey)
     if reaped:
-        click.echo(f"marked {len(reaped)} stale running attempt(s) failed", err=True)
-    consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True,
+        click.echo(f"stale running attempt(s) {', '.join(map(str, reaped))} handled (queued again or failed)", err=True)
+    consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True, graceful_signal="TERM",
                                     initial_delay=0.1, max_delay=2.0, shutdown_timeout=30)
     try:
         consumer.run()
     finally:
-        jobs.fail_in_flight(huey)
+        jobs.hand_back_in_flight(huey)
 
 
 @click.command()
@@ -203,11 +273,14 @@ def serve(host, port, threads, workers) -> None:
     """Serve the web app with waitress and, for the embedded queue, an assessment worker beside it."""
     from waitress import create_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from assessor import logs
+
+    logs.configure()
     # The embedded default must come up on a fresh machine with nothing but this command.
     if write_secret_key(resolve_paths().instance):
         click.echo("first start: created the instance folder and its secret key", err=True)
     app = _app()
+    logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
     _init_database(app)
     child = None
     if workers and app.config["QUEUE_URL"].startswith("sqlite:///"):
@@ -234,8 +307,9 @@ def serve(host, port, threads, workers) -> None:
 
 
 def _stop_child(child: subprocess.Popen, graceful_seconds: float = 35.0) -> None:
-    """SIGINT (huey's graceful stop: running jobs may finish), then SIGTERM, then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, graceful_seconds), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM (the worker's graceful stop: running jobs may finish, the rest are handed back), then SIGINT
+    (immediate: running jobs are handed back), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, graceful_seconds), (signal.SIGINT, 5.0), (signal.SIGKILL, 5.0)):
         if child.poll() is not None:
             return
         try:

@@ -10,9 +10,16 @@ host), the pipeline runs and the report is stored-or-reused by its key afterward
 Never stuck "running": every exception ends the attempt `failed` with a reason (the engine's one-line message,
 "timed out", or "internal error" with the traceback logged). A worker that dies mid-job cannot do that, so a
 heartbeat thread touches the attempt while it runs and `reap_stale` (every minute in the consumer, and when a
-worker starts) marks attempts failed whose heartbeat stopped or that ran past the job time limit. Reaped
-attempts are marked failed, not requeued: a job that killed its worker would otherwise kill the next one too;
-the learner sees the reason and can submit again.
+worker starts) hands back to the queue attempts whose heartbeat stopped (the worker was killed), up to
+`max_tries` claims in all, so a job that kills every worker it lands on ends failed instead of looping; attempts
+that ran past the job time limit end failed.
+
+Exactly once: a worker claims an attempt with one conditional UPDATE (queued -> running, tries + 1), so a
+duplicate enqueue or a second worker finds nothing to do; every later write of the job is conditional on its try
+number, so a worker that was given up on cannot overwrite the try that replaced it. Transient failures (the git
+host unreachable) are retried with exponential backoff; learner errors (a bad URL, failing tests) are results.
+Failures that are the service's (retries used up, crashes, internal errors) end in the dead-letter list
+(`dead_letter`), which admins see and can queue again.
 """
 
 import logging
@@ -23,6 +30,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,23 +45,27 @@ from sqlmodel import Session, select
 
 from assessor.accounts import forget_old_failures
 from assessor.db import make_engine, utcnow
-from assessor.errors import AssessorError
+from assessor.errors import AssessorError, TransientIntakeError
 from assessor.intake import SourcePolicy, check_source
-from assessor.models import RUNNING, Attempt
+from assessor.logs import attempt_context
+from assessor.metrics import Metrics
+from assessor.models import QUEUED, RUNNING, Attempt
 from assessor.submissions import (
-    attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, set_stage, store_report,
+    attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, requeue_running, set_stage,
+    store_report,
 )
 
 logger = logging.getLogger("assessor.jobs")
 
 TASK_NAME = "assessor.run_attempt"
 REAPER_NAME = "assessor.reap_stale"
+CERTIFICATE_TASK_NAME = "assessor.issue_certificate"
 LS_REMOTE_TIMEOUT = 30.0
 _FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
 _SHA_LINE = re.compile(r"^([0-9a-f]{40})\t(\S+)$")
 
-# Attempts this process is assessing right now, so a worker that is stopped can say so on each of them.
-_IN_FLIGHT: set[int] = set()
+# Attempts this process is assessing right now (id -> try number), so a stopping worker can hand them back.
+_IN_FLIGHT: dict[int, int] = {}
 _IN_FLIGHT_LOCK = threading.Lock()
 
 
@@ -70,6 +82,9 @@ class JobSettings:
     stale_after_seconds: float = 300.0  # no heartbeat for this long: the worker died
     heartbeat_seconds: float = 15.0
     wall_seconds: float | None = None   # override of the rubric's test-run limit
+    max_tries: int = 3                  # claims of one attempt (transient retries and crash recoveries) at most
+    retry_base_seconds: float = 10.0    # first retry after this long, doubling each time
+    issuer: Any = None                  # assessor.issuing.IssuerSettings (certificates)
 
 
 def _flag(value: Any) -> bool:
@@ -108,14 +123,24 @@ def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
         stale_after_seconds=float(config.get("STALE_AFTER_SECONDS", 300)),
         heartbeat_seconds=float(config.get("HEARTBEAT_SECONDS", 15)),
         wall_seconds=float(wall) if wall not in (None, "") else None,
+        max_tries=max(1, int(config.get("MAX_TRIES", 3))),
+        retry_base_seconds=float(config.get("RETRY_BASE_SECONDS", 10)),
+        issuer=_issuer_settings(config),
     )
+
+
+def _issuer_settings(config: Mapping[str, Any]):
+    from assessor.issuing import settings_from_config as issuer_settings_from_config
+
+    return issuer_settings_from_config(config) if config.get("KEYS_DIR") else None
 
 
 class _Runtime:
     """Per-process resources of a queue: the engine is made on first use, so a forked worker makes its own."""
 
-    def __init__(self, settings: JobSettings):
+    def __init__(self, settings: JobSettings, metrics: Metrics | None = None):
         self.settings = settings
+        self.metrics = metrics or Metrics()
 
     @cached_property
     def engine(self):
@@ -125,7 +150,7 @@ class _Runtime:
         return Session(self.engine, expire_on_commit=False)
 
 
-def make_huey(settings: JobSettings, *, name: str = "assessor") -> Huey:
+def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics | None = None) -> Huey:
     """The queue for these settings, with the assessment task and the stale-job reaper registered."""
     common = dict(name=name, results=False, store_none=False, store_intermediate_errors=False, utc=True)
     url = settings.queue_url
@@ -138,31 +163,63 @@ def make_huey(settings: JobSettings, *, name: str = "assessor") -> Huey:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         try:
             from huey import RedisHuey
-            import redis  # noqa: F401
+            import redis
         except ImportError:
             raise AssessorError("a redis:// queue needs the 'redis' package installed") from None
-        huey = RedisHuey(url=url, **common)
+        # A connect timeout, so an unreachable Redis is an error within seconds rather than a hang.
+        pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=5)
+        huey = RedisHuey(connection_pool=pool, **common)
     elif url == "memory://":
         huey = MemoryHuey(**common)
     else:
         raise AssessorError(f"unknown queue URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
-    runtime = _Runtime(settings)
+    runtime = _Runtime(settings, metrics)
 
     # huey's own timeout only works with process workers; the reaper covers thread workers.
     @huey.task(name=TASK_NAME, retries=0, timeout=int(settings.job_timeout_seconds))
     def run_attempt_task(attempt_id: int) -> None:
-        run_attempt(attempt_id, sessions=runtime.session, settings=settings)
+        run_attempt(attempt_id, sessions=runtime.session, settings=settings, metrics=runtime.metrics, requeue=requeue)
+
+    def requeue(attempt_id: int, delay: float = 0) -> None:
+        if delay > 0:
+            run_attempt_task.schedule((attempt_id,), delay=delay)
+        else:
+            huey.enqueue(run_attempt_task.s(attempt_id))
 
     @huey.periodic_task(crontab(minute="*"), name=REAPER_NAME)
     def reap_task() -> None:
         with runtime.session() as session:
-            reap_stale(session, settings=settings)
+            reap_stale(session, settings=settings, requeue=requeue, metrics=runtime.metrics)
+            requeue_orphans(session, huey, settings=settings)
             forget_old_failures(session, before=utcnow() - timedelta(days=1))
             session.commit()
 
+    # Idempotent (one certificate per attempt), so a retry after a crash is safe.
+    @huey.task(name=CERTIFICATE_TASK_NAME, retries=3, retry_delay=30)
+    def issue_certificate_task(attempt_id: int) -> None:
+        from assessor.issuing import IssuingError, issue_certificate
+
+        with runtime.session() as session:
+            try:
+                issue_certificate(session, attempt_id=attempt_id, settings=settings.issuer)
+            except IssuingError as error:  # not certifiable: retrying would not change that
+                logger.warning("no certificate for attempt %s: %s", attempt_id, error)
+
+    huey.assessor_certificate_task = issue_certificate_task  # type: ignore[attr-defined]
     huey.assessor_runtime = runtime  # type: ignore[attr-defined]
     huey.assessor_task = run_attempt_task  # type: ignore[attr-defined]
+    huey.assessor_requeue = requeue  # type: ignore[attr-defined]
     return huey
+
+
+def check_queue(huey: Huey, url: str) -> int:
+    """The number of jobs waiting; raises AssessorError naming the queue when it cannot be reached."""
+    try:
+        return huey.storage.queue_size()
+    except Exception as error:
+        shown = re.sub(r"//[^@/]*@", "//***@", url)
+        raise AssessorError(f"the job queue {shown} is not reachable ({type(error).__name__}: "
+                            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no details'})") from None
 
 
 def enqueue_attempt(huey: Huey, attempt_id: int) -> str:
@@ -172,14 +229,47 @@ def enqueue_attempt(huey: Huey, attempt_id: int) -> str:
     return task.id
 
 
-def fail_in_flight(huey: Huey) -> list[int]:
-    """When a worker stops, the attempts it was still assessing end failed (rather than running until reaped)."""
+def enqueue_certificate(huey: Huey, attempt_id: int) -> str:
+    """Queue issuing the certificate of an approved, passing attempt."""
+    task = huey.assessor_certificate_task.s(attempt_id)  # type: ignore[attr-defined]
+    huey.enqueue(task)
+    return task.id
+
+
+def hand_back_in_flight(huey: Huey) -> list[int]:
+    """When a worker stops before its jobs finished, the attempts it was still assessing go back to the queue
+    (rather than running until reaped); another worker assesses them from the start."""
     runtime: _Runtime = huey.assessor_runtime  # type: ignore[attr-defined]
     with _IN_FLIGHT_LOCK:
-        pending = sorted(_IN_FLIGHT)
-    for attempt_id in pending:
-        _fail(runtime.session, attempt_id, "the worker was stopped during the assessment; please submit again")
-    return pending
+        pending = sorted(_IN_FLIGHT.items())
+    handed_back = []
+    for attempt_id, try_number in pending:
+        try:
+            with runtime.session() as session:
+                if requeue_running(session, attempt_id=attempt_id, try_number=try_number,
+                                   reason="the worker was stopped during the assessment; queued again"):
+                    huey.assessor_requeue(attempt_id)  # type: ignore[attr-defined]
+                    handed_back.append(attempt_id)
+        except Exception:
+            logger.exception("could not hand back attempt %s (the reaper will)", attempt_id)
+    return handed_back
+
+
+def requeue_orphans(session: Session, huey: Huey, *, settings: JobSettings, now: datetime | None = None) -> list[int]:
+    """Queued attempts whose job is gone (a Redis restarted without persistence, a web server that died between
+    its commit and its enqueue) are enqueued again. Only when the queue and its schedule are both empty, so no
+    attempt's job can still be waiting; only attempts queued longer than `stale_after_seconds` ago. A duplicate
+    job is harmless: the claim lets one run."""
+    if huey.pending_count() or huey.scheduled_count():
+        return []
+    before = (now or utcnow()) - timedelta(seconds=settings.stale_after_seconds)
+    orphans = list(session.exec(select(Attempt.id).where(Attempt.status == QUEUED, Attempt.created_at < before)
+                                .order_by(Attempt.id)))
+    for attempt_id in orphans:
+        huey.assessor_requeue(attempt_id)  # type: ignore[attr-defined]
+    if orphans:
+        logger.warning("queued attempts without a job enqueued again: %s", ", ".join(map(str, orphans)))
+    return orphans
 
 
 def reap_on_start(huey: Huey) -> list[int]:
@@ -188,7 +278,8 @@ def reap_on_start(huey: Huey) -> list[int]:
     engine = make_engine(settings.database_url)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            return reap_stale(session, settings=settings)
+            reaped = reap_stale(session, settings=settings, requeue=huey.assessor_requeue)  # type: ignore[attr-defined]
+            return reaped + requeue_orphans(session, huey, settings=settings)
     finally:
         engine.dispose()
 
@@ -199,44 +290,97 @@ def reap_on_start(huey: Huey) -> list[int]:
 
 def run_attempt(attempt_id: int, *, sessions: Callable[[], Session], settings: JobSettings,
                 assess: Callable[..., Any] | None = None,
-                resolve_commit: Callable[[str, str | None, SourcePolicy], str | None] | None = None) -> str:
-    """Assess one queued attempt and record the outcome. Returns scored, reused, failed or skipped.
-    Never leaves the attempt running: any exception marks it failed with the reason."""
+                resolve_commit: Callable[[str, str | None, SourcePolicy], str | None] | None = None,
+                metrics: Metrics | None = None, requeue: Callable[[int, float], None] | None = None) -> str:
+    """Assess one queued attempt and record the outcome. Returns scored, reused, failed, retried or skipped.
+    Never leaves the attempt running: any exception marks it failed with the reason, except a transient one
+    while tries remain (and `requeue` is given), which queues it again after a backoff."""
+    with attempt_context(attempt_id):
+        outcome = _run_attempt(attempt_id, sessions=sessions, settings=settings, assess=assess,
+                               resolve_commit=resolve_commit, metrics=metrics, requeue=requeue)
+        if metrics is not None and outcome != "skipped":
+            metrics.assessments.labels(outcome).inc()
+        return outcome
+
+
+def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:
     with sessions() as session:
-        if not mark_running(session, attempt_id=attempt_id):
-            logger.info("attempt %s is not queued any more; skipped", attempt_id)
+        try_number = mark_running(session, attempt_id=attempt_id)
+        if not try_number:
+            logger.info("attempt %s is not queued any more (another worker has it, or it is finished); skipped",
+                        attempt_id)
             return "skipped"
         attempt = session.get(Attempt, attempt_id)
         source, ref = attempt.source_url, attempt.ref
+    logger.info("attempt %s: try %s started", attempt_id, try_number)
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat_loop, args=(attempt_id, sessions, settings.heartbeat_seconds, stop),
+    beat = threading.Thread(target=_heartbeat_loop,
+                            args=(attempt_id, try_number, sessions, settings.heartbeat_seconds, stop),
                             name=f"heartbeat-{attempt_id}", daemon=True)
     beat.start()
     with _IN_FLIGHT_LOCK:
-        _IN_FLIGHT.add(attempt_id)
+        _IN_FLIGHT[attempt_id] = try_number
+    timer = _StageTimer(metrics)
+    dead_letter = False
     try:
         return _assess_attempt(attempt_id, source, ref, sessions=sessions, settings=settings, assess=assess,
-                               resolve_commit=resolve_commit or resolve_remote_commit)
+                               resolve_commit=resolve_commit or resolve_remote_commit, try_number=try_number,
+                               timer=timer, metrics=metrics)
     except TaskTimeout:
         reason = f"timed out: the assessment took longer than {_minutes(settings.job_timeout_seconds)}"
+    except TransientIntakeError as error:
+        if requeue is not None and try_number < settings.max_tries:
+            delay = settings.retry_base_seconds * 2 ** (try_number - 1)
+            message = f"{error}; trying again in {delay:g} s (try {try_number} of {settings.max_tries})"
+            logger.warning("attempt %s: %s", attempt_id, message)
+            with sessions() as session:
+                if requeue_running(session, attempt_id=attempt_id, reason=message, try_number=try_number):
+                    requeue(attempt_id, delay)
+            return "retried"
+        reason = f"{error} (gave up after {try_number} tries)"
+        dead_letter = True
     except AssessorError as error:
         reason = str(error) or type(error).__name__
     except Exception:
         logger.exception("internal error while assessing attempt %s", attempt_id)
         reason = "internal error while assessing (the details are logged for the operators); please submit again later"
+        dead_letter = True
     except BaseException:
-        _fail(sessions, attempt_id, "the worker was stopped during the assessment; please submit again")
+        _fail(sessions, attempt_id, "the worker was stopped during the assessment; please submit again",
+              try_number=try_number)
         raise
     finally:
+        timer.close()
         stop.set()
         beat.join(timeout=5)
         with _IN_FLIGHT_LOCK:
-            _IN_FLIGHT.discard(attempt_id)
-    _fail(sessions, attempt_id, reason)
+            if _IN_FLIGHT.get(attempt_id) == try_number:
+                del _IN_FLIGHT[attempt_id]
+    _fail(sessions, attempt_id, reason, dead_letter=dead_letter, try_number=try_number)
     return "failed"
 
 
-def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings, assess, resolve_commit) -> str:
+class _StageTimer:
+    """Stage durations from the pipeline's progress calls: a stage lasts until the next one starts."""
+
+    def __init__(self, metrics: Metrics | None):
+        self.metrics = metrics
+        self.stage: str | None = None
+        self.started = 0.0
+
+    def start(self, stage: str) -> None:
+        self.close()
+        self.stage, self.started = stage, time.monotonic()
+
+    def close(self) -> None:
+        if self.stage is not None and self.metrics is not None:
+            self.metrics.stage_seconds.labels(self.stage).observe(time.monotonic() - self.started)
+        self.stage = None
+
+
+def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings, assess, resolve_commit,
+                    try_number: int | None = None, timer: "_StageTimer | None" = None,
+                    metrics: Metrics | None = None) -> str:
     with sessions() as session:
         attempt = session.get(Attempt, attempt_id)
         rubric = attempt_rubric(session, attempt=attempt)
@@ -245,7 +389,7 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
         with sessions() as session:
             stored = find_stored_report(session, commit=commit, attempt=session.get(Attempt, attempt_id))
             if stored is not None:
-                finish_scored(session, attempt_id=attempt_id, stored=stored, reused=True)
+                finish_scored(session, attempt_id=attempt_id, stored=stored, reused=True, try_number=try_number)
                 logger.info("attempt %s: commit %s already assessed; report %s reused", attempt_id, commit, stored.id)
                 return "reused"
     if assess is None:
@@ -253,33 +397,45 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     from assessor.pipeline import PipelineSettings
 
     def progress(stage: str, message: str) -> None:
+        if timer is not None:
+            timer.start(stage)
         with sessions() as session:
-            set_stage(session, attempt_id=attempt_id, stage=stage, message=message)
+            set_stage(session, attempt_id=attempt_id, stage=stage, message=message, try_number=try_number)
 
     pipeline_settings = PipelineSettings(
         work_root=settings.work_root, cache_dir=settings.cache_dir, source_policy=settings.source_policy,
         unsafe_no_sandbox=settings.unsafe_no_sandbox, wall_seconds=settings.wall_seconds)
     report = assess(source, rubric, settings=pipeline_settings, ref=ref, progress=progress)
+    if timer is not None:
+        timer.close()
+    killed_by = (getattr(report, "sandbox", None) or {}).get("killed_by")
+    if killed_by and metrics is not None:
+        metrics.sandbox_kills.labels(killed_by).inc()
     with sessions() as session:
         stored, reused = store_report(session, report=report)
-        if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused):
+        if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused, try_number=try_number):
             logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id, stored.id)
     return "reused" if reused else "scored"
 
 
-def _fail(sessions, attempt_id: int, reason: str) -> None:
+def _fail(sessions, attempt_id: int, reason: str, *, dead_letter: bool = False, try_number: int | None = None) -> None:
     try:
         with sessions() as session:
-            finish_failed(session, attempt_id=attempt_id, reason=reason)
+            finish_failed(session, attempt_id=attempt_id, reason=reason, dead_letter=dead_letter, try_number=try_number)
     except Exception:
         logger.exception("could not record the failure of attempt %s (the reaper will)", attempt_id)
 
 
-def _heartbeat_loop(attempt_id: int, sessions, every: float, stop: threading.Event) -> None:
+def _heartbeat_loop(attempt_id: int, try_number: int, sessions, every: float, stop: threading.Event) -> None:
+    with attempt_context(attempt_id):
+        _beat(attempt_id, try_number, sessions, every, stop)
+
+
+def _beat(attempt_id: int, try_number: int, sessions, every: float, stop: threading.Event) -> None:
     while not stop.wait(every):
         try:
             with sessions() as session:
-                heartbeat(session, attempt_id=attempt_id)
+                heartbeat(session, attempt_id=attempt_id, try_number=try_number)
         except Exception:
             logger.warning("heartbeat for attempt %s failed", attempt_id, exc_info=True)
 
@@ -288,8 +444,10 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
 
 
-def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None = None) -> list[int]:
-    """Mark failed every running attempt whose worker stopped sending heartbeats or that ran past the time limit."""
+def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None = None,
+               requeue: Callable[[int, float], None] | None = None, metrics: Metrics | None = None) -> list[int]:
+    """Running attempts whose worker stopped sending heartbeats go back to the queue (with `requeue`, while
+    tries remain) or end failed in the dead-letter list; those that ran past the time limit end failed."""
     now = now or utcnow()
     timed_out_before = now - timedelta(seconds=settings.job_timeout_seconds)
     silent_before = now - timedelta(seconds=settings.stale_after_seconds)
@@ -299,10 +457,21 @@ def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None 
         if started < timed_out_before:
             reason = f"timed out: the assessment took longer than {_minutes(settings.job_timeout_seconds)}"
         elif (attempt.heartbeat_at or started) < silent_before:
-            reason = "the assessment worker stopped while assessing (it crashed or was restarted); please submit again"
+            if requeue is not None and attempt.tries < settings.max_tries:
+                if requeue_running(session, attempt_id=attempt.id, try_number=attempt.tries,
+                                   reason="the assessment worker stopped while assessing; queued again"):
+                    logger.warning("attempt %s: its worker stopped (no heartbeat); queued again", attempt.id)
+                    requeue(attempt.id, 0)
+                    if metrics is not None:
+                        metrics.assessments.labels("requeued").inc()
+                    reaped.append(attempt.id)
+                continue
+            reason = ("the assessment worker stopped while assessing (it crashed or was restarted)"
+                      + (f", {attempt.tries} times" if attempt.tries > 1 else "") + "; please submit again")
         else:
             continue
-        if finish_failed(session, attempt_id=attempt.id, reason=reason):
+        if finish_failed(session, attempt_id=attempt.id, reason=reason, try_number=attempt.tries,
+                         dead_letter=not reason.startswith("timed out")):
             logger.warning("attempt %s reaped: %s", attempt.id, reason)
             reaped.append(attempt.id)
     return reaped

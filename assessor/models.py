@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import DDL, Column, Index, Text, UniqueConstraint, event
+from sqlalchemy import DDL, Column, Index, LargeBinary, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from assessor.db import utcnow
@@ -140,6 +140,8 @@ class Attempt(SQLModel, table=True):
     reused_report: bool = False
     review_state: str = Field(default=OPEN, max_length=20)
     job_id: str | None = Field(default=None, max_length=64)
+    tries: int = 0                      # times a worker claimed it (retries and crash recoveries included)
+    dead_letter: bool = False           # failed for the service's reasons after the last try; admins may requeue
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     heartbeat_at: datetime | None = None
@@ -222,6 +224,41 @@ class LoginFailure(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+class SigningKey(SQLModel, table=True):
+    """An issuer key. Only the public JWK and the path of the private key file are stored, never the key itself."""
+
+    __tablename__ = "signing_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(max_length=64, unique=True)  # RFC 7638 thumbprint
+    public_jwk: str = Field(sa_column=Column(Text, nullable=False))
+    private_key_path: str = Field(max_length=1000)
+    active: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    retired_at: datetime | None = None
+
+
+class Certificate(SQLModel, table=True):
+    """One certificate per approved, passing attempt (the unique attempt_id makes issuing idempotent)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (UniqueConstraint("status_list", "status_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=36, unique=True, index=True)  # uuid4, unguessable
+    attempt_id: int = Field(foreign_key="attempts.id", unique=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    kid: str = Field(max_length=64)
+    token: str = Field(sa_column=Column(Text, nullable=False))
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status_list: int = 1
+    status_index: int
+    issued_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = Field(default=None, max_length=500)
+    revoked_by: int | None = Field(default=None, foreign_key="users.id")
+
+
 for _statement in (
     "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
@@ -229,3 +266,12 @@ for _statement in (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",
 ):
     event.listen(Event.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+
+# PostgreSQL: the same refusal, as a trigger function (the initial migration creates the same two objects).
+for _statement in (
+    "CREATE OR REPLACE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'events are append-only'; END $$",
+    "CREATE TRIGGER events_no_update_or_delete BEFORE UPDATE OR DELETE ON events "
+    "FOR EACH ROW EXECUTE FUNCTION events_append_only()",
+):
+    event.listen(Event.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))

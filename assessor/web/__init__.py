@@ -20,6 +20,11 @@ def default_config(instance: Path) -> dict:
         RUBRICS_DIR=str(paths.rubrics),
         WORK_ROOT=str(paths.work_root),
         CACHE_DIR=str(instance / "cache"),
+        KEYS_DIR=str(instance / "keys"),  # certificate signing keys (0700 dir, 0600 files)
+        SIGNING_KEY_FILE=None,  # or the operator's own Ed25519 PEM (ASSESSOR_SIGNING_KEY_FILE)
+        PUBLIC_URL="https://localhost",  # https base URL printed on certificates (verify links, issuer id)
+        ISSUER_NAME="Capstone Assessor",
+        CERTIFICATE_UPLOAD_MAX=5 * 1024 * 1024,
         ALLOW_LOCAL_SOURCES=False,
         ALLOWED_SCHEMES=["https"],
         ALLOWED_HOSTS=None,
@@ -60,6 +65,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("ASSESSOR")
     if test_config is not None:
         app.config.from_mapping(test_config)
+    if app.config.get("REDIS_URL"):  # scaled out: RedisHuey instead of the embedded SqliteHuey
+        app.config["QUEUE_URL"] = app.config["REDIS_URL"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(instance)
     if not app.config.get("SECRET_KEY"):
@@ -68,9 +75,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from assessor.web import admin, auth, extensions, learner, mentor, security
 
     extensions.init_app(app)
+    from assessor.web import ops
+
+    ops.init_app(app)  # first: its request id and timing wrap every other hook
     security.init_app(app)
     auth.init_app(app)
     learner.init_app(app)
     mentor.init_app(app)
     admin.init_app(app)
+    from assessor.web import admin_certificates, public
+
+    public.init_app(app)
+    admin_certificates.init_app(app)
     return app
