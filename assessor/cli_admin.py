@@ -252,7 +252,12 @@ def worker(workers, worker_type, metrics_port, metrics_host) -> None:
 
         start_http_server(metrics_port, addr=metrics_host, registry=huey.assessor_runtime.metrics.registry)
         click.echo(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
+    from assessor.pipeline import clean_stale_job_dirs
+
     reaped = jobs.reap_on_start(huey)
+    # A worker killed outright leaves its job dirs (and their sandbox mounts) behind.
+    for job_dir in clean_stale_job_dirs(settings.work_root):
+        click.echo(f"removed the work dir of a job that died: {job_dir}", err=True)
     if reaped:
         click.echo(f"stale running attempt(s) {', '.join(map(str, reaped))} handled (queued again or failed)", err=True)
     consumer = huey.create_consumer(workers=workers, worker_type=worker_type, periodic=True, graceful_signal="TERM",

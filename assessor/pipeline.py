@@ -1,6 +1,9 @@
 """The one orchestrator: source → clone → measure → install → test in the sandbox → score → report."""
 
+import fcntl
+import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +24,11 @@ from assessor.report import Report, RubricRef
 from assessor.rubric import Rubric
 from assessor.sandbox import SandboxLimits, bubblewrap_available
 from assessor.scoring import CriterionScore, decide, score_measured, score_pending
+
+JOB_PREFIX = "job-"
+IN_USE_FILE = ".in-use"  # flocked while the job runs; the lock dies with its process, even on SIGKILL
+# A job dir younger than this may be one whose process has not taken its lock yet.
+STALE_AFTER_SECONDS = 60.0
 
 # The stages a person watching an assessment sees, in order.
 STAGES = ("cloning", "measuring", "installing", "testing", "scoring")
@@ -84,7 +92,8 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
     if runs_tests:
         require_sandbox(settings.unsafe_no_sandbox)
     settings.work_root.mkdir(parents=True, exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=settings.work_root))
+    job_dir = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=settings.work_root))
+    in_use = _hold_lock(job_dir / IN_USE_FILE)
     clock = _StageClock(progress)
     try:
         with clock.stage("cloning", f"cloning {source}" + (f" at {ref}" if ref else "")):
@@ -144,6 +153,58 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
     finally:
         if not settings.keep_work_dir:
             shutil.rmtree(job_dir, ignore_errors=True)
+        os.close(in_use)
+
+
+def _hold_lock(path: Path) -> int:
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+def _mount_points_under(directory: Path) -> list[Path]:
+    """Mount points inside `directory`, deepest first (from /proc/self/mountinfo, octal escapes decoded)."""
+    prefix = str(directory) + "/"
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        for line in mountinfo:
+            raw = line.split()[4]
+            point = raw.encode().decode("unicode_escape") if "\\" in raw else raw
+            if point.startswith(prefix):
+                found.append(Path(point))
+    return sorted(found, key=lambda point: len(point.parts), reverse=True)
+
+
+def clean_stale_job_dirs(work_root: Path) -> list[Path]:
+    """Remove job dirs whose process died (a killed worker): unmount their sandbox areas, then delete them.
+
+    A job that is still running holds its lock, so it is never touched, whichever process runs it.
+    """
+    removed: list[Path] = []
+    if not work_root.is_dir():
+        return removed
+    for job_dir in sorted(work_root.glob(f"{JOB_PREFIX}*")):
+        if job_dir.is_symlink() or not job_dir.is_dir():
+            continue
+        if time.time() - job_dir.stat().st_mtime < STALE_AFTER_SECONDS:
+            continue
+        try:
+            lock = os.open(job_dir / IN_USE_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        try:
+            for point in _mount_points_under(job_dir.resolve()):
+                subprocess.run(["umount", "--lazy", str(point)], capture_output=True, timeout=30)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            removed.append(job_dir)
+        finally:
+            os.close(lock)
+    return removed
 
 
 def _score_criterion(criterion, complexity, artifacts, test_run, environment_problem) -> CriterionScore:

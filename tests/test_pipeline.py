@@ -1,6 +1,9 @@
 """End to end: real clones of the shipped sample capstones, the real sandbox, real coverage and radon."""
 
+import fcntl
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,7 @@ from click.testing import CliRunner
 from assessor.cli import main
 from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
-from assessor.pipeline import STAGES, PipelineSettings, assess
+from assessor.pipeline import IN_USE_FILE, STAGES, PipelineSettings, assess, clean_stale_job_dirs
 from assessor.report import report_from_json, report_to_json
 from assessor.rubric import find_rubric
 from assessor.samples import create_sample_repo
@@ -129,3 +132,52 @@ def test_cli_check_writes_json_report(tmp_path, shared_cache, monkeypatch):
     assert stored["outcome"] == "fail"
     assert stored["rubric"]["id"] == RUBRIC_ID
     assert Path(tmp_path / "instance").stat().st_mode & 0o777 == 0o700
+
+
+def _age(path: Path, seconds: float) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_stale_job_dirs_of_dead_jobs_are_unmounted_and_removed_but_live_ones_kept(tmp_path):
+    work_root = tmp_path / "work"
+    dead = work_root / "job-dead"
+    area = dead / "run" / "area"
+    area.mkdir(parents=True)
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "assessor-run", str(area)], capture_output=True).returncode == 0
+    live = work_root / "job-live"
+    live.mkdir()
+    young = work_root / "job-young"
+    young.mkdir()
+    for job_dir in (dead, live):
+        _age(job_dir, 3600)
+    # The live job's process holds its lock, as assess() does while it runs.
+    lock = os.open(live / IN_USE_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        removed = clean_stale_job_dirs(work_root)
+    finally:
+        os.close(lock)
+
+    assert removed == [dead]
+    assert not dead.exists() and live.is_dir() and young.is_dir()
+    if mounted:
+        assert str(area) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_a_running_assessment_holds_its_job_dir(tmp_path, settings, rubric, make_repo):
+    repo = make_repo({"app/__init__.py": "VALUE = 1\n", "tests/test_app.py": "def test_one():\n    assert True\n"})
+    seen = {}
+
+    def progress(stage, message):
+        if stage == "testing":
+            job_dir = next((tmp_path / "work").glob("job-*"))
+            _age(job_dir, 3600)
+            seen["removed"] = clean_stale_job_dirs(tmp_path / "work")
+            seen["still_there"] = job_dir.is_dir()
+
+    report = assess(str(repo), rubric, settings=settings, progress=progress)
+
+    assert seen == {"removed": [], "still_there": True}
+    assert report.tests["passed"] == 1
