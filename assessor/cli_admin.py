@@ -1,12 +1,12 @@
 """Operator commands for the web service: init, users, worker, serve. `register(main)` adds them to the CLI."""
 
-import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -188,19 +188,27 @@ def users_list() -> None:
             click.echo(f"{user.email:<40} {user.role:<8} {', '.join(courses)}{state}")
 
 
+@contextmanager
+def _existing_account(email: str):
+    """A session and the account with this e-mail, or exit 2 naming it."""
+    from assessor import accounts
+    from assessor.db import session_scope
+
+    with session_scope(_app().extensions["assessor.engine"]) as session:
+        user = accounts.find_user(session, email=email)
+        if user is None:
+            _fail(f"no account {email!r}")
+        yield session, user
+
+
 @users.command("role")
 @click.argument("email")
 @click.argument("role", type=click.Choice(ROLES))
 def users_role(email, role) -> None:
     """Change an account's role."""
     from assessor import accounts
-    from assessor.db import session_scope
 
-    app = _app()
-    with session_scope(app.extensions["assessor.engine"]) as session:
-        user = accounts.find_user(session, email=email)
-        if user is None:
-            _fail(f"no account {email!r}")
+    with _existing_account(email) as (session, user):
         accounts.set_role(session, user=user, role=role)
     click.echo(f"{email}: role {role}")
 
@@ -211,13 +219,8 @@ def users_role(email, role) -> None:
 def users_courses(email, rubric_ids) -> None:
     """Set the courses (rubric ids) a mentor reviews; none clears them."""
     from assessor import accounts
-    from assessor.db import session_scope
 
-    app = _app()
-    with session_scope(app.extensions["assessor.engine"]) as session:
-        user = accounts.find_user(session, email=email)
-        if user is None:
-            _fail(f"no account {email!r}")
+    with _existing_account(email) as (session, user):
         accounts.set_courses(session, user=user, rubric_ids=rubric_ids)
     click.echo(f"{email}: courses {', '.join(sorted(rubric_ids)) or 'none'}")
 

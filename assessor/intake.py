@@ -466,6 +466,55 @@ def _allowed_protocols(policy: SourcePolicy) -> list[str]:
     return protocols
 
 
+_LS_REMOTE_LINE = re.compile(r"^([0-9a-f]{40})\t(\S+)$")
+
+
+def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeout_seconds: float = 30.0) -> str | None:
+    """The commit `ref` (default HEAD) names in the remote, by `git ls-remote` without cloning; None when unsure.
+
+    A full SHA is its own answer; an abbreviated one, an unknown ref or an unreachable host give None, so the
+    caller falls back to cloning, which says precisely what is wrong.
+    """
+    if ref and _FULL_SHA.match(ref.lower()):
+        return ref.lower()
+    try:
+        url = check_source(source, policy)
+        if ref is not None:
+            _check_ref(ref)
+    except IntakeError:
+        return None
+    git = shutil.which("git")
+    if git is None:
+        return None
+    if ref is None:
+        wanted = ["HEAD"]
+    elif ref.startswith("refs/"):
+        wanted = [f"{ref}^{{}}", ref]
+    else:
+        wanted = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+    with tempfile.TemporaryDirectory(prefix="ls-remote-") as scratch:
+        config = [arg for setting in _git_config(policy) for arg in ("-c", setting)]
+        patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
+        process = subprocess.Popen(
+            [git, *config, "ls-remote", "--end-of-options", url, *patterns], cwd=scratch,
+            env=_clean_environment(Path(scratch), policy), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        try:
+            output, _ = process.communicate(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            return None
+    if process.returncode != 0:
+        return None
+    found = {}
+    for line in output.decode("utf-8", errors="replace").splitlines():
+        match = _LS_REMOTE_LINE.match(line.strip())
+        if match:
+            found[match.group(2)] = match.group(1)
+    return next((found[name] for name in wanted if name in found), None)
+
+
 def _kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)

@@ -2,7 +2,7 @@
 `run_attempt`, which runs the engine's pipeline and records every outcome on the attempt.
 
 Never assessed twice: before running anything, `run_attempt` resolves the commit the attempt points at with
-`git ls-remote` (same locked-down git environment rules as intake: no system/global config, no prompts, only
+`intake.resolve_commit` (git ls-remote in intake's locked-down environment: no system/global config, no prompts, only
 the allowed protocols, a time limit). If a report for (commit, rubric id, version, sha256) is stored, it is
 reused and nothing is cloned or run. If the commit cannot be resolved that way (a short SHA, an unreachable
 host), the pipeline runs and the report is stored-or-reused by its key afterwards.
@@ -23,12 +23,7 @@ Failures that are the service's (retries used up, crashes, internal errors) end 
 """
 
 import logging
-import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -46,7 +41,7 @@ from sqlmodel import Session, select
 from assessor.accounts import forget_old_failures
 from assessor.db import make_engine, utcnow
 from assessor.errors import AssessorError, TransientIntakeError
-from assessor.intake import SourcePolicy, check_source
+from assessor.intake import SourcePolicy, resolve_commit
 from assessor.logs import attempt_context
 from assessor.metrics import Metrics
 from assessor.models import QUEUED, RUNNING, Attempt
@@ -61,8 +56,6 @@ TASK_NAME = "assessor.run_attempt"
 REAPER_NAME = "assessor.reap_stale"
 CERTIFICATE_TASK_NAME = "assessor.issue_certificate"
 LS_REMOTE_TIMEOUT = 30.0
-_FULL_SHA = re.compile(r"^[0-9a-fA-F]{40}$")
-_SHA_LINE = re.compile(r"^([0-9a-f]{40})\t(\S+)$")
 
 # Attempts this process is assessing right now (id -> try number), so a stopping worker can hand them back.
 _IN_FLIGHT: dict[int, int] = {}
@@ -477,71 +470,10 @@ def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None 
     return reaped
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Resolving a commit without cloning
-# ---------------------------------------------------------------------------------------------------------------
-
 def resolve_remote_commit(source: str, ref: str | None, policy: SourcePolicy,
                           timeout: float = LS_REMOTE_TIMEOUT) -> str | None:
-    """The commit `ref` (default HEAD) names in the remote, via `git ls-remote`; None when unsure."""
-    if ref and _FULL_SHA.match(ref):
-        return ref.lower()
-    try:
-        url = check_source(source, policy)
-    except AssessorError:
-        return None
-    git = shutil.which("git")
-    if git is None:
-        return None
-    if ref is None:
-        wanted = ["HEAD"]
-    elif ref.startswith("refs/"):
-        wanted = [f"{ref}^{{}}", ref]
-    else:
-        wanted = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
-    with tempfile.TemporaryDirectory(prefix="ls-remote-") as home:
-        output = _run_git(git, ["ls-remote", "--end-of-options", url, *([ref, f"{ref}^{{}}"] if ref else ["HEAD"])],
-                          home=home, policy=policy, timeout=timeout)
-    if output is None:
-        return None
-    found = {}
-    for line in output.splitlines():
-        match = _SHA_LINE.match(line.strip())
-        if match:
-            found[match.group(2)] = match.group(1)
-    return next((found[name] for name in wanted if name in found), None)
-
-
-def _run_git(git: str, args: list[str], *, home: str, policy: SourcePolicy, timeout: float) -> str | None:
-    protocols = sorted(policy.allowed_schemes & {"https", "http", "ssh", "git"}) + (["file"] if policy.allow_local else [])
-    env = {name: os.environ[name] for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                                                 "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR") if name in os.environ}
-    env.update({
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "XDG_CONFIG_HOME": home, "LC_ALL": "C",
-        "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ASKPASS": shutil.which("true") or "/bin/true", "SSH_ASKPASS": shutil.which("true") or "/bin/true",
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes", "GIT_ALLOW_PROTOCOL": ":".join(protocols),
-    })
-    config = ["-c", "credential.helper=", "-c", "core.hooksPath=/dev/null"]
-    if policy.allowed_hosts is not None:
-        config += ["-c", "http.followRedirects=false"]
-    try:
-        process = subprocess.Popen([git, *config, *args], cwd=home, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError:
-        return None
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        process.communicate()
-        return None
-    if process.returncode != 0:
-        return None
-    return out.decode("utf-8", errors="replace")
+    """The commit an attempt points at, resolved without cloning (see `intake.resolve_commit`)."""
+    return resolve_commit(source, ref, policy=policy, timeout_seconds=timeout)
 
 
 # ---------------------------------------------------------------------------------------------------------------

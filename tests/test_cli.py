@@ -1,6 +1,5 @@
 """The command line: exit codes, one-line errors, rubric commands."""
 
-import json
 from pathlib import Path
 
 import pytest

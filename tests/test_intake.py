@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assessor.errors import IntakeError
-from assessor.intake import CloneLimits, SourcePolicy, _check_ref, _one_line, check_source, clone
+from assessor.intake import CloneLimits, SourcePolicy, _check_ref, _one_line, check_source, clone, resolve_commit
 
 LOCAL = SourcePolicy(allow_local=True)
 SSH = SourcePolicy(allowed_schemes=frozenset({"https", "ssh"}))
@@ -387,3 +387,18 @@ def test_git_output_is_stripped_of_credentials_and_squeezed_to_one_line():
     line = _one_line(stderr)
     assert SECRET not in line and "learner" not in line
     assert line == "unable to access 'https://example.org/a.git/': The requested URL returned error: 500"
+
+
+@pytest.mark.parametrize("ref", ["--upload-pack=touch /tmp/pwned", "a..b", "main@{1}", "bad ref"])
+def test_resolve_commit_refuses_bad_refs_without_running_git(make_repo, ref):
+    repo = make_repo({"a.py": "x = 1\n"})
+    assert resolve_commit(str(repo), ref, policy=SourcePolicy(allow_local=True)) is None
+
+
+def test_resolve_commit_reads_the_remote_without_cloning(make_repo, tmp_path):
+    repo = make_repo({"a.py": "x = 1\n"})
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    before = set(tmp_path.iterdir())
+    assert resolve_commit(str(repo), "main", policy=SourcePolicy(allow_local=True)) == head
+    assert resolve_commit(str(repo), None, policy=SourcePolicy()) is None  # local sources not allowed
+    assert set(tmp_path.iterdir()) == before

@@ -6,14 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
 from assessor import jobs
-from assessor.models import RUNNING, SCORED, Attempt
+from assessor.models import RUNNING, SCORED
 
 from tests.backends import PG_ENV
 from tests.ops.test_worker_processes import engine, kinds, queued_attempt, wait_for  # noqa: F401  (fixtures)

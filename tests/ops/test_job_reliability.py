@@ -17,7 +17,7 @@ from assessor.models import FAILED, QUEUED, RUNNING, SCORED, Attempt, Event
 from assessor.submissions import mark_running
 
 from tests.web.conftest import build_report
-from tests.web.test_jobs import COMMIT, FakePipeline
+from tests.web.test_jobs import COMMIT
 
 
 @pytest.fixture
