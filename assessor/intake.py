@@ -92,6 +92,7 @@ class Checkout:
     path: Path           # the working tree
     file_count: int
     size_bytes: int
+    committed_at: str | None = None  # the commit's committer date (ISO 8601), as git records it
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -293,12 +294,14 @@ def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePoli
             session = _GitSession(dest, Path(scratch), policy, limits)
             commit = _fetch_and_checkout(session, url, ref)
             file_count, size_bytes = session.enforce_limits()
+            committed_at = session.commit_date(commit)
     except BaseException as error:
         _remove_tree(dest)
         if isinstance(error, OSError):
             raise IntakeError(f"could not write the checkout: {error.strerror or error}") from None
         raise
-    return Checkout(source=url, ref=ref, commit=commit, path=dest, file_count=file_count, size_bytes=size_bytes)
+    return Checkout(source=url, ref=ref, commit=commit, path=dest, file_count=file_count, size_bytes=size_bytes,
+                    committed_at=committed_at)
 
 
 def _claim_destination(dest: Path) -> None:
@@ -401,6 +404,11 @@ class _GitSession:
         if not result.ok or not _FULL_SHA.match(commit):
             raise IntakeError(f"could not resolve {_shown(name)} to a commit")
         return commit
+
+    def commit_date(self, commit: str) -> str | None:
+        result = self.run("show", "-s", "--format=%cI", commit)
+        date = result.stdout.strip()
+        return date if result.ok and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]+(Z|[+-]\d\d:\d\d)", date) else None
 
     def enforce_limits(self) -> tuple[int, int]:
         file_count, size_bytes = _measure_tree(self.dest)

@@ -11,21 +11,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from assessor import facts
-from assessor.environment import build_environment
+from assessor import facts, toolchains
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.intake import CloneLimits, SourcePolicy, check_source, clone
+from assessor.manifest import merged, read_manifest
 from assessor.measure.artifacts import check_artifacts
-from assessor.measure.complexity import measure_complexity
-from assessor.measure.testrun import run_tests
 from assessor.report import Report, RubricRef
 from assessor.rubric import Rubric
 from assessor.sandbox import SandboxLimits, bubblewrap_available
 from assessor.scoring import CriterionScore, decide, score_measured, score_pending
+from assessor.services import ServicePolicy
+from assessor.toolchains import Unrecognised
+from assessor.toolchains.base import Detection
 
 JOB_PREFIX = "job-"
+# Beside the job dirs: what sandboxed runs may read and every job reuses (build environments).
+SHARED_DIR = "shared"
 IN_USE_FILE = ".in-use"  # flocked while the job runs; the lock dies with its process, even on SIGKILL
 # A job dir younger than this may be one whose process has not taken its lock yet.
 STALE_AFTER_SECONDS = 60.0
@@ -92,6 +96,9 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
     if runs_tests:
         require_sandbox(settings.unsafe_no_sandbox)
     settings.work_root.mkdir(parents=True, exist_ok=True)
+    shared_dir = settings.work_root / SHARED_DIR
+    shared_dir.mkdir(exist_ok=True)
+    os.chmod(shared_dir, 0o711)
     job_dir = Path(tempfile.mkdtemp(prefix=JOB_PREFIX, dir=settings.work_root))
     in_use = _hold_lock(job_dir / IN_USE_FILE)
     clock = _StageClock(progress)
@@ -100,29 +107,32 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             checkout = clone(source, job_dir / "checkout", ref=ref, policy=settings.source_policy,
                              limits=settings.clone_limits)
         with clock.stage("measuring", f"measuring commit {checkout.commit[:12]}"):
-            complexity = measure_complexity(checkout.path)
+            project = _recognise(checkout.path, rubric)
+            complexity = project.toolchain.measure_complexity(project.plan) if project.plan else None
             artifacts = {
                 criterion.id: check_artifacts(checkout.path, criterion.artifacts)
                 for criterion in rubric.criteria if criterion.kind == "artifact"
             }
         test_run = environment = None
-        environment_problem = None
-        if runs_tests:
+        if runs_tests and project.plan is not None:
             with clock.stage("installing", "installing the capstone's dependencies"):
                 try:
-                    environment = build_environment(checkout.path, job_dir / "venv", cache_dir=settings.cache_dir)
+                    environment = project.toolchain.install(project.plan, job_dir=job_dir,
+                                                            cache_dir=settings.cache_dir, shared_dir=shared_dir,
+                                                            unsafe_no_sandbox=settings.unsafe_no_sandbox,
+                                                            as_of=checkout.committed_at)
                 except EnvironmentBuildError as error:
-                    environment_problem = str(error)
+                    project.not_run = f"the dependencies could not be installed: {error}"
             if environment is not None:
                 with clock.stage("testing", "running the capstone's tests in the sandbox"):
-                    test_run = run_tests(
-                        checkout.path, environment=environment, work_dir=job_dir / "run",
-                        limits=sandbox_limits(rubric, settings.wall_seconds),
-                        unsafe_no_sandbox=settings.unsafe_no_sandbox,
+                    test_run = project.toolchain.run_tests(
+                        project.plan, environment, work_dir=job_dir / "run",
+                        limits=sandbox_limits(rubric, settings.wall_seconds), cache_dir=settings.cache_dir,
+                        shared_dir=shared_dir, unsafe_no_sandbox=settings.unsafe_no_sandbox,
                     )
         with clock.stage("scoring", "scoring against the rubric"):
             criterion_scores = [
-                _score_criterion(criterion, complexity, artifacts, test_run, environment_problem)
+                _score_criterion(criterion, complexity, artifacts, test_run, project)
                 for criterion in rubric.criteria
             ]
             gates, score = decide(rubric, criterion_scores)
@@ -136,7 +146,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             criteria=tuple(criterion_scores),
             gates=tuple(gates),
             score=score,
-            complexity=complexity.to_dict(),
+            complexity=complexity.to_dict() if complexity else None,
             artifacts=tuple(
                 {"criterion": criterion_id, **result.to_dict()}
                 for criterion_id, results in artifacts.items() for result in results
@@ -145,15 +155,68 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             coverage=run_data.get("coverage"),
             sandbox=run_data.get("sandbox"),
             environment=environment.to_dict() if environment else (
-                {"problems": [environment_problem]} if environment_problem else None),
+                {"problems": [project.not_run]} if project.not_run else None),
             flags=tuple(run_data.get("flags", ())),
             output_tail=run_data.get("output_tail", ""),
             stage_seconds=clock.seconds,
+            toolchain=project.detection.to_dict() if project.detection else None,
+            notes=tuple(_notes(project, environment, test_run)),
+            services=_services_summary(project, test_run),
+            failures=tuple(run_data.get("failures", ())),
         )
     finally:
         if not settings.keep_work_dir:
             shutil.rmtree(job_dir, ignore_errors=True)
         os.close(in_use)
+
+
+@dataclass
+class _Project:
+    """The toolchain that assesses a checkout and its plan, or why there is none."""
+
+    toolchain: ModuleType | None = None
+    detection: Detection | None = None
+    plan: Any = None
+    unrecognised: str | None = None
+    not_run: str | None = None       # why the tests were not run although the project was recognised
+    notes: list[str] = field(default_factory=list)
+
+
+def _recognise(checkout: Path, rubric: Rubric) -> _Project:
+    manifest = read_manifest(checkout)
+    found = toolchains.detect(checkout, manifest=manifest, root_hint=rubric.project_root)
+    if isinstance(found, Unrecognised):
+        return _Project(unrecognised=found.reason, notes=[*manifest.problems, *found.notes])
+    module, detection = found
+    if detection.root != ".":
+        manifest = merged(manifest, read_manifest(checkout / detection.root, label_prefix=f"{detection.root}/"))
+    policy = ServicePolicy(require=rubric.services.require, forbid=rubric.services.forbid,
+                           start_seconds=rubric.services.start_seconds, env=dict(rubric.env))
+    plan = module.plan(checkout, detection, manifest=manifest, policy=policy)
+    return _Project(toolchain=module, detection=detection, plan=plan, notes=[*manifest.problems, *plan.notes])
+
+
+def _notes(project: _Project, environment, test_run) -> list[str]:
+    """Every note of the run, in the order it arose, each once: what was found, what was ignored, what failed."""
+    notes = list(project.notes)
+    if project.unrecognised:
+        notes.append(project.unrecognised)
+    if environment is not None:
+        notes += environment.problems + environment.notes
+    if project.not_run:
+        notes.append(project.not_run)
+    if test_run is not None:
+        notes += test_run.notes
+        if test_run.unmeasurable:
+            notes.append(test_run.unmeasurable)
+    return list(dict.fromkeys(notes))
+
+
+def _services_summary(project: _Project, test_run) -> dict | None:
+    services = getattr(project.plan, "services", None)
+    if services is None or not (services.needs or services.env):
+        return None
+    return {**services.to_dict(), "started": list(test_run.services) if test_run else []}
 
 
 def _hold_lock(path: Path) -> int:
@@ -207,20 +270,24 @@ def clean_stale_job_dirs(work_root: Path) -> list[Path]:
     return removed
 
 
-def _score_criterion(criterion, complexity, artifacts, test_run, environment_problem) -> CriterionScore:
+def _score_criterion(criterion, complexity, artifacts, test_run, project: _Project) -> CriterionScore:
     if criterion.kind == "manual":
         return score_pending(criterion)
-    if criterion.kind == "complexity":
-        measured, evidence = facts.complexity_facts(complexity)
-        return score_measured(criterion, measured, evidence, not_measured_reason="no Python source to measure")
     if criterion.kind == "artifact":
         measured, evidence = facts.artifact_facts(artifacts[criterion.id])
         return score_measured(criterion, measured, evidence)
+    if project.unrecognised:
+        return score_measured(criterion, None, not_measured_reason=project.unrecognised)
+    if criterion.kind == "complexity":
+        measured, evidence = facts.complexity_facts(complexity)
+        return score_measured(criterion, measured, evidence,
+                              not_measured_reason=f"no {project.toolchain.LABEL} application code to measure")
     if test_run is None:
-        reason = f"tests not run: {environment_problem}" if environment_problem else "tests not run"
-        return score_measured(criterion, None, not_measured_reason=reason)
+        return score_measured(criterion, None, not_measured_reason=project.not_run or "tests not run")
     if criterion.kind == "tests":
         measured, evidence = facts.test_facts(test_run)
     else:
         measured, evidence = facts.coverage_facts(test_run)
+    if test_run.unmeasurable:
+        return score_measured(criterion, None, evidence, not_measured_reason=test_run.unmeasurable)
     return score_measured(criterion, measured, evidence)

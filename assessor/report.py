@@ -44,6 +44,10 @@ class Report:
     flags: tuple[dict[str, Any], ...] = ()
     output_tail: str = ""
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    toolchain: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    services: dict[str, Any] | None = None
+    failures: tuple[dict[str, Any], ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -80,6 +84,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "sandbox": report.sandbox,
         "environment": report.environment,
         "flags": list(report.flags),
+        "failures": list(report.failures),
+        "toolchain": report.toolchain,
+        "services": report.services,
+        "notes": list(report.notes),
         "output_tail": report.output_tail,
         "stage_seconds": {stage: round(seconds, 3) for stage, seconds in report.stage_seconds.items()},
         "score": report.score.to_dict(),
@@ -131,6 +139,11 @@ def report_from_json(text: str | bytes) -> Report:
             flags=tuple(data["flags"]),
             output_tail=data["output_tail"],
             stage_seconds=dict(data["stage_seconds"]),
+            # Reports stored before these fields existed read back without them.
+            toolchain=data.get("toolchain"),
+            notes=tuple(data.get("notes") or ()),
+            services=data.get("services"),
+            failures=tuple(data.get("failures") or ()),
         )
     except ReportError:
         raise

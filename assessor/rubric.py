@@ -77,6 +77,15 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class ServiceRules:
+    """What a rubric says about the servers a capstone's tests may use."""
+
+    require: tuple[str, ...] = ()
+    forbid: tuple[str, ...] = ()
+    start_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Rubric:
     id: str
     title: str
@@ -89,6 +98,9 @@ class Rubric:
     limits: dict[str, int] = field(default_factory=dict)
     sha256: str = ""
     path: str = ""
+    services: "ServiceRules" = field(default_factory=lambda: ServiceRules())
+    env: dict[str, str] = field(default_factory=dict)
+    project_root: str | None = None
 
     @property
     def total_weight(self) -> float:
@@ -307,6 +319,47 @@ def _parse_limits(table: Any, source: str) -> dict[str, int]:
     return limits
 
 
+SERVICE_NAMES = ("postgresql", "redis", "mysql", "mongodb", "rabbitmq", "kafka", "elasticsearch", "memcached")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def _parse_services(table: Any, source: str) -> ServiceRules:
+    fields = _Fields(table, "services", source)
+    rules = {}
+    for key in ("require", "forbid"):
+        names = fields.strings(key)
+        for name in names:
+            if name not in SERVICE_NAMES:
+                raise fields.fail(key, f"{name!r} is not a service name (known: {', '.join(SERVICE_NAMES)})")
+        rules[key] = names
+    start = fields.get("start_seconds", float, required=False, default=30.0)
+    if not 0 < start <= 600:
+        raise fields.fail("start_seconds", "must be more than 0 and at most 600")
+    if set(rules["require"]) & set(rules["forbid"]):
+        raise fields.fail("forbid", "a service cannot be both required and forbidden")
+    fields.reject_unknown()
+    return ServiceRules(require=rules["require"], forbid=rules["forbid"], start_seconds=start)
+
+
+def _parse_env(table: Any, source: str) -> dict[str, str]:
+    fields = _Fields(table, "env", source)
+    env = {}
+    for name in list(fields.table):
+        if not ENV_NAME.fullmatch(str(name)):
+            raise fields.fail(str(name), "is not a valid environment variable name")
+        env[name] = fields.get(name, str)
+    return env
+
+
+def _parse_project(table: Any, source: str) -> str | None:
+    fields = _Fields(table, "project", source)
+    root = fields.get("root", str, required=False)
+    if root is not None and (root.startswith("/") or ".." in Path(root).parts or not root.strip()):
+        raise fields.fail("root", f"{root!r} must be a folder inside the repository")
+    fields.reject_unknown()
+    return root
+
+
 def parse_rubric(data: bytes, *, source: str) -> Rubric:
     """Validate rubric TOML bytes; `source` names the file in error messages."""
     try:
@@ -342,6 +395,9 @@ def parse_rubric(data: bytes, *, source: str) -> Rubric:
         gates=gates,
         description=fields.get("description", str, required=False, default="").strip(),
         limits=_parse_limits(fields.get("limits", dict, required=False, default={}), source),
+        services=_parse_services(fields.get("services", dict, required=False, default={}), source),
+        env=_parse_env(fields.get("env", dict, required=False, default={}), source),
+        project_root=_parse_project(fields.get("project", dict, required=False, default={}), source),
         sha256=hashlib.sha256(data).hexdigest(),
         path=source,
     )

@@ -377,17 +377,18 @@ def _data_fd(text: str) -> int:
     return read_end
 
 
-def _sandbox_env(venv: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
+def _sandbox_env(venv: Path | None, extra: Mapping[str, str] | None) -> dict[str, str]:
     """A minimal environment: nothing of the service's own (which may hold secrets) reaches the command."""
     env = {
-        "PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/bin",
+        "PATH": (f"{venv}/bin:" if venv else "") + "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",
         "USER": "learner",
         "LOGNAME": "learner",
         "LANG": "C.UTF-8",
         "TMPDIR": "/tmp",
-        "VIRTUAL_ENV": str(venv),
     }
+    if venv:
+        env["VIRTUAL_ENV"] = str(venv)
     for key, value in (extra or {}).items():
         if not isinstance(key, str) or not isinstance(value, str) or "=" in key or not key:
             raise SandboxError(f"bad sandbox environment variable {key!r}")
@@ -395,9 +396,9 @@ def _sandbox_env(venv: Path, extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path, limits: SandboxLimits,
+def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path | None, limits: SandboxLimits,
                 env: Mapping[str, str], readonly_binds: Sequence[Path], status_fd: int, lifeline_fd: int,
-                data_fds: Mapping[str, int]) -> list[str]:
+                data_fds: Mapping[str, int], tmpfs_dirs: Sequence[str] = ()) -> list[str]:
     args = [
         bwrap_path(), "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user", "--disable-userns",
         "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", "--json-status-fd", str(status_fd),
@@ -412,7 +413,13 @@ def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path, li
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for target, fd in data_fds.items():
         args += ["--ro-bind-data", str(fd), target]
-    args += ["--ro-bind", str(venv), str(venv)]
+    if venv is not None:
+        args += ["--ro-bind", str(venv), str(venv)]
+    for directory in tmpfs_dirs:
+        # Small writable folders at fixed places (a server's socket folder such as /run/postgresql).
+        args += ["--size", str(MIB), "--perms", "1777", "--tmpfs", directory]
+    if tmpfs_dirs:
+        args += ["--symlink", "../run", "/var/run"]
     for path in readonly_binds:
         args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(workdir), str(workdir), "--remount-ro", "/", "--chdir", str(cwd)]
@@ -440,18 +447,27 @@ def _prlimit_argv(limits: SandboxLimits) -> list[str]:
     ]
 
 
-def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path, limits: SandboxLimits,
+def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limits: SandboxLimits,
                   unsafe_no_sandbox: bool = False, env: Mapping[str, str] | None = None,
-                  readonly_binds: Sequence[Path] = (), cwd: Path | None = None) -> SandboxResult:
+                  readonly_binds: Sequence[Path] = (), cwd: Path | None = None, hosts: Sequence[str] = (),
+                  tmpfs_dirs: Sequence[str] = ()) -> SandboxResult:
     """Run `argv` with only `workdir` writable, `venv` and `readonly_binds` read-only, and the limits applied.
 
-    Paths are bound at their host paths, so the command sees the same absolute paths the host uses.
-    Raises SandboxError only when the sandbox cannot be set up; the command failing is a result.
+    Paths are bound at their host paths, so the command sees the same absolute paths the host uses. `hosts` are
+    extra names for the sandbox's own loopback (the servers a test run starts inside it); `tmpfs_dirs` are small
+    writable folders at fixed paths. Raises SandboxError only when the sandbox cannot be set up; the command
+    failing is a result.
     """
     if not argv:
         raise SandboxError("nothing to run")
+    for name in hosts:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", name):
+            raise SandboxError(f"bad sandbox host name {name!r}")
+    for directory in tmpfs_dirs:
+        if not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", directory) or directory.split("/")[1] in ("usr", "etc", "proc", "dev"):
+            raise SandboxError(f"bad sandbox folder {directory!r}")
     workdir = check_bind_allowed(workdir)
-    venv = check_bind_allowed(venv)
+    venv = check_bind_allowed(venv) if venv is not None else None
     readonly_binds = [check_bind_allowed(path) for path in readonly_binds]
     cwd = (cwd or workdir).resolve()
     if cwd != workdir and workdir not in cwd.parents:
@@ -465,24 +481,25 @@ def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path, limits: San
     run_env = _sandbox_env(venv, env)
     if not sandboxed:
         return _supervise_unsandboxed(argv, workdir=workdir, cwd=cwd, limits=limits, env=run_env)
+    binds = {"venv": venv, "limits": limits, "env": run_env, "readonly_binds": readonly_binds, "hosts": hosts,
+             "tmpfs_dirs": tmpfs_dirs}
     if os.geteuid() != 0:
-        return _supervise_bwrap(argv, uid=None, workdir=workdir, cwd=cwd, venv=venv, limits=limits,
-                                env=run_env, readonly_binds=readonly_binds)
-    for path in [venv, workdir, *readonly_binds]:
+        return _supervise_bwrap(argv, uid=None, workdir=workdir, cwd=cwd, **binds)
+    for path in [*([venv] if venv else []), workdir, *readonly_binds]:
         make_reachable(path)
     with sandbox_uid() as uid:
         _give_to(workdir, uid)
-        return _supervise_bwrap(argv, uid=uid, workdir=workdir, cwd=cwd, venv=venv, limits=limits,
-                                env=run_env, readonly_binds=readonly_binds)
+        return _supervise_bwrap(argv, uid=uid, workdir=workdir, cwd=cwd, **binds)
 
 
-def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd: Path, venv: Path,
-                     limits: SandboxLimits, env: Mapping[str, str], readonly_binds: Sequence[Path]) -> SandboxResult:
+def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd: Path, venv: Path | None,
+                     limits: SandboxLimits, env: Mapping[str, str], readonly_binds: Sequence[Path],
+                     hosts: Sequence[str], tmpfs_dirs: Sequence[str]) -> SandboxResult:
     inside_uid = uid if uid is not None else os.getuid()
     identity = {
         "/etc/passwd": f"root:x:0:0::/:/usr/sbin/nologin\nlearner:x:{inside_uid}:{inside_uid}::/tmp:/bin/sh\n",
         "/etc/group": f"root:x:0:\nlearner:x:{inside_uid}:\n",
-        "/etc/hosts": SANDBOX_HOSTS,
+        "/etc/hosts": SANDBOX_HOSTS + (f"127.0.0.1 {' '.join(hosts)}\n" if hosts else ""),
     }
     data_fds = {target: _data_fd(text) for target, text in identity.items()}
     status_read, status_write = os.pipe()
@@ -491,7 +508,7 @@ def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd
     try:
         command = [*_prlimit_argv(limits), *_bwrap_argv(
             argv, workdir=workdir, cwd=cwd, venv=venv, limits=limits, env=env, readonly_binds=readonly_binds,
-            status_fd=status_write, lifeline_fd=lifeline_read, data_fds=data_fds)]
+            status_fd=status_write, lifeline_fd=lifeline_read, data_fds=data_fds, tmpfs_dirs=tmpfs_dirs)]
         switch = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -1,8 +1,11 @@
 """Complexity measurement on real checkouts with real radon: exact scores, exclusions, broken and hostile files."""
 
 import json
+import re
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +73,9 @@ def test_to_dict_is_json_ready_with_the_documented_keys(make_repo):
     data = json.loads(json.dumps(measure_complexity(repo).to_dict()))
 
     assert set(data) == {"average", "worst", "share_c_or_worse", "maintainability", "rank_counts",
-                         "files_analyzed", "blocks", "problems"}
+                         "files_analyzed", "blocks", "problems", "average_method", "average_with_classes",
+                         "analyser"}
+    assert "every function and method" in data["average_method"] and data["analyser"] == "radon"
     assert data["worst"] == [{"name": "medium", "path": "app/a.py", "line": 1, "complexity": 4, "rank": "A"}]
     assert data["problems"][0]["path"] == "app/broken.py"
     assert data["average"] == 4.0 and data["rank_counts"]["A"] == 1
@@ -221,3 +226,37 @@ def test_worker_that_cannot_start_is_a_measure_error(make_repo, monkeypatch):
 def test_missing_checkout_is_a_measure_error(tmp_path):
     with pytest.raises(MeasureError, match="not a directory"):
         measure_complexity(tmp_path / "nowhere")
+
+
+def test_average_with_classes_is_the_figure_radon_cc_a_prints(make_repo):
+    shop = """\
+class Cart:
+    def add(self, item, count):
+        if count <= 0:
+            raise ValueError(count)
+        if item in self.items:
+            self.items[item] += count
+        else:
+            self.items[item] = count
+
+    def total(self, prices):
+        return sum(prices[item] * count for item, count in self.items.items() if item in prices)
+
+
+def describe(count):
+    if count == 0:
+        return "empty"
+    if count == 1:
+        return "one item"
+    return f"{count} items"
+"""
+    repo = make_repo({"shop/__init__.py": "", "shop/cart.py": shop})
+    result = measure_complexity(repo)
+    radon = subprocess.run([str(Path(sys.executable).parent / "radon"), "cc", "-a", "shop"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout
+    printed = float(re.search(r"Average complexity: [A-F] \(([\d.]+)\)", radon).group(1))
+    assert result.average_with_classes == round(printed, 2)
+    # Functions and methods only (Cart.add 3, Cart.total 3, describe 3): the class itself is not a fourth block.
+    assert [(f.name, f.complexity) for f in sorted(result.worst, key=lambda f: f.line)] == \
+        [("Cart.add", 3), ("Cart.total", 3), ("describe", 3)]
+    assert result.average == 3.0 and result.average_with_classes == 3.25

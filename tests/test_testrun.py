@@ -9,9 +9,11 @@ from dataclasses import replace
 import pytest
 
 from assessor import sandbox
-from assessor.measure.testrun import (
-    Flag, filter_addopts, learner_addopts, parse_junit, run_tests, scan_for_gaming, ResultFileError,
-)
+from assessor.measure.outcomes import Flag
+from assessor.measure.resultfiles import ResultFileError, parse_junit
+from assessor.toolchains.python.integrity import scan_for_gaming
+from assessor.toolchains.python.pytest_config import filter_addopts, learner_addopts
+from assessor.toolchains.python.testrun import run_tests
 from tests.sandbox_fixtures import (
     TEST_LIMITS, Listener, assert_no_sandbox_processes, free_disk_bytes, fresh_dir, mounts_under,
     shared_environment,
@@ -234,7 +236,7 @@ def test_infinite_loop_is_stopped_by_the_cpu_limit(make_repo):
                  limits=replace(TEST_LIMITS, cpu_seconds=3))
     assert run.sandbox.killed_by == "cpu_time"
     assert run.tests is None and run.coverage is None
-    assert any("cpu_time" in note for note in run.notes)
+    assert any("cpu time limit" in note for note in run.notes)
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from assessor.errors import MeasureError
-from assessor.measure.sources import is_inside
 
 # Enough for any real document; a bigger file is checked on its first part only.
 MAX_READ_BYTES = 512 * 1024
@@ -70,6 +69,15 @@ class ArtifactResult:
             "problems": list(self.problems),
         }
 
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """True when `path`, with every symlink resolved, stays inside `root`."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 def check_artifacts(root: Path, specs: Sequence[ArtifactSpec]) -> list[ArtifactResult]:
     """One result per spec, in order. Symbolic links are never followed or read."""

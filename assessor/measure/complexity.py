@@ -23,9 +23,10 @@ from radon.metrics import mi_visit
 from radon.visitors import Class, ComplexityVisitor, Function
 
 from assessor.errors import MeasureError
-from assessor.measure.sources import python_source_files
 
 RANKS = "ABCDEF"
+AVERAGE_METHOD = ("mean over every function and method, nested ones included (radon's `cc -a` also averages "
+                  "classes: see average_with_classes)")
 # Bigger files are reported, not parsed: real application modules are far smaller.
 MAX_FILE_BYTES = 1_000_000
 # Up to this many files, files that are cheap to analyse run in this process and skip worker start-up.
@@ -84,6 +85,7 @@ class ComplexityResult:
     Blocks are functions and methods (nested ones included). Classes are not blocks of their own: radon scores
     a class as the average of its methods, so counting it as well would count the same code twice.
     `average` and `share_c_or_worse` are None when there are no blocks: no code is not perfect code.
+    `average_with_classes` is the figure radon's own `cc -a` prints (top-level functions, classes and methods).
     """
 
     files_analyzed: int
@@ -94,12 +96,17 @@ class ComplexityResult:
     maintainability: float | None
     rank_counts: dict[str, int]
     problems: tuple[FileProblem, ...]
+    average_with_classes: float | None = None
+    analyser: str = "radon"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "files_analyzed": self.files_analyzed,
             "blocks": self.blocks,
             "average": self.average,
+            "average_method": AVERAGE_METHOD,
+            "average_with_classes": self.average_with_classes,
+            "analyser": self.analyser,
             "worst": [function.to_dict() for function in self.worst],
             "share_c_or_worse": self.share_c_or_worse,
             "maintainability": self.maintainability,
@@ -119,6 +126,7 @@ class _FileOutcome:
     blocks: list[Block] | None = None
     maintainability: float | None = None
     problem: str | None = None
+    radon_total: tuple[int, int] | None = None  # (sum, count) over radon's own cc -a blocks
 
 
 class _Unreadable(Exception):
@@ -128,11 +136,13 @@ class _Unreadable(Exception):
 def measure_complexity(
     root: Path,
     *,
+    files: list[Path] | None = None,
     workers: int | None = None,
     file_timeout_seconds: float = 10.0,
     worst_count: int = 10,
 ) -> ComplexityResult:
-    """Measure every application file under `root` (tests, environments and vendored code excluded).
+    """Measure `files` (default: every Python application file under `root`, tests, environments and vendored
+    code excluded); paths in the result are relative to `root`.
 
     Each file is analysed with a time bound: radon's maintainability pass is quadratic in a long multi-line
     string, so a worker process still busy after `file_timeout_seconds` is killed and its file reported. Up to
@@ -149,8 +159,12 @@ def measure_complexity(
     if workers < 1:
         raise ValueError("workers must be at least 1")
 
-    files = {path.relative_to(root).as_posix(): path for path in python_source_files(root)}
-    outcomes = _analyse_files(files, workers=workers, timeout=file_timeout_seconds)
+    if files is None:
+        from assessor.toolchains.python.sources import python_source_files  # the default: this is radon
+
+        files = python_source_files(root)
+    by_name = {path.relative_to(root).as_posix(): path for path in files}
+    outcomes = _analyse_files(by_name, workers=workers, timeout=file_timeout_seconds)
     return _summarise(outcomes, worst_count=worst_count)
 
 
@@ -181,9 +195,8 @@ def _read_source(path: Path) -> str:
         raise _Unreadable(f"cannot be decoded ({_first_line(error)})") from None
 
 
-def _function_blocks(source: str) -> list[Block]:
-    """Every function and method in `source` with its qualified name, line and complexity."""
-    visitor = ComplexityVisitor.from_code(source)
+def _function_blocks(visitor: ComplexityVisitor) -> list[Block]:
+    """Every function and method the visitor found, with its qualified name, line and complexity."""
     blocks: list[Block] = []
     for function in visitor.functions:
         blocks.extend(_walk_function(function, ""))
@@ -214,7 +227,8 @@ def _stages(source: str) -> Iterator[tuple[str, Any]]:
     complexity counted.
     """
     try:
-        blocks = _function_blocks(source)
+        visitor = ComplexityVisitor.from_code(source)
+        blocks = _function_blocks(visitor)
     except SyntaxError as error:  # also TabError, NUL bytes and Python 2 code
         yield "failed", f"does not parse ({_describe(error)})"
         return
@@ -222,6 +236,7 @@ def _stages(source: str) -> Iterator[tuple[str, Any]]:
         yield "failed", f"could not be analysed ({_describe(error)})"
         return
     yield "blocks", blocks
+    yield "cc_total", [sum(block.complexity for block in visitor.blocks), len(visitor.blocks)]
     try:
         # multi=True counts docstrings as comments, as radon's own `mi` command does by default.
         yield "maintainability", mi_visit(source, True)
@@ -234,6 +249,9 @@ def _apply(outcome: _FileOutcome, kind: str, value: Any) -> bool:
     """Record one message about a file; True when nothing more will come for it."""
     if kind == "blocks":
         outcome.blocks = [tuple(block) for block in value]
+        return False
+    if kind == "cc_total":
+        outcome.radon_total = (int(value[0]), int(value[1]))
         return False
     if kind == "maintainability":
         outcome.maintainability = value
@@ -484,7 +502,10 @@ def _summarise(outcomes: dict[str, _FileOutcome], *, worst_count: int) -> Comple
         share = round(100 * sum(rank_counts[rank] for rank in "CDEF") / len(functions), 2)
     else:
         average = share = None
+    totals = [outcome.radon_total for outcome in outcomes.values() if outcome.radon_total]
+    radon_count = sum(count for _, count in totals)
     return ComplexityResult(
+        average_with_classes=round(sum(total for total, _ in totals) / radon_count, 2) if radon_count else None,
         files_analyzed=sum(1 for outcome in outcomes.values() if outcome.blocks is not None),
         blocks=len(functions),
         average=average,

@@ -1,7 +1,11 @@
-"""Find the learner's own Python source in a checkout, skipping tests, environments and vendored code."""
+"""Find the learner's own Python source in a project, skipping tests, packaging, environments and vendored code."""
 
 import os
+from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
+
+from assessor.toolchains.python.pytest_config import DEFAULT_PYTHON_FILES
 
 # Directory names that never hold the learner's own application code.
 SKIPPED_DIRS = frozenset({
@@ -10,24 +14,23 @@ SKIPPED_DIRS = frozenset({
     "build", "dist", ".eggs", "migrations", "alembic", "vendor", "vendored", "third_party",
     "_vendor", "tests", "test", "testing", "docs", "examples", "scripts", "bench", "benchmarks",
 })
+# Packaging and tooling files, wherever they are: never application code.
+PACKAGING_FILES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py"})
 # Top-level files that are project plumbing, not application code.
-SKIPPED_FILES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "manage.py"})
+TOP_LEVEL_PLUMBING = frozenset({"manage.py"})
 
 
-def is_test_file(name: str) -> bool:
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+def is_test_file(name: str, patterns: Sequence[str] = DEFAULT_PYTHON_FILES) -> bool:
+    """True for a file pytest would collect as tests with these `python_files` patterns, and for conftest.py."""
+    return name == "conftest.py" or any(fnmatch(name, pattern) for pattern in patterns)
 
 
-def is_inside(path: Path, root: Path) -> bool:
-    """True when `path`, with every symlink resolved, stays inside `root`."""
-    try:
-        path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError, RuntimeError):
-        return False
-    return True
+def _excluded_file(name: str, *, top_level: bool, patterns: Sequence[str]) -> bool:
+    return (not name.endswith(".py") or is_test_file(name, patterns) or name in PACKAGING_FILES
+            or (top_level and name in TOP_LEVEL_PLUMBING))
 
 
-def python_source_files(root: Path) -> list[Path]:
+def python_source_files(root: Path, *, test_patterns: Sequence[str] = DEFAULT_PYTHON_FILES) -> list[Path]:
     """The learner's application .py files under `root`, sorted, as real paths inside the checkout.
 
     Symlinked files and directories are never followed: a link could point anywhere on the host.
@@ -42,15 +45,13 @@ def python_source_files(root: Path) -> list[Path]:
         )
         for name in sorted(filenames):
             path = here / name
-            if not name.endswith(".py") or is_test_file(name) or path.is_symlink():
-                continue
-            if here == root and name in SKIPPED_FILES:
+            if path.is_symlink() or _excluded_file(name, top_level=here == root, patterns=test_patterns):
                 continue
             found.append(path)
     return found
 
 
-def learner_packages(root: Path) -> list[str]:
+def learner_packages(root: Path, *, test_patterns: Sequence[str] = DEFAULT_PYTHON_FILES) -> list[str]:
     """Directories (relative to `root`) whose code coverage should measure: packages and top-level modules.
 
     Looks at the top level and at a `src/` layout; returns paths like "app", "src/shop" or "service.py".
@@ -65,7 +66,6 @@ def learner_packages(root: Path) -> list[str]:
             relative = entry.relative_to(root).as_posix()
             if entry.is_dir() and not entry.name.endswith(".egg-info") and (entry / "__init__.py").is_file():
                 candidates.append(relative)
-            elif (entry.is_file() and entry.suffix == ".py" and not is_test_file(entry.name)
-                  and not (base == root and entry.name in SKIPPED_FILES)):
+            elif entry.is_file() and not _excluded_file(entry.name, top_level=base == root, patterns=test_patterns):
                 candidates.append(relative)
     return candidates

@@ -1,0 +1,155 @@
+"""What a sandboxed test run produced, in the same shape for every toolchain, with untrustworthy figures voided."""
+
+from dataclasses import asdict, dataclass, field
+
+from assessor.sandbox import SandboxResult
+
+OUTPUT_TAIL_CHARS = 8000
+
+# What each integrity finding makes untrustworthy. A voided figure is reported as null, never as a score.
+FLAG_VOIDS: dict[str, frozenset[str]] = {
+    "coverage_api": frozenset({"coverage"}),
+    "tracing_api": frozenset({"coverage"}),
+    "coverage_file_access": frozenset({"coverage"}),
+    "coverage_stopped": frozenset({"coverage"}),
+    "coverage_data_forged": frozenset({"coverage"}),
+    "coverage_data_missing": frozenset({"coverage"}),
+    "report_hook": frozenset({"tests"}),
+    "report_tampering": frozenset({"tests"}),
+    "junit_access": frozenset({"tests"}),
+    "junit_missing": frozenset({"tests"}),
+    "junit_invalid": frozenset({"tests"}),
+    "junit_inconsistent": frozenset({"tests"}),
+    "results_exceed_collected": frozenset({"tests"}),
+    "early_exit": frozenset({"tests", "coverage"}),
+    "results_forged": frozenset({"tests", "coverage"}),
+    "source_modified": frozenset({"coverage"}),
+    "code_forgery": frozenset({"coverage"}),
+    "results_missing": frozenset(),        # the missing results are counted as errors instead
+    "early_exit_call": frozenset(),        # os._exit in the code; harmful only if the run ended early
+    "shadowing_module": frozenset(),       # the runner imports its tools before the learner's paths
+    "exit_code_mismatch": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """An integrity finding: something that could have faked a figure."""
+
+    code: str
+    message: str
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "path": self.path}
+
+
+@dataclass(frozen=True)
+class TestCounts:
+    """Outcomes from the JUnit report, one per test."""
+
+    __test__ = False
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    total: int
+
+
+@dataclass(frozen=True)
+class FileCoverage:
+    """Coverage of one learner source file, relative to the checkout."""
+
+    path: str
+    statements: int
+    covered_lines: int
+    missing_lines: list[int]
+    branches: int
+    covered_branches: int
+    excluded_lines: int
+    line_percent: float
+    branch_percent: float
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """Line and branch coverage of the learner's source files, computed on the host from the original sources."""
+
+    line_percent: float
+    branch_percent: float
+    excluded_lines: int
+    statements: int
+    covered_lines: int
+    branches: int
+    covered_branches: int
+    files: list[FileCoverage]
+
+
+@dataclass
+class TestRun:
+    """Everything one sandboxed test run produced, with untrustworthy figures already set to None."""
+
+    __test__ = False
+    tests: TestCounts | None
+    coverage: CoverageResult | None
+    sandbox: SandboxResult
+    flags: list[Flag] = field(default_factory=list)
+    output_tail: str = ""
+    collected: int | None = None
+    notes: list[str] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)   # failing and erroring tests, from the JUnit report
+    # Why the figures cannot be scored even though the run happened (a service the tests need was missing).
+    unmeasurable: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "tests": asdict(self.tests) if self.tests else None,
+            "collected": self.collected,
+            "coverage": asdict(self.coverage) if self.coverage else None,
+            "sandbox": {
+                "backend": self.sandbox.backend, "killed_by": self.sandbox.killed_by,
+                "exit_code": self.sandbox.exit_code, "wall_seconds": self.sandbox.wall_seconds,
+                "cpu_seconds": self.sandbox.cpu_seconds, "max_rss_mb": self.sandbox.max_rss_mb,
+                "output_bytes_total": self.sandbox.output_bytes_total,
+                "output_truncated": self.sandbox.output_truncated, "peak_processes": self.sandbox.peak_processes,
+            },
+            "flags": [flag.to_dict() for flag in self.flags],
+            "notes": list(self.notes),
+            "services": list(self.services),
+            "failures": list(self.failures),
+            "output_tail": self.output_tail,
+        }
+
+
+def percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 100.0
+
+
+def coverage_totals(files: list[FileCoverage]) -> CoverageResult:
+    statements = sum(f.statements for f in files)
+    covered = sum(f.covered_lines for f in files)
+    branches = sum(f.branches for f in files)
+    covered_branches = sum(f.covered_branches for f in files)
+    return CoverageResult(
+        line_percent=percent(covered, statements), branch_percent=percent(covered_branches, branches),
+        excluded_lines=sum(f.excluded_lines for f in files), statements=statements, covered_lines=covered,
+        branches=branches, covered_branches=covered_branches, files=files,
+    )
+
+
+def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0})) -> TestRun:
+    """Apply the flags: a figure any finding makes untrustworthy is dropped, never kept as a score.
+
+    The output's tail is kept whenever the run was not clean, so the learner can see what went wrong.
+    """
+    voided = set().union(*(FLAG_VOIDS.get(flag.code, frozenset()) for flag in run.flags))
+    if "tests" in voided:
+        run.tests = None
+        run.failures = []
+    if "coverage" in voided:
+        run.coverage = None
+    clean = run.sandbox.exit_code in clean_exit_codes and run.sandbox.killed_by is None and run.tests is not None \
+        and run.tests.failed == 0 and run.tests.errors == 0 and run.tests.total > 0
+    run.output_tail = "" if clean else run.sandbox.output[-OUTPUT_TAIL_CHARS:]
+    return run

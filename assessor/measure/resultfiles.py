@@ -1,0 +1,185 @@
+"""Read what a sandboxed run wrote, as untrusted data: no links followed, sizes capped, signatures checked."""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import stat
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_STATUS_BYTES = 1024 * 1024
+MAX_JUNIT_BYTES = 20 * 1024 * 1024
+# Characters of a failing test's message kept for the report.
+MAX_FAILURE_MESSAGE = 500
+MAX_FAILURES_KEPT = 50
+
+
+class ResultFileError(Exception):
+    """A result file in the sandbox's output directory is missing, too large, or not a plain file."""
+
+
+class ResultChangedError(ResultFileError):
+    """A result file differs from what the service's runner signed: something wrote it afterwards."""
+
+
+@dataclass(frozen=True)
+class TestFailure:
+    """One failing or erroring test as the JUnit report names it."""
+
+    __test__ = False
+    name: str
+    classname: str
+    outcome: str  # failed or error
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "classname": self.classname, "outcome": self.outcome, "message": self.message,
+                "file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True)
+class JunitSummary:
+    """Counts read from a JUnit file; collection errors are kept apart from test results."""
+
+    passed: int
+    failed: int
+    errors: int
+    skipped: int
+    collection_errors: int
+    failures: tuple[TestFailure, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.skipped
+
+    @property
+    def test_results(self) -> int:
+        return self.total - self.collection_errors
+
+
+def fresh_out_dir(out_dir: Path) -> bytes:
+    """Empty the output directory and leave a new one-time token for the runner; nothing of a previous run stays."""
+    for entry in out_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    token = secrets.token_bytes(32)
+    (out_dir / "token").write_bytes(token)
+    return token
+
+
+def read_result_file(out_dir: Path, name: str, max_bytes: int) -> bytes:
+    """A result file the sandbox wrote, read without following links and only if it is small and plain."""
+    try:
+        directory = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise ResultFileError(f"output directory unusable: {error.strerror}") from None
+    try:
+        try:
+            handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+        except FileNotFoundError:
+            raise ResultFileError(f"{name} was not written") from None
+        except OSError as error:
+            raise ResultFileError(f"{name} could not be opened: {error.strerror}") from None
+        try:
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode):
+                raise ResultFileError(f"{name} is not a regular file")
+            if info.st_size > max_bytes:
+                raise ResultFileError(f"{name} is larger than {max_bytes} bytes")
+            with os.fdopen(handle, "rb", closefd=False) as reader:
+                data = reader.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ResultFileError(f"{name} is larger than {max_bytes} bytes")
+            return data
+        finally:
+            os.close(handle)
+    finally:
+        os.close(directory)
+
+
+def read_json_result(out_dir: Path, name: str, max_bytes: int) -> dict:
+    data = read_result_file(out_dir, name, max_bytes)
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ResultFileError(f"{name} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ResultFileError(f"{name} does not hold an object")
+    return value
+
+
+def sign_status(status: dict, token: bytes) -> str:
+    """The MAC a runner puts on its status (the same computation runs inside the sandbox)."""
+    payload = json.dumps(status, sort_keys=True).encode()
+    return hmac.new(token, payload, hashlib.sha256).hexdigest()
+
+
+def read_signed_status(out_dir: Path, name: str, token: bytes) -> dict:
+    """The runner's status, only if its signature holds (learner code never sees the token)."""
+    status = read_json_result(out_dir, name, MAX_STATUS_BYTES)
+    mac = status.pop("mac", None)
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, sign_status(status, token)):
+        raise ResultChangedError(f"{name} is not signed by the service's runner")
+    return status
+
+
+def read_checked_result(out_dir: Path, name: str, max_bytes: int, status: dict) -> bytes:
+    """A result file, only if it is exactly what the runner saw when it signed its status."""
+    data = read_result_file(out_dir, name, max_bytes)
+    digests = status.get("files") if isinstance(status.get("files"), dict) else {}
+    if digests.get(name) != hashlib.sha256(data).hexdigest():
+        raise ResultChangedError(f"{name} was changed after the runner finished")
+    return data
+
+
+def parse_junit(data: bytes) -> JunitSummary:
+    """Counts from a JUnit XML document; one outcome per test, the worst one when a test has several."""
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise ResultFileError("junit.xml declares a DTD or entities, which test runners never write")
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as error:
+        raise ResultFileError(f"junit.xml is not well-formed XML ({error})") from None
+    ranks = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+    outcomes: dict[tuple[str, str], str] = {}
+    details: dict[tuple[str, str], TestFailure] = {}
+    collection_errors: set[tuple[str, str]] = set()
+    for case in root.iter("testcase"):
+        key = (case.get("classname", ""), case.get("name", ""))
+        outcome = "passed"
+        detail = None
+        for child in case:
+            found = {"failure": "failed", "error": "error", "skipped": "skipped"}.get(child.tag)
+            if found and ranks[found] > ranks[outcome]:
+                outcome = found
+                if found in ("failed", "error"):
+                    detail = child
+            if child.tag == "error" and child.get("message") == "collection failure":
+                collection_errors.add(key)
+        if key not in outcomes or ranks[outcome] > ranks[outcomes[key]]:
+            outcomes[key] = outcome
+            if detail is not None and len(details) < MAX_FAILURES_KEPT:
+                details[key] = _failure(case, detail, outcome)
+    values = list(outcomes.values())
+    return JunitSummary(passed=values.count("passed"), failed=values.count("failed"), errors=values.count("error"),
+                        skipped=values.count("skipped"), collection_errors=len(collection_errors),
+                        failures=tuple(failure for key, failure in details.items() if outcomes[key] != "passed"))
+
+
+def _failure(case, detail, outcome: str) -> TestFailure:
+    message = (detail.get("message") or (detail.text or "").strip().splitlines()[-1:] or [""])
+    text = message if isinstance(message, str) else message[0]
+    line = case.get("line")
+    return TestFailure(
+        name=case.get("name", "")[:300], classname=case.get("classname", "")[:300], outcome=outcome,
+        message=" ".join(text.split())[:MAX_FAILURE_MESSAGE], file=(case.get("file") or None),
+        line=int(line) if line and line.isdigit() else None,
+    )

@@ -1,0 +1,148 @@
+"""Runs inside the sandbox before the tests (system Python, -I -S): starts the servers the tests need on the
+sandbox's own loopback, waits until they answer, then runs the test command and exits with its status. Nothing
+here is trusted by the host beyond what it reports about start-up; the servers die with the sandbox."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+POLL_SECONDS = 0.01
+
+
+def wait_for_port(port, deadline, process):
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"exited with status {process.returncode} before it accepted connections"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return None
+        except OSError:
+            time.sleep(POLL_SECONDS)
+    return "did not accept connections in time"
+
+
+def start_postgresql(service, deadline, log):
+    binaries = service["bin"]
+    options = ["-D", service["data"], "-c", "listen_addresses=127.0.0.1", "-c", f"port={service['port']}",
+               "-c", "unix_socket_directories=" + ",".join(service["socket_dirs"]),
+               "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+               "-c", "max_connections=100", "-c", "shared_buffers=32MB", "-c", "logging_collector=off"]
+    process = subprocess.Popen([os.path.join(binaries, "postgres"), *options], stdout=log, stderr=log,
+                               stdin=subprocess.DEVNULL)
+    problem = wait_for_port(service["port"], deadline, process)
+    if problem:
+        return process, problem
+    statements = service.get("setup", [])
+    while True:
+        done = subprocess.run([os.path.join(binaries, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
+                               "127.0.0.1", "-p", str(service["port"]), "-U", "postgres", "-d", "postgres",
+                               *[argument for statement in statements or ["SELECT 1"] for argument in
+                                 ("-c", statement)]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        if done.returncode == 0:
+            return process, None
+        if "starting up" not in done.stderr or time.monotonic() >= deadline:
+            return process, "setting up roles and databases failed: " + done.stderr.strip()[-300:]
+        time.sleep(0.02)
+
+
+def start_redis(service, deadline, log):
+    options = ["--port", str(service["port"]), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", service["dir"], "--daemonize", "no", "--protected-mode", "no"]
+    if service.get("password"):
+        options += ["--requirepass", service["password"]]
+    process = subprocess.Popen([service["bin"], *options], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    problem = wait_for_port(service["port"], deadline, process)
+    if problem:
+        return process, problem
+    while time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", service["port"]), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            answer = connection.recv(64)
+        if answer.startswith((b"+PONG", b"-NOAUTH")):
+            return process, None
+        time.sleep(POLL_SECONDS)
+    return process, "did not answer PING in time"
+
+
+STARTERS = {"postgresql": start_postgresql, "redis": start_redis}
+
+
+def relay(listen_port, target_port):
+    """Forward connections to another port, so a test using the published port reaches the server too."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", listen_port))
+    server.listen(64)
+
+    def pump(source, sink):
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        while True:
+            client, _ = server.accept()
+            try:
+                upstream = socket.create_connection(("127.0.0.1", target_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+def main():
+    spec_path, status_path = sys.argv[1], sys.argv[2]
+    command = sys.argv[sys.argv.index("--") + 1:]
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    statuses = []
+    processes = []
+    for service in spec["services"]:
+        started = time.monotonic()
+        deadline = started + spec["start_seconds"]
+        with open(service["log"], "ab") as log:
+            try:
+                process, problem = STARTERS[service["kind"]](service, deadline, log)
+                processes.append(process)
+            except OSError as error:
+                problem = f"could not be started ({error.strerror or error})"
+        if problem is None:
+            try:
+                for port in service.get("relays", []):
+                    relay(port, service["port"])
+            except OSError as error:
+                problem = f"port {port} could not be opened ({error.strerror})"
+        statuses.append({"name": service["kind"], "status": "failed" if problem else "started",
+                         "port": service["port"], "ports": [service["port"], *service.get("relays", [])],
+                         "seconds": round(time.monotonic() - started, 3), "problem": problem})
+    with open(status_path, "w", encoding="utf-8") as handle:
+        json.dump({"services": statuses}, handle)
+    sys.stdout.flush()
+    test = subprocess.Popen(command)
+    for name in ("SIGTERM", "SIGINT"):
+        signal.signal(getattr(signal, name), lambda number, frame: test.send_signal(number))
+    code = test.wait()
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+    os._exit(code if code >= 0 else 128 - code)
+
+
+main()

@@ -1,0 +1,758 @@
+"""Install a Python capstone's dependencies into a fresh virtualenv: wheels through uv on the host, anything that
+must be built from source (sdist-only packages, a setup.py project's metadata) built inside the sandbox."""
+
+import hashlib
+import importlib.metadata
+import importlib.resources
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import tempfile
+import time
+import tomllib
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field, replace
+from email.parser import Parser
+from pathlib import Path
+
+from packaging.markers import InvalidMarker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name, parse_wheel_filename, InvalidWheelFilename
+from packaging.version import InvalidVersion, Version
+
+from assessor.filelock import exclusive_lock
+from assessor.errors import EnvironmentBuildError, SandboxError
+from assessor.sandbox import SandboxLimits, run_sandboxed, size_capped_dir
+from assessor.toolchains.python.dependencies import (
+    TEST_EXTRAS, LearnerRequirements, check_requirement, normalize_name, read_requirements, requirement_name,
+    requirement_specifier,
+)
+
+# The interpreter learner venvs are built from: it must be readable by the unprivileged sandbox uid
+# (a Python under /root is not), and it is the system's, not one the learner chose.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+# The runner drives pytest through hooks that are the same in pytest 7, 8 and 9: a learner's pin in that range is
+# honoured; without one the resolver picks the newest that fits the learner's other pins.
+PYTEST_RANGE = ">=7.0,<10"
+PYTEST_DEFAULT = "9.2.0"
+DEFAULT_INDEX = "https://pypi.org/simple"
+# The runner's tools and what they depend on: exempt from the commit-date cut-off.
+RUNNER_PACKAGES = ("pytest", "coverage", "pluggy", "iniconfig", "packaging", "exceptiongroup", "tomli", "pygments",
+                   "colorama")
+NO_CUTOFF = "2999-01-01T00:00:00Z"
+MAX_SDIST_BYTES = 100 * 1024 * 1024
+MAX_WHEEL_BYTES = 200 * 1024 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+# Rounds of "resolve, build the next package that has no wheel": a project with more sdist-only packages than
+# this is reported rather than built.
+MAX_BUILD_ROUNDS = 12
+DOWNLOAD_TIMEOUT_SECONDS = 60
+# Builds of learner-chosen source need more room than a test run's defaults on small rubrics.
+BUILD_LIMITS = SandboxLimits(wall_seconds=300, cpu_seconds=280, memory_mb=3072, processes=128, tmp_mb=1024,
+                             workdir_mb=2048, file_size_mb=512)
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
+# Operator settings passed through to uv: which registry to use and how to reach it, never the learner's.
+PASSTHROUGH_ENV = (
+    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_HTTP_TIMEOUT", "UV_NATIVE_TLS",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+    "no_proxy",
+)
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A built virtualenv ready to be bound read-only into the sandbox."""
+
+    venv: Path
+    python: Path
+    requirements: list[str]
+    installed: list[str]
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    built_from_source: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "venv": str(self.venv), "python": str(self.python), "requirements": list(self.requirements),
+            "constraints": list(self.constraints), "installed": list(self.installed),
+            "built_from_source": list(self.built_from_source), "problems": list(self.problems),
+            "notes": list(self.notes), "seconds": self.seconds,
+        }
+
+
+@dataclass
+class _Request:
+    """What one uv run is asked to install; changed between rounds as sdists are built and pins are dropped."""
+
+    requirements: list[str]
+    constraints: list[str]
+    overrides: list[str]
+    find_links: Path
+    as_of: str | None = None  # resolve with the versions published before this date (uv --exclude-newer)
+
+
+def service_pins() -> list[str]:
+    """The tracer the service trusts, forced over whatever the learner (or a plugin) pinned."""
+    return [f"coverage=={importlib.metadata.version('coverage')}"]
+
+
+def runner_requirements() -> list[str]:
+    """What the runner needs installed besides the learner's dependencies."""
+    return [f"pytest{PYTEST_RANGE}", *service_pins()]
+
+
+def uv_binary() -> str:
+    try:
+        import uv
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise EnvironmentBuildError("uv is not installed in the service environment") from None
+        return found
+
+
+def build_environment(project_dir: Path, venv_dir: Path, *, cache_dir: Path, timeout_seconds: float = 600,
+                      declared: LearnerRequirements | None = None, shared_dir: Path | None = None,
+                      unsafe_no_sandbox: bool = False, as_of: str | None = None) -> Environment:
+    """A fresh virtualenv at `venv_dir` with the learner's dependencies plus pytest and coverage.
+
+    Wheels come through uv (learner config ignored, files copied out of the service-owned cache so nothing in one
+    job's venv shares an inode with another's). A package with no wheel is downloaded as an sdist and built into a
+    wheel inside the sandbox, with no network; so is a setup.py project's own metadata. Nothing the learner chose
+    ever runs on the host. Raises EnvironmentBuildError naming every package that could not be installed.
+
+    `shared_dir` holds build environments reused across assessments; it must be outside the instance folder,
+    because the sandbox reads them. Without a lock file, versions are first resolved `as_of` the commit's date
+    (the versions the learner had then), and afresh when that cannot be installed here.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_seconds
+    declared = declared or read_requirements(project_dir)
+    if not SYSTEM_PYTHON.exists():
+        raise EnvironmentBuildError(f"{SYSTEM_PYTHON} is missing: learner environments are built from it")
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(cache_dir, 0o700)
+    venv_dir.parent.mkdir(parents=True, exist_ok=True)
+    builder = _Builder(cache_dir=cache_dir, shared_dir=shared_dir or venv_dir.parent / "shared",
+                       build_dir=venv_dir.parent / "builds", unsafe_no_sandbox=unsafe_no_sandbox, deadline=deadline)
+    problems = list(declared.problems)
+    notes = list(declared.notes)
+    requirements = list(declared.requirements)
+    if declared.needs_metadata_build:
+        found, message = builder.project_requirements(project_dir)
+        if message:
+            problems.append(message)
+        else:
+            notes.append(f"setup.py declares {len(found)} dependenc{'y' if len(found) == 1 else 'ies'} "
+                         f"(read by building the project's metadata in the sandbox)")
+        requirements += [requirement for requirement in found if requirement not in requirements]
+    requirements, constraints, pin_notes = _fit_runner_pins(requirements, declared.constraints)
+    notes += pin_notes
+    request = _Request(requirements=[*requirements, *runner_requirements()], constraints=constraints,
+                       overrides=service_pins(), find_links=builder.wheel_dir,
+                       as_of=as_of if declared.lock is None and not _all_pinned(requirements) else None)
+    python = venv_dir / "bin" / "python"
+    failures: list[str] = []
+    for _round in range(MAX_BUILD_ROUNDS + 1):
+        if venv_dir.exists():
+            shutil.rmtree(venv_dir)
+        _run_uv(["venv", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON), str(venv_dir)],
+                cache_dir=cache_dir, deadline=deadline)
+        failure = _install(request, python=python, cache_dir=cache_dir, deadline=deadline)
+        if failure is None:
+            if request.as_of:
+                notes.append(f"no lock file: dependencies were resolved as they were on the commit's date "
+                             f"({request.as_of[:10]}), the versions you would have had; commit a lock file "
+                             f"(uv.lock, poetry.lock, pinned requirements) to choose them yourself")
+            break
+        next_step = _next_step(failure, request, declared, builder, notes, failures)
+        if next_step is None:
+            raise EnvironmentBuildError("; ".join([*failures, explain_uv_failure(failure)]))
+    else:
+        raise EnvironmentBuildError("; ".join([*failures, f"more than {MAX_BUILD_ROUNDS} dependencies need "
+                                                          f"building from source"]))
+    if failures:
+        raise EnvironmentBuildError("; ".join(failures))
+    _compile_bytecode(venv_dir)
+    _open_to_sandbox(venv_dir)
+    return Environment(
+        venv=venv_dir, python=python, requirements=list(request.requirements),
+        constraints=list(request.constraints), installed=installed_packages(venv_dir), problems=problems,
+        notes=notes + builder.notes, seconds=round(time.monotonic() - started, 3),
+        built_from_source=list(builder.built),
+    )
+
+
+def _uv_common(cache_dir: Path) -> list[str]:
+    """Options of every uv call: the service's cache, no learner configuration, no interpreter downloads."""
+    return ["--no-config", "--cache-dir", str(cache_dir), "--no-python-downloads", "--quiet"]
+
+
+def _fit_runner_pins(requirements: list[str], constraints: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Keep a learner's pytest pin when the runner supports it; drop it, saying so, when it does not."""
+    supported = SpecifierSet(PYTEST_RANGE)
+    notes = []
+
+    def fits(requirement: str) -> bool:
+        spec = requirement_specifier(requirement)
+        try:
+            wanted = SpecifierSet(spec)
+        except InvalidSpecifier:
+            return True
+        mentioned = []
+        for clause in wanted:
+            try:
+                mentioned.append(Version(clause.version.rstrip(".*")))
+            except InvalidVersion:
+                continue
+        return any(version in wanted and version in supported for version in [*_PYTEST_RELEASES, *mentioned])
+
+    kept = []
+    for requirement in requirements:
+        if requirement_name(requirement) == "pytest" and not fits(requirement):
+            notes.append(f"you ask for {requirement.split(';')[0].strip()}, but the service runs pytest "
+                         f"{PYTEST_RANGE.replace(',', ' and ')}; your tests ran with the newest pytest that fits "
+                         f"your other dependencies")
+            continue
+        kept.append(requirement)
+    kept_constraints = []
+    for constraint in constraints:
+        if requirement_name(constraint) == "pytest" and not fits(constraint):
+            notes.append(f"your lock file pins {constraint}, outside the pytest the service runs "
+                         f"({PYTEST_RANGE}); that pin was not used")
+            continue
+        if requirement_name(constraint) == "coverage":
+            continue  # the service's own coverage is always installed
+        kept_constraints.append(constraint)
+    return kept, kept_constraints, notes
+
+
+# Releases the runner is tested against; enough to tell whether a pin's range meets the supported one.
+_PYTEST_RELEASES = [Version(v) for v in ("6.2.5", "7.0.0", "7.1.3", "7.2.2", "7.3.2", "7.4.4", "8.0.2", "8.1.2",
+                                         "8.2.2", "8.3.5", "8.4.2", "9.0.0", "9.1.0", "9.2.0")]
+
+
+def _install(request: _Request, *, python: Path, cache_dir: Path, deadline: float) -> str | None:
+    """uv's stderr when it could not install the request, else None."""
+    with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
+        scratch_dir = Path(scratch)
+        files = {"requirements.txt": request.requirements, "constraints.txt": request.constraints,
+                 "overrides.txt": request.overrides}
+        for name, lines in files.items():
+            (scratch_dir / name).write_text("".join(f"{line}\n" for line in lines))
+        request.find_links.mkdir(parents=True, exist_ok=True)
+        try:
+            _run_uv(["pip", "install", *_uv_common(cache_dir), "--python", str(python), "--only-binary", ":all:",
+                     "--link-mode", "copy", "--find-links", str(request.find_links),
+                     "--overrides", str(scratch_dir / "overrides.txt"),
+                     "--constraints", str(scratch_dir / "constraints.txt"),
+                     *_as_of_options(request.as_of),
+                     "-r", str(scratch_dir / "requirements.txt")],
+                    cwd=scratch_dir, cache_dir=cache_dir, deadline=deadline)
+        except _UvFailed as failed:
+            return failed.stderr
+    return None
+
+
+def _all_pinned(requirements: list[str]) -> bool:
+    """True when every requirement names one exact version (a pinned requirements file is a lock of its own)."""
+    return all(re.fullmatch(r"==[^,*]+", requirement_specifier(r)) for r in requirements)
+
+
+def _as_of_options(as_of: str | None) -> list[str]:
+    """uv's date cut-off, except for the runner's own tools, which must be the versions the service supports."""
+    if not as_of:
+        return []
+    options = ["--exclude-newer", as_of]
+    for package in RUNNER_PACKAGES:
+        options += ["--exclude-newer-package", f"{package}={NO_CUTOFF}"]
+    return options
+
+
+def _next_step(failure: str, request: _Request, declared: LearnerRequirements, builder: "_Builder",
+               notes: list[str], failures: list[str]) -> bool | None:
+    """Change `request` so the next round can get further (build a wheel, drop a clashing pin): True, or None
+    when nothing more can be tried."""
+    no_wheel = _no_wheel_package(failure)
+    if no_wheel is not None:
+        name, version = no_wheel
+        if name in builder.attempted:
+            return None
+        direct = [requirement for requirement in request.requirements if requirement_name(requirement) == name]
+        pinned = [constraint for constraint in request.constraints if requirement_name(constraint) == name]
+        if pinned:
+            # A locked version without a wheel for this Python: a newer one in the declared range may have one.
+            request.constraints = [c for c in request.constraints if requirement_name(c) != name]
+            notes.append(f"{pinned[0]} from {declared.lock} has no wheel for this Python; the newest version your "
+                         f"declarations allow was installed instead")
+            return True
+        if request.as_of and not any(requirement_specifier(r).startswith("==") for r in direct):
+            request.as_of = None  # the versions of that day have no wheels here: newer ones may
+            notes.append("no lock file: dependencies were resolved with the newest versions that fit your "
+                         "declarations (those of your commit's date have no installable wheels here)")
+            return True
+        specifiers = [requirement_specifier(requirement) for requirement in direct]
+        specifiers += [requirement_specifier(constraint) for constraint in request.constraints
+                       if requirement_name(constraint) == name]
+        specifiers += re.findall(rf"depends on {re.escape(name)}((?:[<>=!~]=?[^\s,]+,?)+)", failure, re.IGNORECASE)
+        if version:
+            specifiers.append(f"=={version}")
+        message = builder.build_sdist(name, specifiers)
+        if message is None:
+            return True
+        failures.append(message)
+        if direct:
+            # Drop it and carry on, so that every package that cannot be installed is named, not just the first.
+            request.requirements = [r for r in request.requirements if requirement_name(r) != name]
+            return True
+        return None
+    if "pytest" in failure and not any(override.startswith("pytest") for override in request.overrides):
+        request.overrides.append(f"pytest=={PYTEST_DEFAULT}")
+        notes.append(f"your dependencies cannot be resolved together with pytest {PYTEST_RANGE} "
+                     f"({explain_uv_failure(failure)}); the tests ran with pytest {PYTEST_DEFAULT} forced, which "
+                     f"some of your pytest plugins may not support")
+        return True
+    if request.as_of:
+        request.as_of = None
+        notes.append("no lock file: dependencies were resolved with the newest versions that fit your "
+                     "declarations (those of your commit's date cannot be installed together here)")
+        return True
+    if declared.lock and request.constraints and "pytest" not in failure:
+        notes.append(f"the versions pinned in {declared.lock} cannot be installed here "
+                     f"({explain_uv_failure(failure)}); they were resolved afresh from your declarations")
+        request.constraints = []
+        return True
+    return None
+
+
+def _no_wheel_package(stderr: str) -> tuple[str, str | None] | None:
+    """(name, version or None) of the package uv could not find a wheel for."""
+    match = re.search(rf"Because (?:all versions of |only )?({_NAME})(?:==(\S+?))?,? (?:has|have) no (?:usable )?wheels",
+                      stderr)
+    if match:
+        return normalize_name(match.group(1)), match.group(2)
+    match = re.search(r"Wheels are required for `([^`]+)`", stderr)
+    if match:
+        return normalize_name(match.group(1)), None
+    return None
+
+
+def explain_uv_failure(stderr: str) -> str:
+    """Why uv failed, in uv's own words (its `cause:` lines name the clash), on one line."""
+    no_wheel = _no_wheel_package(stderr)
+    if no_wheel:
+        return (f"no installable wheel for {no_wheel[0]}, and it could not be built from source")
+    missing = re.search(rf"Because ({_NAME}) was not found in the package registry", stderr)
+    if missing:
+        return f"dependency {missing.group(1)} was not found in the package registry"
+    lines = []
+    for line in stderr.splitlines():
+        text = line.strip().lstrip("×╰─▶ ").strip()
+        if not text or text.startswith(("Using Python", "hint:")):
+            continue
+        lines.append(text.removeprefix("error:").removeprefix("cause:").strip())
+    if lines:
+        return ("installing the dependencies failed: " + " ".join(lines))[:800]
+    return "installing the dependencies failed (uv gave no reason)"
+
+
+class _UvFailed(Exception):
+    def __init__(self, stderr: str) -> None:
+        super().__init__(stderr)
+        self.stderr = stderr
+
+
+def _run_uv(args: list[str], *, cache_dir: Path, deadline: float, cwd: Path | None = None) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cache_dir), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ})
+    process = subprocess.Popen([uv_binary(), *args], cwd=cwd or "/", env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise EnvironmentBuildError("installing the dependencies took too long and was stopped") from None
+    if process.returncode != 0:
+        raise _UvFailed(stderr)
+    return stdout
+
+
+def _compile_bytecode(venv_dir: Path) -> None:
+    """Byte-compile the venv with the system Python (-S: no .pth file of any installed package runs here)."""
+    for site_packages in venv_dir.glob("lib/python3*/site-packages"):
+        subprocess.run([str(SYSTEM_PYTHON), "-I", "-S", "-m", "compileall", "-q", "-j", "0", str(site_packages)],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
+                       env={"PATH": "/usr/bin:/bin"}, cwd="/")
+
+
+def _open_to_sandbox(venv_dir: Path) -> None:
+    """Make the venv readable (never writable) by the unprivileged sandbox uid, whatever the umask was."""
+    for dirpath, dirnames, filenames in os.walk(venv_dir):
+        os.chmod(dirpath, os.stat(dirpath).st_mode & 0o7777 | 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode & 0o7777
+            os.chmod(path, (mode | 0o644 | (0o111 if mode & 0o100 else 0)) & ~0o022)
+
+
+def installed_packages(venv_dir: Path) -> list[str]:
+    """"name==version" for every distribution in the venv, read from metadata files (no code runs)."""
+    found = set()
+    for site_packages in venv_dir.glob("lib/python3*/site-packages"):
+        for distribution in importlib.metadata.distributions(path=[str(site_packages)]):
+            name = distribution.metadata["Name"]
+            if name:
+                found.add(f"{normalize_name(name)}=={distribution.version}")
+    return sorted(found)
+
+
+# ---------------------------------------------------------------- building from source, in the sandbox
+
+class _Builder:
+    """Builds wheels from sdists, and reads setup.py projects' metadata, in the sandbox with no network.
+
+    Build environments (the backend's requirements, wheels only) are kept in `shared_dir`, built wheels in the
+    service-owned cache, both keyed by what went into them: an sdist from the registry builds the same for every
+    learner, and no learner file is part of either.
+    """
+
+    def __init__(self, *, cache_dir: Path, shared_dir: Path, build_dir: Path, unsafe_no_sandbox: bool,
+                 deadline: float) -> None:
+        self.cache_dir = cache_dir
+        self.shared_dir = shared_dir
+        self.build_dir = build_dir
+        self.unsafe_no_sandbox = unsafe_no_sandbox
+        self.deadline = deadline
+        self.wheel_dir = cache_dir / "built-wheels"
+        self.attempted: set[str] = set()
+        self.built: list[str] = []
+        self.notes: list[str] = []
+
+    def build_sdist(self, name: str, specifiers: list[str]) -> str | None:
+        """Build `name`'s sdist into the wheel cache; None when done, else why it could not be."""
+        self.attempted.add(name)
+        try:
+            release = _pick_sdist(name, specifiers)
+            cached = self._cached_wheel(release)
+            if cached is None:
+                archive = self._download(release)
+                requires = _sdist_build_requires(archive)
+                cached = self._build_wheel(release, archive, requires)
+        except _BuildFailed as failed:
+            return f"{name} has no wheel and could not be built from source: {failed}"
+        self.built.append(f"{release.name}=={release.version}")
+        self.notes.append(f"{release.name} {release.version} has no wheel; it was built from source in the sandbox")
+        return None
+
+    def project_requirements(self, project_dir: Path) -> tuple[list[str], str | None]:
+        """The learner's setup.py-only project's dependencies (and test extras), from metadata built in the
+        sandbox: ([requirements], None), or ([], why it could not be read)."""
+        try:
+            requires = _project_build_requires(project_dir)
+            environment = self._build_environment(requires)
+            metadata = self._sandboxed("metadata", environment, source=project_dir, name="project",
+                                       result="METADATA", max_bytes=MAX_METADATA_BYTES)
+        except _BuildFailed as failed:
+            return [], f"setup.py: the project's dependencies could not be read: {failed}"
+        return requirements_from_metadata(metadata.decode("utf-8", errors="replace")), None
+
+    def _cached_wheel(self, release: "_Release") -> Path | None:
+        """A wheel built earlier from this very sdist (the folder is flat: uv's --find-links reads one level)."""
+        if not self.wheel_dir.is_dir():
+            return None
+        for wheel in sorted(self.wheel_dir.glob("*.whl")):
+            try:
+                name, version, _build, _tags = parse_wheel_filename(wheel.name)
+            except InvalidWheelFilename:
+                continue
+            source = wheel.with_name(wheel.name + ".source")
+            if canonicalize_name(name) == canonicalize_name(release.name) and version == Version(release.version) \
+                    and source.is_file() and source.read_text().strip() == release.sha256:
+                return wheel
+        return None
+
+    def _download(self, release: "_Release") -> Path:
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        target = self.build_dir / release.filename
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(release.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
+                    target.open("wb") as sink:
+                size = 0
+                while chunk := response.read(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_SDIST_BYTES:
+                        raise _BuildFailed(f"its sdist is larger than {MAX_SDIST_BYTES // (1 << 20)} MB")
+                    digest.update(chunk)
+                    sink.write(chunk)
+        except OSError as error:
+            raise _BuildFailed(f"its sdist could not be downloaded ({error})") from None
+        if release.sha256 and digest.hexdigest() != release.sha256:
+            raise _BuildFailed("its sdist does not match the registry's checksum")
+        return target
+
+    def _build_environment(self, requires: list[str]) -> Path:
+        """A cached venv with `build` and the backend's requirements, wheels only."""
+        wanted = sorted({*requires, "build"})
+        key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:20]
+        venv = self.shared_dir / "build-envs" / key
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.shared_dir, venv.parent):
+            os.chmod(folder, 0o711)
+        with exclusive_lock(venv.parent / f"{key}.lock"):
+            if (venv / ".complete").is_file():
+                return venv
+            if venv.exists():
+                shutil.rmtree(venv)
+            return self._create_build_environment(venv, wanted, requires)
+
+    def _create_build_environment(self, venv: Path, wanted: list[str], requires: list[str]) -> Path:
+        try:
+            _run_uv(["venv", *_uv_common(self.cache_dir), "--python", str(SYSTEM_PYTHON), str(venv)],
+                    cache_dir=self.cache_dir, deadline=self.deadline)
+            request = _Request(requirements=wanted, constraints=[], overrides=[], find_links=self.wheel_dir)
+            failure = _install(request, python=venv / "bin" / "python", cache_dir=self.cache_dir,
+                               deadline=self.deadline)
+        except EnvironmentBuildError as error:
+            raise _BuildFailed(str(error)) from None
+        if failure is not None:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise _BuildFailed(f"its build requirements ({', '.join(requires)}) could not be installed: "
+                               f"{explain_uv_failure(failure)}")
+        _compile_bytecode(venv)
+        _open_to_sandbox(venv)
+        (venv / ".complete").write_text("")
+        return venv
+
+    def _build_wheel(self, release: "_Release", archive: Path, requires: list[str]) -> Path:
+        environment = self._build_environment(requires)
+        data = self._sandboxed("wheel", environment, source=archive, name=release.name, result=".whl",
+                               max_bytes=MAX_WHEEL_BYTES)
+        wheel_name, data = data
+        try:
+            name, version, _build, _tags = parse_wheel_filename(wheel_name)
+        except InvalidWheelFilename:
+            raise _BuildFailed(f"the build wrote {wheel_name!r}, which is not a wheel") from None
+        if canonicalize_name(name) != canonicalize_name(release.name) or version != Version(release.version):
+            raise _BuildFailed(f"the build wrote a wheel for {name} {version}, not {release.name} {release.version}")
+        self.wheel_dir.mkdir(parents=True, exist_ok=True)
+        scratch = self.wheel_dir / f".{wheel_name}.partial"
+        scratch.write_bytes(data)
+        try:
+            with zipfile.ZipFile(scratch) as wheel:
+                wheel.testzip()
+        except (zipfile.BadZipFile, OSError):
+            scratch.unlink(missing_ok=True)
+            raise _BuildFailed("the built wheel is not a valid zip file") from None
+        target = self.wheel_dir / wheel_name
+        target.with_name(wheel_name + ".source").write_text(release.sha256 + "\n")
+        scratch.replace(target)  # atomic: another worker's uv never sees half a wheel
+        return target
+
+    def _sandboxed(self, mode: str, environment: Path, *, source: Path, name: str, result: str, max_bytes: int):
+        """Run the build script in the sandbox and read back its one result file (a wheel or METADATA)."""
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.build_dir, 0o711)
+        work = Path(tempfile.mkdtemp(prefix=f"build-{re.sub(r'[^a-z0-9-]', '', name)}-", dir=self.build_dir))
+        os.chmod(work, 0o711)
+        control = work / "control"
+        control.mkdir()
+        script = control / "build.py"
+        script.write_text(importlib.resources.files("assessor.toolchains.python")
+                          .joinpath("sandboxed_build.py").read_text())
+        os.chmod(control, 0o755)
+        os.chmod(script, 0o644)
+        area = work / "area"
+        limits = replace(BUILD_LIMITS, wall_seconds=max(10.0, min(BUILD_LIMITS.wall_seconds,
+                                                                   self.deadline - time.monotonic())))
+        try:
+            with size_capped_dir(area, limits.workdir_mb):
+                out_dir = area / "out"
+                out_dir.mkdir()
+                if source.is_dir():
+                    inside = area / "project"
+                    shutil.copytree(source, inside, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+                else:
+                    inside = area / source.name
+                    shutil.copyfile(source, inside)
+                try:
+                    run = run_sandboxed([str(environment / "bin" / "python"), "-I", str(script), mode, str(inside),
+                                         str(out_dir)], workdir=area, venv=environment, limits=limits,
+                                        readonly_binds=(control,), unsafe_no_sandbox=self.unsafe_no_sandbox,
+                                        env={"TMPDIR": "/tmp", "PIP_NO_INDEX": "1"})
+                except SandboxError as error:
+                    raise _BuildFailed(str(error)) from None
+                if run.killed_by or run.exit_code != 0:
+                    raise _BuildFailed(_build_reason(run))
+                return _read_output(out_dir, result, max_bytes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class _BuildFailed(Exception):
+    """Why one package (or the project's metadata) could not be built; a one-line message."""
+
+
+@dataclass(frozen=True)
+class _Release:
+    name: str
+    version: str
+    filename: str
+    url: str
+    sha256: str
+
+
+def index_url() -> str:
+    return (os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
+
+
+def _pick_sdist(name: str, specifiers: list[str]) -> _Release:
+    """The newest release of `name` with an sdist that every specifier allows (from the registry's JSON API)."""
+    url = f"{index_url()}/{urllib.parse.quote(canonicalize_name(name))}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            data = json.loads(response.read(32 * 1024 * 1024))
+    except (OSError, ValueError) as error:
+        raise _BuildFailed(f"the registry's file list could not be read ({error})") from None
+    wanted = SpecifierSet()
+    for text in specifiers:
+        try:
+            wanted &= SpecifierSet(text.rstrip(","))
+        except InvalidSpecifier:
+            continue
+    candidates = []
+    for entry in data.get("files", []):
+        filename = entry.get("filename", "")
+        if entry.get("yanked") or not filename.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz")):
+            continue
+        version = _sdist_version(filename, name)
+        if version is None or not wanted.contains(version, prereleases=bool(wanted) and version.is_prerelease):
+            continue
+        sha256 = (entry.get("hashes") or {}).get("sha256", "")
+        candidates.append((version, _Release(canonicalize_name(name), str(version), filename,
+                                             urllib.parse.urljoin(url, entry.get("url", "")), sha256)))
+    if not candidates:
+        raise _BuildFailed(f"no source release matches {wanted or 'any version'}")
+    return max(candidates, key=lambda item: item[0])[1]
+
+
+def _sdist_version(filename: str, name: str) -> Version | None:
+    stem = re.sub(r"\.(tar\.gz|tar\.bz2|tgz|zip)$", "", filename)
+    prefix = re.compile(rf"^{'[-_.]'.join(re.escape(part) for part in re.split(r'[-_.]+', name))}-", re.IGNORECASE)
+    match = prefix.match(stem)
+    if not match:
+        return None
+    try:
+        return Version(stem[match.end():])
+    except InvalidVersion:
+        return None
+
+
+def _sdist_build_requires(archive: Path) -> list[str]:
+    """[build-system].requires from the sdist's pyproject.toml, read as data (nothing is unpacked or run)."""
+    text = None
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as bundle:
+                names = [n for n in bundle.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
+                if names and bundle.getinfo(names[0]).file_size < MAX_METADATA_BYTES:
+                    text = bundle.read(names[0]).decode("utf-8", errors="replace")
+        else:
+            with tarfile.open(archive) as bundle:
+                for member in bundle:
+                    if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/pyproject.toml") \
+                            and member.size < MAX_METADATA_BYTES:
+                        text = bundle.extractfile(member).read().decode("utf-8", errors="replace")
+                        break
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
+        raise _BuildFailed("its sdist is not a readable archive") from None
+    return _build_requires(text)
+
+
+def _project_build_requires(project_dir: Path) -> list[str]:
+    path = project_dir / "pyproject.toml"
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() and not path.is_symlink() else None
+    return _build_requires(text)
+
+
+def _build_requires(pyproject_text: str | None) -> list[str]:
+    if pyproject_text:
+        try:
+            system = tomllib.loads(pyproject_text).get("build-system", {})
+        except tomllib.TOMLDecodeError:
+            system = {}
+        requires = system.get("requires") if isinstance(system, dict) else None
+        if isinstance(requires, list) and all(isinstance(item, str) for item in requires):
+            accepted = [check_requirement(item) for item in requires]
+            if None in accepted:
+                raise _BuildFailed("its build requirements name something other than registry packages")
+            backend = str(system.get("build-backend", ""))
+            extra = ["wheel"] if backend.startswith("setuptools") or not backend else []
+            return [*accepted, *extra]
+    return list(DEFAULT_BUILD_REQUIRES)
+
+
+def _build_reason(run) -> str:
+    if run.killed_by:
+        return f"the build was stopped by the {run.killed_by.replace('_', ' ')} limit"
+    lines = [line.strip() for line in run.output.splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"error|Error|ERROR|No module named", line)]
+    return (errors[-1] if errors else (lines[-1] if lines else f"exit code {run.exit_code}"))[:300]
+
+
+def _read_output(out_dir: Path, result: str, max_bytes: int):
+    """METADATA's bytes, or (wheel file name, bytes) for the one wheel the build wrote; links are never followed."""
+    from assessor.measure.resultfiles import ResultFileError, read_result_file
+
+    try:
+        if result == ".whl":
+            names = [entry.name for entry in os.scandir(out_dir) if entry.name.endswith(".whl")]
+            if len(names) != 1:
+                raise _BuildFailed(f"the build wrote {len(names)} wheels instead of one")
+            return names[0], read_result_file(out_dir, names[0], max_bytes)
+        return read_result_file(out_dir, result, max_bytes)
+    except ResultFileError as error:
+        raise _BuildFailed(str(error)) from None
+
+
+def requirements_from_metadata(text: str) -> list[str]:
+    """Requires-Dist of a METADATA file: the runtime ones and those of the test/dev extras, markers resolved for
+    this interpreter; anything that is not a registry package is left out."""
+    message = Parser().parsestr(text)
+    found = []
+    for raw in message.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(raw)
+        except InvalidRequirement:
+            continue
+        if requirement.url:
+            continue
+        marker = requirement.marker
+        if marker is not None:
+            try:
+                wanted = any(marker.evaluate({"extra": extra}) for extra in ("", *TEST_EXTRAS))
+            except (InvalidMarker, ValueError):
+                wanted = False
+            if not wanted:
+                continue
+        text_form = requirement.name + (f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else "") \
+            + str(requirement.specifier)
+        if check_requirement(text_form):
+            found.append(text_form)
+    return list(dict.fromkeys(found))
+
