@@ -48,7 +48,7 @@ def shared_environment():
     """One environment with pytest and coverage for every test-run test (their projects need nothing else)."""
     project = fresh_dir("env-project")
     (project / "pyproject.toml").write_text('[project]\nname = "capstone"\ndependencies = []\n')
-    return build_environment(project, sandbox_base() / "shared-venv", cache_dir=uv_cache())
+    return build_environment(project, sandbox_base() / "shared-install", cache_dir=uv_cache())
 
 
 @lru_cache(maxsize=1)

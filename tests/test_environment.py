@@ -115,8 +115,8 @@ def test_build_installs_wheels_with_service_pins_into_a_copy_the_sandbox_can_rea
         "uv.toml": 'index-url = "http://127.0.0.1:9/simple"\n',
         "setup.py": "open('/tmp/SETUP-PY-RAN', 'w').write('ran')\n",
     })
-    venv = fresh_dir("venvs") / "venv"
-    environment = build_environment(root, venv, cache_dir=uv_cache())
+    environment = build_environment(root, fresh_dir("work"), cache_dir=uv_cache())
+    venv = environment.venv
     assert environment.python == venv / "bin" / "python"
     assert os.path.realpath(environment.python) == os.path.realpath("/usr/bin/python3")
     installed = set(environment.installed)
@@ -133,27 +133,35 @@ def test_build_installs_wheels_with_service_pins_into_a_copy_the_sandbox_can_rea
 
 
 @pytest.mark.slow
-def test_second_build_with_same_dependencies_is_fast():
-    root = project({"requirements.txt": "iniconfig\n"})
-    build_environment(root, fresh_dir("venvs") / "first", cache_dir=uv_cache())
+def test_the_same_versions_reuse_one_read_only_venv_and_other_versions_get_their_own(tmp_path):
+    shared = fresh_dir("shared")
+    first = build_environment(project({"requirements.txt": "iniconfig\n"}), fresh_dir("work"), cache_dir=uv_cache(),
+                              shared_dir=shared)
     started = time.monotonic()
-    second = build_environment(root, fresh_dir("venvs") / "second", cache_dir=uv_cache())
-    assert time.monotonic() - started < 10
-    assert any(name.startswith("iniconfig==") for name in second.installed)
-
-
+    second = build_environment(project({"requirements.txt": "iniconfig>=1\n"}), fresh_dir("work"),
+                               cache_dir=uv_cache(), shared_dir=shared)
+    reused_seconds = time.monotonic() - started
+    other = build_environment(project({"requirements.txt": "iniconfig==2.0.0\n"}), fresh_dir("work"),
+                              cache_dir=uv_cache(), shared_dir=shared)
+    assert second.venv == first.venv and other.venv != first.venv   # keyed by the versions, not the text
+    assert "iniconfig==2.0.0" in other.installed and "iniconfig==2.0.0" not in first.installed
+    assert reused_seconds < 5
+    for dirpath, dirnames, filenames in os.walk(first.venv):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            assert os.path.islink(path) or not os.stat(path).st_mode & 0o022, path   # nobody else may write
 
 
 @pytest.mark.slow
 def test_unknown_package_is_a_clear_error():
     root = project({"requirements.txt": "assessor-surely-no-such-package-4242\n"})
     with pytest.raises(EnvironmentBuildError, match="assessor-surely-no-such-package-4242"):
-        build_environment(root, fresh_dir("venvs") / "venv", cache_dir=uv_cache())
+        build_environment(root, fresh_dir("work"), cache_dir=uv_cache())
 
 
 @pytest.mark.slow
 def test_refused_lines_are_reported_and_the_rest_installs():
     root = project({"requirements.txt": "iniconfig\n--index-url http://127.0.0.1:9/simple\n-e .\n"})
-    environment = build_environment(root, fresh_dir("venvs") / "venv", cache_dir=uv_cache())
+    environment = build_environment(root, fresh_dir("work"), cache_dir=uv_cache())
     assert any(name.startswith("iniconfig==") for name in environment.installed)
     assert len(environment.problems) == 2 and "--index-url" in environment.problems[0]

@@ -121,7 +121,7 @@ def measure_complexity(plan: Plan) -> ComplexityResult:
 
 def install(plan: Plan, *, job_dir: Path, cache_dir: Path, shared_dir: Path, unsafe_no_sandbox: bool = False,
             as_of: str | None = None) -> Environment:
-    return build_environment(plan.root, job_dir / "venv", cache_dir=cache_dir, declared=plan.declared,
+    return build_environment(plan.root, job_dir / "install", cache_dir=cache_dir, declared=plan.declared,
                              shared_dir=shared_dir, unsafe_no_sandbox=unsafe_no_sandbox, as_of=as_of)
 
 

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from email.parser import Parser
 from pathlib import Path
 
@@ -53,6 +54,11 @@ MAX_METADATA_BYTES = 1024 * 1024
 # Rounds of "resolve, build the next package that has no wheel": a project with more sdist-only packages than
 # this is reported rather than built.
 MAX_BUILD_ROUNDS = 12
+# Built environments kept for reuse (each some tens of MB), and how recently used one must be to be kept anyway.
+MAX_CACHED_VENVS = 24
+RECENT_VENV_SECONDS = 3600
+# A commit older than this gets a note that its dependencies were resolved as of its date.
+STALE_COMMIT_DAYS = 30
 DOWNLOAD_TIMEOUT_SECONDS = 60
 # Builds of learner-chosen source need more room than a test run's defaults on small rubrics.
 BUILD_LIMITS = SandboxLimits(wall_seconds=300, cpu_seconds=280, memory_mb=3072, processes=128, tmp_mb=1024,
@@ -122,10 +128,11 @@ def uv_binary() -> str:
         return found
 
 
-def build_environment(project_dir: Path, venv_dir: Path, *, cache_dir: Path, timeout_seconds: float = 600,
+def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, timeout_seconds: float = 600,
                       declared: LearnerRequirements | None = None, shared_dir: Path | None = None,
                       unsafe_no_sandbox: bool = False, as_of: str | None = None) -> Environment:
-    """A fresh virtualenv at `venv_dir` with the learner's dependencies plus pytest and coverage.
+    """A virtualenv with the learner's dependencies plus pytest and coverage; `work_dir` is the job's own
+    scratch space (source builds happen there).
 
     Wheels come through uv (learner config ignored, files copied out of the service-owned cache so nothing in one
     job's venv shares an inode with another's). A package with no wheel is downloaded as an sdist and built into a
@@ -143,9 +150,9 @@ def build_environment(project_dir: Path, venv_dir: Path, *, cache_dir: Path, tim
         raise EnvironmentBuildError(f"{SYSTEM_PYTHON} is missing: learner environments are built from it")
     cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(cache_dir, 0o700)
-    venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(cache_dir=cache_dir, shared_dir=shared_dir or venv_dir.parent / "shared",
-                       build_dir=venv_dir.parent / "builds", unsafe_no_sandbox=unsafe_no_sandbox, deadline=deadline)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    builder = _Builder(cache_dir=cache_dir, shared_dir=shared_dir or work_dir / "shared",
+                       build_dir=work_dir / "builds", unsafe_no_sandbox=unsafe_no_sandbox, deadline=deadline)
     problems = list(declared.problems)
     notes = list(declared.notes)
     requirements = list(declared.requirements)
@@ -162,16 +169,11 @@ def build_environment(project_dir: Path, venv_dir: Path, *, cache_dir: Path, tim
     request = _Request(requirements=[*requirements, *runner_requirements()], constraints=constraints,
                        overrides=service_pins(), find_links=builder.wheel_dir,
                        as_of=as_of if declared.lock is None and not _all_pinned(requirements) else None)
-    python = venv_dir / "bin" / "python"
     failures: list[str] = []
     for _round in range(MAX_BUILD_ROUNDS + 1):
-        if venv_dir.exists():
-            shutil.rmtree(venv_dir)
-        _run_uv(["venv", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON), str(venv_dir)],
-                cache_dir=cache_dir, deadline=deadline)
-        failure = _install(request, python=python, cache_dir=cache_dir, deadline=deadline)
+        pinned, failure = _resolve(request, cache_dir=cache_dir, deadline=deadline)
         if failure is None:
-            if request.as_of:
+            if request.as_of and _days_ago(request.as_of) > STALE_COMMIT_DAYS:
                 notes.append(f"no lock file: dependencies were resolved as they were on the commit's date "
                              f"({request.as_of[:10]}), the versions you would have had; commit a lock file "
                              f"(uv.lock, poetry.lock, pinned requirements) to choose them yourself")
@@ -184,13 +186,19 @@ def build_environment(project_dir: Path, venv_dir: Path, *, cache_dir: Path, tim
                                                           f"building from source"]))
     if failures:
         raise EnvironmentBuildError("; ".join(failures))
-    _compile_bytecode(venv_dir)
-    _open_to_sandbox(venv_dir)
+    venv_dir = VenvCache(builder.shared_dir / "venvs").get(
+        pinned, lambda target: _create_venv(target, pinned, request, cache_dir=cache_dir, deadline=deadline))
+    python = venv_dir / "bin" / "python"
+    installed = installed_packages(venv_dir)
+    built = sorted(set(installed) & builder.cached_wheels())
+    for package in built:
+        if package not in builder.built:  # built by an earlier assessment, reused from the cache
+            notes.append(f"{package.replace('==', ' ')} has no wheel; a wheel built from its source in the sandbox "
+                         f"was reused")
     return Environment(
         venv=venv_dir, python=python, requirements=list(request.requirements),
-        constraints=list(request.constraints), installed=installed_packages(venv_dir), problems=problems,
-        notes=notes + builder.notes, seconds=round(time.monotonic() - started, 3),
-        built_from_source=list(builder.built),
+        constraints=list(request.constraints), installed=installed, problems=problems,
+        notes=notes + builder.notes, seconds=round(time.monotonic() - started, 3), built_from_source=built,
     )
 
 
@@ -263,6 +271,99 @@ def _install(request: _Request, *, python: Path, cache_dir: Path, deadline: floa
         except _UvFailed as failed:
             return failed.stderr
     return None
+
+
+def _resolve(request: _Request, *, cache_dir: Path, deadline: float) -> tuple[list[str], str | None]:
+    """(the exact versions to install, None), or ([], uv's stderr) when the request cannot be resolved."""
+    with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
+        scratch_dir = Path(scratch)
+        files = {"requirements.txt": request.requirements, "constraints.txt": request.constraints,
+                 "overrides.txt": request.overrides}
+        for name, lines in files.items():
+            (scratch_dir / name).write_text("".join(f"{line}\n" for line in lines))
+        request.find_links.mkdir(parents=True, exist_ok=True)
+        try:
+            output = _run_uv(["pip", "compile", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON),
+                              "--only-binary", ":all:", "--find-links", str(request.find_links),
+                              "--overrides", str(scratch_dir / "overrides.txt"),
+                              "--constraints", str(scratch_dir / "constraints.txt"),
+                              "--no-header", "--no-annotate", *_as_of_options(request.as_of),
+                              str(scratch_dir / "requirements.txt")],
+                             cwd=scratch_dir, cache_dir=cache_dir, deadline=deadline)
+        except _UvFailed as failed:
+            return [], failed.stderr
+    pinned = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith(("#", "-"))]
+    return sorted(pinned), None
+
+
+def _create_venv(target: Path, pinned: list[str], request: _Request, *, cache_dir: Path, deadline: float) -> None:
+    """A venv at `target` with exactly `pinned` installed (files copied, never linked to the uv cache),
+    byte-compiled and readable by the sandbox."""
+    _run_uv(["venv", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON), str(target)],
+            cache_dir=cache_dir, deadline=deadline)
+    with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
+        listing = Path(scratch) / "pinned.txt"
+        listing.write_text("".join(f"{line}\n" for line in pinned))
+        try:
+            _run_uv(["pip", "install", *_uv_common(cache_dir), "--python", str(target / "bin" / "python"),
+                     "--only-binary", ":all:", "--no-deps", "--link-mode", "copy",
+                     "--find-links", str(request.find_links), "-r", str(listing)],
+                    cache_dir=cache_dir, deadline=deadline)
+        except _UvFailed as failed:
+            raise EnvironmentBuildError(explain_uv_failure(failed.stderr)) from None
+    _compile_bytecode(target)
+    _open_to_sandbox(target)
+
+
+class VenvCache:
+    """Built environments kept by the exact set of versions they hold, reused read-only by later assessments.
+
+    The sandbox binds a venv read-only and the host never writes to one after it is complete, so one venv can
+    serve every job that resolves to the same versions; most resubmissions do. Old ones are removed beyond
+    `MAX_CACHED_VENVS`, never one used in the last hour (a job may be running in it).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, pinned: list[str], create) -> Path:
+        key = hashlib.sha256("\n".join([str(SYSTEM_PYTHON.resolve()), _uv_version(), *pinned]).encode()).hexdigest()[:24]
+        venv = self.folder / key
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o711)
+        with exclusive_lock(self.folder / f"{key}.lock"):
+            if not (venv / ".complete").is_file():
+                shutil.rmtree(venv, ignore_errors=True)
+                create(venv)
+                (venv / ".complete").write_text("\n".join(pinned) + "\n")
+            os.utime(venv / ".complete")
+        self._evict(keep=venv)
+        return venv
+
+    def _evict(self, *, keep: Path) -> None:
+        complete = sorted((path for path in self.folder.glob("*/.complete")), key=lambda path: path.stat().st_mtime)
+        excess = len(complete) - MAX_CACHED_VENVS
+        for marker in complete[:max(excess, 0)]:
+            venv = marker.parent
+            if venv == keep or time.time() - marker.stat().st_mtime < RECENT_VENV_SECONDS:
+                continue
+            with exclusive_lock(self.folder / f"{venv.name}.lock"):
+                shutil.rmtree(venv, ignore_errors=True)
+
+
+def _uv_version() -> str:
+    try:
+        return importlib.metadata.version("uv")
+    except importlib.metadata.PackageNotFoundError:
+        return "uv"
+
+
+def _days_ago(moment: str) -> float:
+    try:
+        when = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (datetime.now(timezone.utc) - when).total_seconds() / 86400
 
 
 def _all_pinned(requirements: list[str]) -> bool:
@@ -470,6 +571,17 @@ class _Builder:
             return [], f"setup.py: the project's dependencies could not be read: {failed}"
         return requirements_from_metadata(metadata.decode("utf-8", errors="replace")), None
 
+    def cached_wheels(self) -> set[str]:
+        """"name==version" of every wheel built from source so far, by any assessment."""
+        found = set()
+        for wheel in self.wheel_dir.glob("*.whl") if self.wheel_dir.is_dir() else ():
+            try:
+                name, version, _build, _tags = parse_wheel_filename(wheel.name)
+            except InvalidWheelFilename:
+                continue
+            found.add(f"{canonicalize_name(name)}=={version}")
+        return found
+
     def _cached_wheel(self, release: "_Release") -> Path | None:
         """A wheel built earlier from this very sdist (the folder is flat: uv's --find-links reads one level)."""
         if not self.wheel_dir.is_dir():
@@ -616,19 +728,30 @@ class _Release:
     sha256: str
 
 
-def index_url() -> str:
-    return (os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or DEFAULT_INDEX).rstrip("/")
+def index_urls() -> list[str]:
+    """The package indexes the operator configured for uv, in uv's order of priority (UV_INDEX first)."""
+    extra = os.environ.get("UV_INDEX", "").split()
+    default = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or DEFAULT_INDEX
+    return [url.split("=", 1)[-1].rstrip("/") for url in [*extra, default] if url]
+
+
+def _file_list(name: str) -> tuple[str, dict]:
+    """(URL, the registry's JSON file list) of `name` from the first configured index that has it."""
+    problem = "no index has it"
+    for index in index_urls():
+        url = f"{index}/{urllib.parse.quote(canonicalize_name(name))}/"
+        request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        try:
+            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+                return url, json.loads(response.read(32 * 1024 * 1024))
+        except (OSError, ValueError) as error:
+            problem = str(error)
+    raise _BuildFailed(f"the registry's file list could not be read ({problem})")
 
 
 def _pick_sdist(name: str, specifiers: list[str]) -> _Release:
     """The newest release of `name` with an sdist that every specifier allows (from the registry's JSON API)."""
-    url = f"{index_url()}/{urllib.parse.quote(canonicalize_name(name))}/"
-    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            data = json.loads(response.read(32 * 1024 * 1024))
-    except (OSError, ValueError) as error:
-        raise _BuildFailed(f"the registry's file list could not be read ({error})") from None
+    url, data = _file_list(name)
     wanted = SpecifierSet()
     for text in specifiers:
         try:
@@ -707,12 +830,19 @@ def _build_requires(pyproject_text: str | None) -> list[str]:
     return list(DEFAULT_BUILD_REQUIRES)
 
 
+# The same text is printed by sandboxed_build.py, which imports nothing of the service.
+BUILD_FAILED_MARKER = "assessor-build: the build backend failed:"
+_TRACEBACK_FRAMING = re.compile(r"^(Traceback |File \"|\^+$|~+$|During handling|The above exception|\*|ERROR Backend)")
+
+
 def _build_reason(run) -> str:
+    """The backend's last words before it failed: an exception line, or what setup.py printed on its way out."""
     if run.killed_by:
         return f"the build was stopped by the {run.killed_by.replace('_', ' ')} limit"
     lines = [line.strip() for line in run.output.splitlines() if line.strip()]
-    errors = [line for line in lines if re.search(r"error|Error|ERROR|No module named", line)]
-    return (errors[-1] if errors else (lines[-1] if lines else f"exit code {run.exit_code}"))[:300]
+    marked = next((index for index, line in enumerate(lines) if line.startswith(BUILD_FAILED_MARKER)), len(lines))
+    before = [line for line in lines[:marked] if not _TRACEBACK_FRAMING.match(line)]
+    return (before[-1] if before else f"exit code {run.exit_code}")[:300]
 
 
 def _read_output(out_dir: Path, result: str, max_bytes: int):

@@ -48,6 +48,20 @@ def unpack(archive, destination):
 
 def main():
     mode, source, out_dir = sys.argv[1:4]
+    from build import BuildBackendException
+
+    try:
+        build(mode, source, out_dir)
+    except BuildBackendException as error:
+        # The backend's own output (above) says why; this line only marks where it ends.
+        print(f"{FAILED_MARKER} {error.exception.__class__.__name__}", flush=True)
+        sys.exit(1)
+
+
+FAILED_MARKER = "assessor-build: the build backend failed:"
+
+
+def build(mode, source, out_dir):
     from build import ProjectBuilder  # from the build environment, read-only
 
     if mode == "wheel":
