@@ -15,6 +15,7 @@ from assessor.rubric import Rubric, find_rubric, load_rubric, load_rubrics
 
 EXIT_BAD_INPUT = 2
 TAIL_LINES = 15  # enough to show pytest's short summary of what failed
+FAILURES_SHOWN = 10
 
 
 def fail(message: str) -> None:
@@ -74,6 +75,16 @@ def render_report(report: Report) -> str:
     lines = [
         f"{report.rubric.title} (rubric {report.rubric.id} v{report.rubric.version})",
         f"source {report.source}  commit {report.commit[:12]}",
+    ]
+    if report.toolchain:
+        root = report.toolchain["root"]
+        lines.append(f"assessed as {report.toolchain['name']}" + ("" if root == "." else f" in {root}/")
+                     + f" (found {', '.join(report.toolchain['detected_from'][:3]) or 'its source files'})")
+    for started in (report.services or {}).get("started", []):
+        state = f"started in {started['seconds']:.2f} s" if started["status"] == "started" else \
+            f"did not start: {started['problem']}"
+        lines.append(f"service {started['name']} on port {started['port']}: {state}")
+    lines += [
         "",
         f"{'criterion':<34} {'status':<13} {'level':>5} {'points':>11} {'weighted':>9}",
     ]
@@ -84,6 +95,16 @@ def render_report(report: Report) -> str:
         lines.append(f"{score.title[:34]:<34} {score.status:<13} {level:>5} {points:>11} {weighted:>9}")
         for item in score.evidence:
             lines.append(f"    {item}")
+    if report.failures:
+        lines += ["", "failing tests:"]
+        for failure in report.failures[:FAILURES_SHOWN]:
+            where = f" ({failure['file']}:{failure['line']})" if failure.get("file") else ""
+            lines.append(f"    {failure['outcome']}: {failure['classname']}::{failure['name']}{where}")
+            if failure.get("message"):
+                lines.append(f"        {failure['message'][:200]}")
+    if report.notes:
+        lines += ["", "notes:"]
+        lines += [f"    - {note}" for note in report.notes]
     if report.output_tail:
         lines += ["", "last lines of the test output:"]
         lines += [f"    {line}" for line in report.output_tail.rstrip().splitlines()[-TAIL_LINES:]]

@@ -81,6 +81,9 @@ def test_falling_short_sample_fails_with_evidence_a_mentor_can_act_on(tmp_path, 
     notes = next(artifact for artifact in report.artifacts if artifact["criterion"] == "database-design-notes")
     assert notes["status"] == "missing"
     assert "1 failed" in report.output_tail
+    [failure] = report.failures
+    assert failure["outcome"] == "failed" and failure["name"].startswith("test_")
+    assert failure["message"] and "assert" in failure["message"].lower()
 
 
 def test_a_dependency_without_a_wheel_is_built_in_the_sandbox_and_the_tests_run(tmp_path, settings, rubric, make_repo):

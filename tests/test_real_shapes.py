@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from assessor import sandbox
+from assessor.cli import render_report
 from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
 from assessor.pipeline import PipelineSettings, assess
@@ -504,6 +505,8 @@ def test_a_service_this_installation_lacks_makes_the_figures_not_measured(make_r
         assert "the tests need MongoDB (docker-compose.yml service 'db' (mongo:7))" in score.evidence[0]
     assert report.tests["passed"] == 1  # the run still happened, for the learner to see
     assert criterion(report, "complexity").status == "scored"
+    table = render_report(report)
+    assert "\nnotes:\n" in table and "    - the tests need MongoDB" in table
 
 
 def test_an_unsupported_language_is_named_and_never_scored_zero(make_repo, settings, rubric):

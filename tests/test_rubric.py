@@ -250,6 +250,18 @@ INVALID = [
     ("unknown limit", variant("wall_seconds = 600", "wall_secs = 600"), ["limits", "field 'wall_secs'", "not a known field"]),
     ("limits not a table", edit(variant("[limits]\nwall_seconds = 600\n", ""), "pass_mark = 70\n", "pass_mark = 70\nlimits = 600\n"),
      ["rubric:", "field 'limits'", "must be a table"]),
+    ("unknown service", variant("[limits]\n", '[services]\nrequire = ["oracle"]\n\n[limits]\n'),
+     ["services", "field 'require'", "'oracle' is not a service name"]),
+    ("service both required and forbidden",
+     variant("[limits]\n", '[services]\nrequire = ["redis"]\nforbid = ["redis"]\n\n[limits]\n'),
+     ["services", "field 'forbid'", "both required and forbidden"]),
+    ("service start time", variant("[limits]\n", "[services]\nstart_seconds = 0\n\n[limits]\n"),
+     ["services", "field 'start_seconds'", "more than 0"]),
+    ("env name", variant("[limits]\n", '[env]\n"NOT VALID" = "x"\n\n[limits]\n'),
+     ["env", "field 'NOT VALID'", "not a valid environment variable name"]),
+    ("env value", variant("[limits]\n", "[env]\nDEBUG = 1\n\n[limits]\n"), ["env", "field 'DEBUG'", "must be text"]),
+    ("project root outside", variant("[limits]\n", '[project]\nroot = "../up"\n\n[limits]\n'),
+     ["project", "field 'root'", "inside the repository"]),
 ]
 
 
@@ -372,3 +384,11 @@ def test_load_rubrics_sorts_by_id_and_rejects_duplicate_ids(tmp_path):
     with pytest.raises(RubricError, match="rubric id 'demo' is also used by") as raised:
         load_rubrics(tmp_path)
     assert "b.toml" in str(raised.value) and "c.toml" in str(raised.value)
+
+
+def test_services_env_and_project_root():
+    rubric = parse(variant("[limits]\n", '[services]\nrequire = ["postgresql"]\nforbid = ["mongodb"]\nstart_seconds = 12\n\n'
+                                         '[env]\nAPP_ENV = "test"\n\n[project]\nroot = "service"\n\n[limits]\n'))
+    assert (rubric.services.require, rubric.services.forbid, rubric.services.start_seconds) == \
+        (("postgresql",), ("mongodb",), 12.0)
+    assert rubric.env == {"APP_ENV": "test"} and rubric.project_root == "service"

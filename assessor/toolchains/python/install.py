@@ -168,7 +168,7 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
     notes += pin_notes
     request = _Request(requirements=[*requirements, *runner_requirements()], constraints=constraints,
                        overrides=service_pins(), find_links=builder.wheel_dir,
-                       as_of=as_of if declared.lock is None and not _all_pinned(requirements) else None)
+                       as_of=as_of if declared.lock is None else None)
     failures: list[str] = []
     for _round in range(MAX_BUILD_ROUNDS + 1):
         pinned, failure = _resolve(request, cache_dir=cache_dir, deadline=deadline)
@@ -176,7 +176,7 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
             if request.as_of and _days_ago(request.as_of) > STALE_COMMIT_DAYS:
                 notes.append(f"no lock file: dependencies were resolved as they were on the commit's date "
                              f"({request.as_of[:10]}), the versions you would have had; commit a lock file "
-                             f"(uv.lock, poetry.lock, pinned requirements) to choose them yourself")
+                             f"(uv.lock, poetry.lock, Pipfile.lock or pdm.lock) to choose them yourself")
             break
         next_step = _next_step(failure, request, declared, builder, notes, failures)
         if next_step is None:
@@ -364,11 +364,6 @@ def _days_ago(moment: str) -> float:
     except ValueError:
         return 0.0
     return (datetime.now(timezone.utc) - when).total_seconds() / 86400
-
-
-def _all_pinned(requirements: list[str]) -> bool:
-    """True when every requirement names one exact version (a pinned requirements file is a lock of its own)."""
-    return all(re.fullmatch(r"==[^,*]+", requirement_specifier(r)) for r in requirements)
 
 
 def _as_of_options(as_of: str | None) -> list[str]:
