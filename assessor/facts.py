@@ -44,7 +44,9 @@ def coverage_facts(test_run) -> tuple[Facts, list[str]]:
         + f" over {len(coverage.files)} files"
     ))
     if coverage.excluded_lines:
-        evidence.insert(1, f"{coverage.excluded_lines} lines excluded from measurement (pragmas such as 'no cover')")
+        count = coverage.excluded_lines
+        evidence.insert(1, f"{count} excluded from measurement by coverage pragmas or ignore comments "
+                           f"(honoured as the coverage tools do, and counted here)")
     weakest = sorted(coverage.files, key=lambda item: item.line_percent)[:EVIDENCE_ITEMS]
     for item in weakest:
         if item.line_percent < 100:
@@ -76,6 +78,8 @@ def complexity_facts(complexity) -> tuple[Facts | None, list[str]]:
     )
     if complexity.maintainability is not None:
         summary += f"; maintainability index {complexity.maintainability:.1f}"
+    elif getattr(complexity, "analyser", "radon") == "lizard":
+        summary += "; no maintainability index (lizard computes none for JavaScript and TypeScript)"
     evidence.insert(0, summary)
     for function in complexity.worst[:EVIDENCE_ITEMS]:
         if function.rank not in ("A", "B"):

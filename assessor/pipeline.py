@@ -114,7 +114,9 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
                 for criterion in rubric.criteria if criterion.kind == "artifact"
             }
         test_run = environment = None
-        if runs_tests and project.plan is not None:
+        if project.plan is not None and project.plan.blocker:
+            project.not_run = project.plan.blocker
+        elif runs_tests and project.plan is not None:
             with clock.stage("installing", "installing the capstone's dependencies"):
                 try:
                     environment = project.toolchain.install(project.plan, job_dir=job_dir,
@@ -278,9 +280,10 @@ def _score_criterion(criterion, complexity, artifacts, test_run, project: _Proje
         return score_measured(criterion, measured, evidence)
     if project.unrecognised:
         return score_measured(criterion, None, not_measured_reason=project.unrecognised)
+    toolchain = project.toolchain.NAME
     if criterion.kind == "complexity":
         measured, evidence = facts.complexity_facts(complexity)
-        return score_measured(criterion, measured, evidence,
+        return score_measured(criterion, measured, evidence, toolchain=toolchain,
                               not_measured_reason=f"no {project.toolchain.LABEL} application code to measure")
     if test_run is None:
         return score_measured(criterion, None, not_measured_reason=project.not_run or "tests not run")
@@ -290,4 +293,4 @@ def _score_criterion(criterion, complexity, artifacts, test_run, project: _Proje
         measured, evidence = facts.coverage_facts(test_run)
     if test_run.unmeasurable:
         return score_measured(criterion, None, evidence, not_measured_reason=test_run.unmeasurable)
-    return score_measured(criterion, measured, evidence)
+    return score_measured(criterion, measured, evidence, toolchain=toolchain)

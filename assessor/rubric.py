@@ -34,12 +34,21 @@ LIMIT_KEYS = ("wall_seconds", "cpu_seconds", "memory_mb", "processes", "file_siz
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
+# Toolchains a level may set its own thresholds for (some figures mean different things per language).
+TOOLCHAIN_NAMES = ("python", "node")
+
+
 @dataclass(frozen=True)
 class Level:
     level: int
     points: float
     descriptor: str
     thresholds: dict[str, Any] = field(default_factory=dict)
+    # Thresholds that replace `thresholds` for one toolchain: lizard gives JavaScript no maintainability index.
+    by_toolchain: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def thresholds_for(self, toolchain: str | None) -> dict[str, Any]:
+        return self.by_toolchain.get(toolchain or "", self.thresholds)
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,20 @@ def _parse_level(table: Any, kind: str, where: str, source: str) -> Level:
     if points < 0:
         raise fields.fail("points", "must be 0 or more")
     descriptor = fields.get("descriptor", str)
+    thresholds = _thresholds(fields, kind)
+    by_toolchain = {}
+    for toolchain in TOOLCHAIN_NAMES:
+        table = fields.get(toolchain, dict, required=False)
+        if table is not None:
+            inner = _Fields(table, f"{where} {toolchain}", source)
+            by_toolchain[toolchain] = _thresholds(inner, kind)
+            inner.reject_unknown()
+    fields.reject_unknown()
+    return Level(level=number, points=points, descriptor=descriptor.strip(), thresholds=thresholds,
+                 by_toolchain=by_toolchain)
+
+
+def _thresholds(fields: "_Fields", kind: str) -> dict[str, Any]:
     thresholds: dict[str, Any] = {}
     for key, key_type in THRESHOLD_KEYS[kind].items():
         value = fields.get(key, key_type, required=False)
@@ -195,8 +218,7 @@ def _parse_level(table: Any, kind: str, where: str, source: str) -> Level:
         if key_type in (int, float) and value < 0:
             raise fields.fail(key, "must be 0 or more")
         thresholds[key] = value
-    fields.reject_unknown()
-    return Level(level=number, points=points, descriptor=descriptor.strip(), thresholds=thresholds)
+    return thresholds
 
 
 def _parse_artifact(table: Any, where: str, source: str) -> ArtifactSpec:
@@ -274,10 +296,10 @@ def _check_levels(fields: _Fields, kind: str, levels: tuple[Level, ...]) -> None
         raise fields.fail("levels", "the top level must be worth more than 0 points")
     if kind == "manual":
         return
-    if levels[0].thresholds:
+    if levels[0].thresholds or any(levels[0].by_toolchain.values()):
         raise fields.fail("levels", f"the lowest level ({levels[0].level}) is the floor and must set no thresholds")
     for level in levels[1:]:
-        if not level.thresholds:
+        if not level.thresholds or not all(level.by_toolchain.values()):
             raise fields.fail("levels", f"level {level.level} sets no threshold, so it could never be told apart")
 
 

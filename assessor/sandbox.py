@@ -224,6 +224,28 @@ def make_reachable(path: Path) -> None:
         os.chmod(ancestor, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
 
 
+def open_to_sandbox(folder: Path) -> None:
+    """Make a prepared folder (a venv, node_modules, tools) readable, never writable, by the sandbox uids,
+    whatever the umask was. Links are left alone."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, os.stat(dirpath).st_mode & 0o7777 | 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            mode = os.stat(path).st_mode & 0o7777
+            os.chmod(path, (mode | 0o644 | (0o111 if mode & 0o100 else 0)) & ~0o022)
+
+
+def reclaim(folder: Path) -> None:
+    """Take back a folder a sandboxed run wrote (its files belong to that run's uid), without following links."""
+    uid, gid = os.geteuid(), os.getegid()
+    os.chown(folder, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
 def is_size_capped(path: Path, size_mb: int) -> bool:
     """True when the filesystem holding `path` is no larger than the cap (a tmpfs from size_capped_dir)."""
     info = os.statvfs(path)
@@ -398,7 +420,8 @@ def _sandbox_env(venv: Path | None, extra: Mapping[str, str] | None) -> dict[str
 
 def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path | None, limits: SandboxLimits,
                 env: Mapping[str, str], readonly_binds: Sequence[Path], status_fd: int, lifeline_fd: int,
-                data_fds: Mapping[str, int], tmpfs_dirs: Sequence[str] = ()) -> list[str]:
+                data_fds: Mapping[str, int], tmpfs_dirs: Sequence[str] = (),
+                binds: Sequence[tuple[Path, Path]] = ()) -> list[str]:
     args = [
         bwrap_path(), "--die-with-parent", "--new-session", "--unshare-all", "--unshare-user", "--disable-userns",
         "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", "--json-status-fd", str(status_fd),
@@ -422,7 +445,10 @@ def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path | N
         args += ["--symlink", "../run", "/var/run"]
     for path in readonly_binds:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--bind", str(workdir), str(workdir), "--remount-ro", "/", "--chdir", str(cwd)]
+    args += ["--bind", str(workdir), str(workdir)]
+    for source, destination in binds:  # after the work area, so they sit on top of it
+        args += ["--bind", str(source), str(destination)]
+    args += ["--remount-ro", "/", "--chdir", str(cwd)]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return [*args, "--", str(SYSTEM_PYTHON), "-I", "-S", "-c", PID1_SOURCE, str(lifeline_fd), *argv]
@@ -450,12 +476,13 @@ def _prlimit_argv(limits: SandboxLimits) -> list[str]:
 def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limits: SandboxLimits,
                   unsafe_no_sandbox: bool = False, env: Mapping[str, str] | None = None,
                   readonly_binds: Sequence[Path] = (), cwd: Path | None = None, hosts: Sequence[str] = (),
-                  tmpfs_dirs: Sequence[str] = ()) -> SandboxResult:
+                  tmpfs_dirs: Sequence[str] = (), binds: Sequence[tuple[Path, Path]] = ()) -> SandboxResult:
     """Run `argv` with only `workdir` writable, `venv` and `readonly_binds` read-only, and the limits applied.
 
     Paths are bound at their host paths, so the command sees the same absolute paths the host uses. `hosts` are
     extra names for the sandbox's own loopback (the servers a test run starts inside it); `tmpfs_dirs` are small
-    writable folders at fixed paths. Raises SandboxError only when the sandbox cannot be set up; the command
+    writable folders at fixed paths; `binds` put other writable folders (this run's own) at places inside
+    `workdir` (node_modules inside the project's copy). Raises SandboxError only when the sandbox cannot be set up; the command
     failing is a result.
     """
     if not argv:
@@ -468,6 +495,12 @@ def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limi
             raise SandboxError(f"bad sandbox folder {directory!r}")
     workdir = check_bind_allowed(workdir)
     venv = check_bind_allowed(venv) if venv is not None else None
+    checked_binds = []
+    for source, destination in binds:
+        destination = Path(os.path.abspath(destination))
+        if workdir not in destination.parents:
+            raise SandboxError(f"bind destination {destination} is outside the sandbox work area {workdir}")
+        checked_binds.append((check_bind_allowed(source), destination))
     readonly_binds = [check_bind_allowed(path) for path in readonly_binds]
     cwd = (cwd or workdir).resolve()
     if cwd != workdir and workdir not in cwd.parents:
@@ -481,20 +514,27 @@ def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limi
     run_env = _sandbox_env(venv, env)
     if not sandboxed:
         return _supervise_unsandboxed(argv, workdir=workdir, cwd=cwd, limits=limits, env=run_env)
-    binds = {"venv": venv, "limits": limits, "env": run_env, "readonly_binds": readonly_binds, "hosts": hosts,
-             "tmpfs_dirs": tmpfs_dirs}
+    options = {"venv": venv, "limits": limits, "env": run_env, "readonly_binds": readonly_binds, "hosts": hosts,
+               "tmpfs_dirs": tmpfs_dirs, "binds": checked_binds}
     if os.geteuid() != 0:
-        return _supervise_bwrap(argv, uid=None, workdir=workdir, cwd=cwd, **binds)
-    for path in [*([venv] if venv else []), workdir, *readonly_binds]:
+        return _supervise_bwrap(argv, uid=None, workdir=workdir, cwd=cwd, **options)
+    for path in [*([venv] if venv else []), workdir, *readonly_binds, *(source for source, _ in checked_binds)]:
         make_reachable(path)
     with sandbox_uid() as uid:
         _give_to(workdir, uid)
-        return _supervise_bwrap(argv, uid=uid, workdir=workdir, cwd=cwd, **binds)
+        for source, _ in checked_binds:
+            _give_to(source, uid)
+        try:
+            return _supervise_bwrap(argv, uid=uid, workdir=workdir, cwd=cwd, **options)
+        finally:
+            for source, _ in checked_binds:
+                reclaim(source)
 
 
 def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd: Path, venv: Path | None,
                      limits: SandboxLimits, env: Mapping[str, str], readonly_binds: Sequence[Path],
-                     hosts: Sequence[str], tmpfs_dirs: Sequence[str]) -> SandboxResult:
+                     hosts: Sequence[str], tmpfs_dirs: Sequence[str],
+                     binds: Sequence[tuple[Path, Path]]) -> SandboxResult:
     inside_uid = uid if uid is not None else os.getuid()
     identity = {
         "/etc/passwd": f"root:x:0:0::/:/usr/sbin/nologin\nlearner:x:{inside_uid}:{inside_uid}::/tmp:/bin/sh\n",
@@ -508,7 +548,8 @@ def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd
     try:
         command = [*_prlimit_argv(limits), *_bwrap_argv(
             argv, workdir=workdir, cwd=cwd, venv=venv, limits=limits, env=env, readonly_binds=readonly_binds,
-            status_fd=status_write, lifeline_fd=lifeline_read, data_fds=data_fds, tmpfs_dirs=tmpfs_dirs)]
+            status_fd=status_write, lifeline_fd=lifeline_read, data_fds=data_fds, tmpfs_dirs=tmpfs_dirs,
+            binds=binds)]
         switch = {"user": uid, "group": uid, "extra_groups": []} if uid is not None else {}
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -110,14 +110,14 @@ class Score:
         }
 
 
-def meets(level: Level, facts: Mapping[str, Any]) -> bool:
-    return not unmet_thresholds(level, facts)
+def meets(level: Level, facts: Mapping[str, Any], toolchain: str | None = None) -> bool:
+    return not unmet_thresholds(level, facts, toolchain)
 
 
-def unmet_thresholds(level: Level, facts: Mapping[str, Any]) -> list[str]:
-    """Plain-language lines, one per threshold of `level` that `facts` do not reach."""
+def unmet_thresholds(level: Level, facts: Mapping[str, Any], toolchain: str | None = None) -> list[str]:
+    """Plain-language lines, one per threshold of `level` (for this toolchain) that `facts` do not reach."""
     lines = []
-    for key, wanted in level.thresholds.items():
+    for key, wanted in level.thresholds_for(toolchain).items():
         threshold = THRESHOLDS[key]
         have = facts.get(threshold.fact)
         if have is None or not threshold.compare(have, wanted):
@@ -134,26 +134,26 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def reached_level(criterion: Criterion, facts: Mapping[str, Any]) -> Level:
+def reached_level(criterion: Criterion, facts: Mapping[str, Any], toolchain: str | None = None) -> Level:
     """The highest level whose thresholds the facts all meet; the floor always counts."""
     reached = criterion.levels[0]
     for level in criterion.levels[1:]:
-        if meets(level, facts):
+        if meets(level, facts, toolchain):
             reached = level
     return reached
 
 
 def score_measured(criterion: Criterion, facts: Mapping[str, Any] | None, evidence: Sequence[str] = (),
-                   *, not_measured_reason: str = "not measured") -> CriterionScore:
+                   *, not_measured_reason: str = "not measured", toolchain: str | None = None) -> CriterionScore:
     """Score an automated criterion from its facts; None facts means it could not be measured."""
     if facts is None:
         return CriterionScore(
             id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
             max_points=criterion.max_points, status=NOT_MEASURED, evidence=(not_measured_reason, *evidence),
         )
-    level = reached_level(criterion, facts)
+    level = reached_level(criterion, facts, toolchain)
     next_levels = [candidate for candidate in criterion.levels if candidate.level > level.level]
-    hints = tuple(f"for level {next_levels[0].level}: {line}" for line in unmet_thresholds(next_levels[0], facts)) if next_levels else ()
+    hints = tuple(f"for level {next_levels[0].level}: {line}" for line in unmet_thresholds(next_levels[0], facts, toolchain)) if next_levels else ()
     return CriterionScore(
         id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
         max_points=criterion.max_points, status=SCORED, level=level.level, points=level.points,

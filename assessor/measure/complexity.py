@@ -14,7 +14,7 @@ import sys
 import time
 import tokenize
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -137,12 +137,14 @@ def measure_complexity(
     root: Path,
     *,
     files: list[Path] | None = None,
+    analyser: str = "radon",
     workers: int | None = None,
     file_timeout_seconds: float = 10.0,
     worst_count: int = 10,
 ) -> ComplexityResult:
     """Measure `files` (default: every Python application file under `root`, tests, environments and vendored
-    code excluded); paths in the result are relative to `root`.
+    code excluded); paths in the result are relative to `root`. `analyser` is radon (Python) or lizard
+    (JavaScript and TypeScript, which gives no maintainability index).
 
     Each file is analysed with a time bound: radon's maintainability pass is quadratic in a long multi-line
     string, so a worker process still busy after `file_timeout_seconds` is killed and its file reported. Up to
@@ -158,14 +160,18 @@ def measure_complexity(
     workers = workers if workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise ValueError("workers must be at least 1")
+    if analyser not in ANALYSERS:
+        raise ValueError(f"unknown analyser {analyser!r}")
 
     if files is None:
         from assessor.toolchains.python.sources import python_source_files  # the default: this is radon
 
         files = python_source_files(root)
     by_name = {path.relative_to(root).as_posix(): path for path in files}
-    outcomes = _analyse_files(by_name, workers=workers, timeout=file_timeout_seconds)
-    return _summarise(outcomes, worst_count=worst_count)
+    outcomes = _analyse_files(by_name, workers=workers, timeout=file_timeout_seconds, analyser=analyser)
+    result = _summarise(outcomes, worst_count=worst_count)
+    return replace(result, analyser=analyser,
+                   average_with_classes=result.average if analyser == "lizard" else result.average_with_classes)
 
 
 # ---------------------------------------------------------------- one file
@@ -218,6 +224,32 @@ def _walk_class(cls: Class, qualifier: str) -> Iterator[Block]:
         yield from _walk_function(method, name + ".")
     for inner in cls.inner_classes:
         yield from _walk_class(inner, name + ".")
+
+
+def _lizard_stages(name: str, source: str) -> Iterator[tuple[str, Any]]:
+    """lizard's functions (methods, arrow functions and closures each count, as lizard reports them)."""
+    try:
+        import lizard
+
+        analysed = lizard.analyze_file.analyze_source_code(name, source)
+    except RecursionError:
+        yield "failed", "could not be analysed (nested too deeply)"
+        return
+    except Exception as error:
+        yield "failed", f"could not be analysed ({_describe(error)})"
+        return
+    blocks = [(function.name, function.start_line, function.cyclomatic_complexity)
+              for function in analysed.function_list]
+    yield "blocks", blocks
+    yield "cc_total", [sum(block[2] for block in blocks), len(blocks)]
+    yield "maintainability", None  # lizard computes no maintainability index
+
+
+ANALYSERS = ("radon", "lizard")
+
+
+def _analyse(analyser: str, name: str, source: str) -> Iterator[tuple[str, Any]]:
+    return _lizard_stages(name, source) if analyser == "lizard" else _stages(source)
 
 
 def _stages(source: str) -> Iterator[tuple[str, Any]]:
@@ -284,7 +316,8 @@ def _is_cheap(source: str) -> bool:
 # ---------------------------------------------------------------- many files
 
 
-def _analyse_files(files: dict[str, Path], *, workers: int, timeout: float) -> dict[str, _FileOutcome]:
+def _analyse_files(files: dict[str, Path], *, workers: int, timeout: float,
+                   analyser: str = "radon") -> dict[str, _FileOutcome]:
     """Small repos run cheap files in this process; everything else goes to time-bounded workers."""
     outcomes: dict[str, _FileOutcome] = {}
     bounded: list[tuple[str, Path]] = []
@@ -299,17 +332,19 @@ def _analyse_files(files: dict[str, Path], *, workers: int, timeout: float) -> d
                 continue
             if _is_cheap(source):
                 outcomes[relative] = outcome = _FileOutcome()
-                for kind, value in _stages(source):
+                for kind, value in _analyse(analyser, relative, source):
                     _apply(outcome, kind, value)
             else:
                 bounded.append((relative, path))
     if bounded:
-        outcomes.update(_WorkerPool(size=min(workers, len(bounded)), timeout=timeout).run(bounded))
+        outcomes.update(_WorkerPool(size=min(workers, len(bounded)), timeout=timeout, analyser=analyser)
+                        .run(bounded))
     return outcomes
 
 
 def serve_worker(file_timeout_seconds: float) -> None:
-    """Worker process entry point: one JSON-encoded source per input line, JSON-line messages out."""
+    """Worker process entry point: one JSON-encoded [analyser, file name, source] per input line, JSON-line
+    messages out."""
     _lower_limit(resource.RLIMIT_AS, WORKER_ADDRESS_SPACE_BYTES)
     out = sys.stdout.buffer
     # Announce readiness so that a file's time bound does not include interpreter start-up.
@@ -320,7 +355,8 @@ def serve_worker(file_timeout_seconds: float) -> None:
         # so that an orphaned worker cannot spend hours on a crafted file.
         usage = resource.getrusage(resource.RUSAGE_SELF)
         _lower_limit(resource.RLIMIT_CPU, math.ceil(usage.ru_utime + usage.ru_stime + file_timeout_seconds) + 2)
-        for message in _stages(json.loads(line)):
+        analyser, name, source = json.loads(line)
+        for message in _analyse(analyser, name, source):
             out.write(json.dumps(message).encode() + b"\n")
             out.flush()
 
@@ -361,10 +397,10 @@ class _Worker:
         self.stop()
         raise MeasureError(f"the complexity worker did not start within {WORKER_START_SECONDS:g} s")
 
-    def give(self, relative: str, source: str, timeout: float) -> None:
+    def give(self, relative: str, source: str, timeout: float, analyser: str = "radon") -> None:
         self.task = relative
         self.deadline = time.monotonic() + timeout
-        self.process.stdin.write(json.dumps(source).encode() + b"\n")
+        self.process.stdin.write(json.dumps([analyser, relative, source]).encode() + b"\n")
         self.process.stdin.flush()
 
     def messages(self) -> list[tuple[str, Any]] | None:
@@ -390,7 +426,8 @@ class _Worker:
 class _WorkerPool:
     """Per-file tasks on a few worker processes; a worker past its file's deadline is killed and replaced."""
 
-    def __init__(self, *, size: int, timeout: float) -> None:
+    def __init__(self, *, size: int, timeout: float, analyser: str = "radon") -> None:
+        self.analyser = analyser
         self.size = size
         self.timeout = timeout
         self.outcomes: dict[str, _FileOutcome] = {}
@@ -438,7 +475,7 @@ class _WorkerPool:
                 self.outcomes[relative] = _FileOutcome(problem=str(error))
                 continue
             try:
-                idle.give(relative, source, self.timeout)
+                idle.give(relative, source, self.timeout, self.analyser)
             except BrokenPipeError:
                 self._lost(idle)
 

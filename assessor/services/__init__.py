@@ -86,6 +86,17 @@ class ServicePlan:
         return (f"the tests need {', '.join(parts)}, which this installation cannot provide, so their results "
                 f"cannot be scored")
 
+    def unmeasurable(self, statuses: list[dict]) -> str | None:
+        """Why a run's figures cannot be scored: a service the tests need is missing, or did not start."""
+        missing = self.missing_reason()
+        if missing:
+            return missing
+        failed = [status for status in statuses if status["status"] != "started"]
+        if failed:
+            return "; ".join(f"{status['name']} did not start in the sandbox ({status['problem']})"
+                             for status in failed)
+        return None
+
     def to_dict(self) -> dict:
         return {"needed": [need.to_dict() for need in self.needs], "env": sorted(self.env),
                 "env_sources": list(self.env_sources), "hosts": list(self.hosts)}

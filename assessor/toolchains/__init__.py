@@ -6,11 +6,11 @@ from pathlib import Path
 from types import ModuleType
 
 from assessor.manifest import Manifest
-from assessor.toolchains import python
+from assessor.toolchains import node, python
 from assessor.toolchains.base import Detection
 from assessor.toolchains.languages import describe_language
 
-TOOLCHAINS: dict[str, ModuleType] = {python.NAME: python}
+TOOLCHAINS: dict[str, ModuleType] = {python.NAME: python, node.NAME: node}
 
 
 @dataclass(frozen=True)

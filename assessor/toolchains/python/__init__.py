@@ -36,6 +36,8 @@ class Plan:
     services: ServicePlan
     notes: list[str] = field(default_factory=list)
 
+    blocker: str | None = None  # pytest always runs (no tests collected is a finding of its own)
+
     @property
     def test_patterns(self) -> tuple[str, ...]:
         return test_file_patterns(self.pytest_config, self.selection)

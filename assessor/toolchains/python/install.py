@@ -30,7 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from assessor.filelock import exclusive_lock
 from assessor.errors import EnvironmentBuildError, SandboxError
-from assessor.sandbox import SandboxLimits, run_sandboxed, size_capped_dir
+from assessor.sandbox import SandboxLimits, open_to_sandbox, run_sandboxed, size_capped_dir
 from assessor.toolchains.python.dependencies import (
     TEST_EXTRAS, LearnerRequirements, check_requirement, normalize_name, read_requirements, requirement_name,
     requirement_specifier,
@@ -312,7 +312,7 @@ def _create_venv(target: Path, pinned: list[str], request: _Request, *, cache_di
         except _UvFailed as failed:
             raise EnvironmentBuildError(explain_uv_failure(failed.stderr)) from None
     _compile_bytecode(target)
-    _open_to_sandbox(target)
+    open_to_sandbox(target)
 
 
 class VenvCache:
@@ -493,18 +493,6 @@ def _compile_bytecode(venv_dir: Path) -> None:
                        env={"PATH": "/usr/bin:/bin"}, cwd="/")
 
 
-def _open_to_sandbox(venv_dir: Path) -> None:
-    """Make the venv readable (never writable) by the unprivileged sandbox uid, whatever the umask was."""
-    for dirpath, dirnames, filenames in os.walk(venv_dir):
-        os.chmod(dirpath, os.stat(dirpath).st_mode & 0o7777 | 0o755)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            mode = os.stat(path).st_mode & 0o7777
-            os.chmod(path, (mode | 0o644 | (0o111 if mode & 0o100 else 0)) & ~0o022)
-
-
 def installed_packages(venv_dir: Path) -> list[str]:
     """"name==version" for every distribution in the venv, read from metadata files (no code runs)."""
     found = set()
@@ -641,7 +629,7 @@ class _Builder:
             raise _BuildFailed(f"its build requirements ({', '.join(requires)}) could not be installed: "
                                f"{explain_uv_failure(failure)}")
         _compile_bytecode(venv)
-        _open_to_sandbox(venv)
+        open_to_sandbox(venv)
         (venv / ".complete").write_text("")
         return venv
 

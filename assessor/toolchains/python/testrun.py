@@ -136,18 +136,7 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, collected=collected, notes=notes + outcome.notes,
                               services=statuses, failures=outcome.failures,
-                              unmeasurable=_unmeasurable(request.services, statuses)))
-
-
-def _unmeasurable(plan: ServicePlan, statuses: list[dict]) -> str | None:
-    """Why figures cannot be scored: a service the tests need was not available, or did not start."""
-    missing = plan.missing_reason()
-    if missing:
-        return missing
-    failed = [status for status in statuses if status["status"] != "started"]
-    if failed:
-        return "; ".join(f"{status['name']} did not start in the sandbox ({status['problem']})" for status in failed)
-    return None
+                              unmeasurable=request.services.unmeasurable(statuses)))
 
 
 def _collected(out_dir: Path, token: bytes) -> int | None:

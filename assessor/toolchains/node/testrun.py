@@ -1,0 +1,212 @@
+"""Run a Node.js capstone's tests in the sandbox with the service's coverage, and keep only figures that hold up."""
+
+import importlib.resources
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assessor.measure.outcomes import CoverageResult, Flag, TestCounts, TestRun, coverage_totals, finish_run
+from assessor.measure.resultfiles import (
+    MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
+    read_signed_status,
+)
+from assessor.measure.workspace import copy_checkout, modified_sources
+from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
+from assessor.services import ServicePlan
+from assessor.services.runtime import prepare_services, read_status
+from assessor.toolchains.node.install import Environment
+from assessor.toolchains.node.integrity import scan_for_gaming
+from assessor.toolchains.node.project import TestCommand
+from assessor.toolchains.node.runners import (
+    MAX_JEST_JSON_BYTES, c8_config, command, coverage_from_istanbul, parse_jest_json,
+)
+
+OUT_DIR_NAME = ".assessor-out"
+RESULTS_AREA_MB = 128
+MAX_COVERAGE_JSON_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class NodeTestRequest:
+    checkout: Path
+    root: Path
+    test: TestCommand
+    sources: list[str]                  # relative to root
+    test_files: list[str]               # relative to root
+    ignore_comments: dict[str, int] = field(default_factory=dict)
+    services: ServicePlan = field(default_factory=ServicePlan)
+    cache_dir: Path | None = None
+    shared_dir: Path | None = None
+
+
+def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: Path, limits: SandboxLimits,
+              unsafe_no_sandbox: bool = False) -> TestRun:
+    checkout = request.checkout.resolve()
+    relative_root = request.root.resolve().relative_to(checkout)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(work_dir, 0o711)
+    work_dir = work_dir.resolve()
+    control, area = work_dir / "control", work_dir / "area"
+    project = area / "project"
+    project_root = project / relative_root
+    out_dir = area / OUT_DIR_NAME
+    control.mkdir(parents=True, exist_ok=True)
+    os.chmod(control, 0o755)
+    supervisor = control / "supervisor.py"
+    supervisor.write_text(importlib.resources.files("assessor.toolchains.node").joinpath("supervisor.py").read_text())
+    (control / "c8.json").write_text(json.dumps(c8_config(root=project_root, out_dir=out_dir,
+                                                          sources=request.sources)))
+    for path in (supervisor, control / "c8.json"):
+        os.chmod(path, 0o644)
+    runner = command(request.test.runner, root=project_root, out_dir=out_dir, sources=request.sources,
+                     paths=request.test.paths, tools=environment.tools, typescript=request.test.typescript,
+                     test_files=request.test_files, control=control)
+    flags = scan_for_gaming(checkout)
+    notes = list(request.test.notes)
+    env = {**request.services.env, "CI": "true", "NODE_ENV": request.services.env.get("NODE_ENV", "test"),
+           "PATH": f"{project_root / 'node_modules/.bin'}:/usr/local/bin:/usr/bin:/bin", "FORCE_COLOR": "0",
+           "NO_COLOR": "1", "npm_config_cache": "/tmp/npm-cache"}
+    measured = [(relative_root / source).as_posix() for source in request.sources]
+
+    with size_capped_dir(area, limits.workdir_mb), size_capped_dir(out_dir, RESULTS_AREA_MB):
+        copy_checkout(checkout, project, skip_dirs=("node_modules",))
+        (project_root / "node_modules").mkdir(exist_ok=True)
+        services, problems = prepare_services(request.services, control=control / "services", area=area,
+                                              cache_dir=request.cache_dir or work_dir / "cache",
+                                              shared_dir=request.shared_dir or work_dir / "shared",
+                                              unsafe_no_sandbox=unsafe_no_sandbox)
+        notes += problems
+        token = fresh_out_dir(out_dir)
+        (out_dir / "coverage").mkdir()
+        argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir / "token"), str(out_dir), "--",
+                *runner.argv]
+        hosts, tmpfs_dirs = (), ()
+        if services is not None:
+            services.reset()
+            argv = services.command(argv, out_dir)
+            hosts, tmpfs_dirs = services.hosts, services.tmpfs_dirs
+        result = run_sandboxed(argv, workdir=area, venv=None, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
+                               env=env, cwd=project_root, hosts=hosts, tmpfs_dirs=tmpfs_dirs,
+                               readonly_binds=(control, environment.tools),
+                               binds=((environment.node_modules, project_root / "node_modules"),))
+        statuses = read_status(out_dir) if services is not None else []
+        outcome = _read_outcome(out_dir, token=token, result=result, report=runner.report, request=request,
+                                project_root=project_root)
+        outcome.flags += modified_sources(checkout, project, measured)
+    ignored = sum(request.ignore_comments.values())
+    if ignored:
+        notes.append(f"{ignored} coverage-ignore comment{'s' if ignored != 1 else ''} (istanbul/c8/v8 ignore) in "
+                     f"{len(request.ignore_comments)} file{'s' if len(request.ignore_comments) != 1 else ''}: the code "
+                     f"they mark is left out of coverage, as the coverage tools do")
+    return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
+                              flags=flags + outcome.flags, notes=notes + outcome.notes, services=statuses,
+                              failures=outcome.failures, unmeasurable=request.services.unmeasurable(statuses)))
+
+
+@dataclass
+class _Outcome:
+    tests: TestCounts | None = None
+    coverage: CoverageResult | None = None
+    flags: list[Flag] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+
+def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,
+                  project_root: Path) -> _Outcome:
+    outcome = _Outcome()
+    if result.killed_by:
+        outcome.notes.append(f"the test run was stopped by the {result.killed_by.replace('_', ' ')} limit")
+        return outcome
+    try:
+        status = read_signed_status(out_dir, "status.json", token)
+    except ResultFileError as error:
+        code = "results_forged" if isinstance(error, ResultChangedError) else "early_exit"
+        outcome.flags.append(Flag(code, f"the service's supervisor did not report (exit code {result.exit_code}): "
+                                        f"{error}; nothing the run wrote is trusted"))
+        return outcome
+    if status.get("finished") is not True:
+        outcome.notes.append(f"the test runner could not be started: {status.get('error', 'unknown')}")
+        return outcome
+    _read_tests(outcome, out_dir, status=status, report=report, project_root=project_root, output=result.output)
+    _read_coverage(outcome, out_dir, status=status, request=request, project_root=project_root)
+    return outcome
+
+
+def _read_tests(outcome: _Outcome, out_dir: Path, *, status: dict, report: str, project_root: Path,
+                output: str) -> None:
+    try:
+        data = read_checked_result(out_dir, report, MAX_JEST_JSON_BYTES if report == "jest.json" else MAX_JUNIT_BYTES,
+                                   status)
+    except ResultChangedError as error:
+        outcome.flags.append(Flag("results_forged", f"test results unusable: {error}"))
+        return
+    except ResultFileError as error:
+        if "not written" in str(error):
+            outcome.notes.append(f"the test runner wrote no results (exit code {status.get('exit_code')}): "
+                                 f"{_last_error(output)}")
+        else:
+            outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
+        return
+    try:
+        if report == "jest.json":
+            counts = parse_jest_json(data, root=project_root)
+            passed, failed, errors, skipped, failures = (counts.passed, counts.failed, counts.errors, counts.skipped,
+                                                         counts.failures)
+        else:
+            junit = parse_junit(data)
+            passed, failed, errors, skipped, failures = (junit.passed, junit.failed, junit.errors, junit.skipped,
+                                                         junit.failures)
+    except ResultFileError as error:
+        outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
+        return
+    total = passed + failed + errors + skipped
+    if total == 0:
+        outcome.notes.append(f"the test runner found no tests ({_last_error(output)}): name test files *.test.js, "
+                             f"*.spec.ts or put them in test/, or give the test command in capstone.toml")
+    outcome.tests = TestCounts(passed=passed, failed=failed, errors=errors, skipped=skipped, total=total)
+    outcome.failures = [failure.to_dict() for failure in failures]
+
+
+def _last_error(output: str) -> str:
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "rror" in line or line.startswith(("No test", "FAIL"))]
+    return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
+
+
+def _read_coverage(outcome: _Outcome, out_dir: Path, *, status: dict, request: NodeTestRequest,
+                   project_root: Path) -> None:
+    if not request.sources:
+        outcome.notes.append("no application source file was found (tests, configuration and dependencies are "
+                             "not measured), so there is nothing to measure coverage on")
+        return
+    try:
+        data = json.loads(read_checked_result(out_dir, "coverage/coverage-final.json", MAX_COVERAGE_JSON_BYTES, status))
+    except ResultChangedError as error:
+        outcome.flags.append(Flag("results_forged", f"coverage data unusable: {error}"))
+        return
+    except ResultFileError as error:
+        outcome.flags.append(Flag("coverage_data_missing", f"coverage data unusable: {error}"))
+        return
+    except (ValueError, RecursionError):
+        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
+        return
+    if not isinstance(data, dict):
+        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not an object"))
+        return
+    line_counts = {}
+    for source in request.sources:
+        try:
+            line_counts[source] = (request.root / source).read_bytes().count(b"\n") + 1
+        except OSError:
+            line_counts[source] = 0
+    relative_root = request.root.resolve().relative_to(request.checkout.resolve()).as_posix()
+    files, unreadable = coverage_from_istanbul(data, root=project_root, relative_root=relative_root,
+                                               sources=request.sources, line_counts=line_counts,
+                                               ignore_comments=request.ignore_comments)
+    if unreadable:
+        outcome.notes.append(f"no coverage data for {', '.join(unreadable[:5])}"
+                             f"{' and more' if len(unreadable) > 5 else ''}: left out of coverage (not JavaScript or "
+                             f"TypeScript the runner could load?)")
+    outcome.coverage = coverage_totals(files) if files else None
