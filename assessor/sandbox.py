@@ -74,7 +74,10 @@ class SandboxLimits:
 
     wall_seconds: float = 300.0
     cpu_seconds: int = 240          # per process (RLIMIT_CPU)
-    memory_mb: int = 2048           # address space per process (RLIMIT_AS)
+    memory_mb: int = 2048           # address space per process (RLIMIT_AS); with address_space_mb, the run's memory
+    # A larger address space per process, for runtimes that reserve far more than they use (V8 reserves ~10 GB per
+    # WebAssembly instance). The run's processes together are then held to memory_mb of proportional set size.
+    address_space_mb: int | None = None
     processes: int = 128            # processes of the run's uid at once (RLIMIT_NPROC)
     file_size_mb: int = 256         # largest single file (RLIMIT_FSIZE)
     open_files: int = 512           # RLIMIT_NOFILE
@@ -85,6 +88,8 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         for field in fields(self):
+            if field.name == "address_space_mb" and self.address_space_mb is None:
+                continue
             if not getattr(self, field.name) > 0:
                 raise ValueError(f"sandbox limit {field.name} must be positive")
         if self.processes < 8:
@@ -294,6 +299,21 @@ def processes_of_uid(uid: int) -> list[int]:
     return found
 
 
+def proportional_memory_mb(pids: list[int]) -> float:
+    """The processes' memory together (Pss, so pages they share are counted once in all), in MiB."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+                for line in rollup:
+                    if line.startswith(b"Pss:"):
+                        total_kb += int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return total_kb / 1024
+
+
 def kill_uid_processes(uid: int, *, spare: int | None = None, attempts: int = 100) -> int:
     """SIGKILL everything owned by `uid` (except `spare`) until nothing is left; returns how many were seen."""
     seen: set[int] = set()
@@ -464,7 +484,7 @@ def _prlimit_argv(limits: SandboxLimits) -> list[str]:
         shutil.which("setpriv", path=SYSTEM_PATH) or "/usr/bin/setpriv", "--pdeathsig", "KILL", "--",
         shutil.which("prlimit", path=SYSTEM_PATH) or "/usr/bin/prlimit",
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 2}",
-        f"--as={limits.memory_mb * MIB}",
+        f"--as={(limits.address_space_mb or limits.memory_mb) * MIB}",
         f"--nproc={limits.processes}",
         f"--fsize={limits.file_size_mb * MIB}",
         f"--nofile={limits.open_files}",
@@ -719,11 +739,13 @@ def _supervise(run: _Run, *, limits: SandboxLimits, backend: str, workdir: Path)
         if killed_by is None and exited_at is None and time.monotonic() >= next_check:
             next_check = time.monotonic() + 0.1
             if run.uid is not None:
-                count = len(processes_of_uid(run.uid))
-                peak = max(peak or 0, count)
+                pids = processes_of_uid(run.uid)
+                peak = max(peak or 0, len(pids))
                 # At the limit every further fork fails: a fork bomb, so stop it instead of waiting out the clock.
-                if count >= limits.processes - 1:
+                if len(pids) >= limits.processes - 1:
                     killed_by = "processes"
+                elif limits.address_space_mb and proportional_memory_mb(pids) > limits.memory_mb:
+                    killed_by = "memory"
             if watch_disk and _directory_size(workdir, limits.workdir_mb * MIB) > limits.workdir_mb * MIB:
                 killed_by = "disk"
     if killed_by is not None:

@@ -22,7 +22,7 @@ from assessor.config import resolve_paths  # noqa: E402
 from assessor.intake import SourcePolicy  # noqa: E402
 from assessor.pipeline import PipelineSettings, assess  # noqa: E402
 from assessor.rubric import find_rubric  # noqa: E402
-from assessor.toolchains.python.install import uv_binary  # noqa: E402
+from assessor.toolchains.python.environment import uv_binary  # noqa: E402
 from tests.test_real_shapes import PG_STORE, PG_TESTS, PG_WORKFLOW  # noqa: E402  the same capstone the tests use
 
 RUBRIC_ID = "senior-backend-capstone"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assessor.toolchains.python.install import SYSTEM_PYTHON, uv_binary  # noqa: E402
+from assessor.toolchains.python.environment import SYSTEM_PYTHON, uv_binary  # noqa: E402
 from assessor.sandbox import SandboxLimits, bubblewrap_available, run_sandboxed, size_capped_dir  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from assessor.toolchains.python.install import build_environment, uv_binary
+from assessor.toolchains.python.environment import build_environment, uv_binary
 from assessor.sandbox import UID_POOL_SIZE, UID_POOL_START, SandboxLimits, processes_of_uid
 
 # Small limits so hostile cases end in seconds.

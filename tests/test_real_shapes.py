@@ -17,7 +17,7 @@ from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
 from assessor.pipeline import PipelineSettings, assess
 from assessor.rubric import find_rubric
-from assessor.toolchains.python.install import uv_binary
+from assessor.toolchains.python.environment import uv_binary
 from tests.sandbox_fixtures import fresh_dir
 
 pytestmark = [

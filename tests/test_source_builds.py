@@ -14,7 +14,7 @@ import pytest
 
 from assessor import sandbox
 from assessor.errors import EnvironmentBuildError
-from assessor.toolchains.python.install import build_environment
+from assessor.toolchains.python.environment import build_environment
 from tests.conftest import write_tree
 from tests.sandbox_fixtures import Listener, fresh_dir, uv_cache
 

@@ -10,8 +10,8 @@ from assessor.measure.outcomes import TestRun
 from assessor.sandbox import SandboxLimits
 from assessor.services import ServicePlan, ServicePolicy, choose_test_step, plan_services, read_declarations
 from assessor.toolchains.base import Detection, find_root
-from assessor.toolchains.node import install as installer
-from assessor.toolchains.node.install import Environment
+from assessor.toolchains.node import packages as installer
+from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.project import (
     PackageJson, TestCommand, ignore_comments, lock_file, read_package_json, source_files, test_command, test_files,
 )
@@ -83,6 +83,10 @@ def plan(checkout: Path, detection: Detection, *, manifest: Manifest, policy: Se
     test = test_command(root, package, declared=declared, declared_source=source)
     services = plan_services(declarations, manifest=manifest, policy=policy, test_step=step)
     notes = [*detection.notes, *package.problems]
+    own_scripts = [name for name in ("preinstall", "install", "postinstall", "prepare") if name in package.scripts]
+    if own_scripts:
+        notes.append(f"package.json's own {', '.join(own_scripts)} script{'s were' if len(own_scripts) > 1 else ' was'} "
+                     f"not run: the service installs your dependencies, never runs your project's install scripts")
     if test is None:
         notes.append("no test runner and no test files were found (Jest, Vitest, Mocha or node --test with *.test.js "
                      "or *.spec.ts files): name one in package.json's scripts.test")

@@ -35,7 +35,7 @@ def command(runner: str, *, root: Path, out_dir: Path, sources: list[str], paths
     if runner == "vitest":
         argv = ["node", str(node_modules / "vitest/vitest.mjs"), "run", "--coverage.enabled=true",
                 "--coverage.reporter=json", f"--coverage.reportsDirectory={coverage_dir}", "--coverage.clean=true",
-                "--coverage.exclude=**/node_modules/**", "--coverage.thresholds.lines=0",
+                "--coverage.exclude=**/node_modules/**", "--coverage.reportOnFailure=true", "--coverage.thresholds.lines=0",
                 "--coverage.thresholds.branches=0", "--coverage.thresholds.functions=0",
                 "--coverage.thresholds.statements=0", "--coverage.all=true", "--reporter=default", "--reporter=junit",
                 f"--outputFile.junit={out_dir / 'junit.xml'}", "--passWithNoTests", "--watch=false"]

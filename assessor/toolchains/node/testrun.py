@@ -3,7 +3,7 @@
 import importlib.resources
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assessor.measure.outcomes import CoverageResult, Flag, TestCounts, TestRun, coverage_totals, finish_run
@@ -15,7 +15,7 @@ from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan
 from assessor.services.runtime import prepare_services, read_status
-from assessor.toolchains.node.install import Environment
+from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
 from assessor.toolchains.node.project import TestCommand
 from assessor.toolchains.node.runners import (
@@ -25,6 +25,7 @@ from assessor.toolchains.node.runners import (
 OUT_DIR_NAME = ".assessor-out"
 RESULTS_AREA_MB = 128
 MAX_COVERAGE_JSON_BYTES = 64 * 1024 * 1024
+NODE_ADDRESS_SPACE_MB = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
            "NO_COLOR": "1", "npm_config_cache": "/tmp/npm-cache"}
     measured = [(relative_root / source).as_posix() for source in request.sources]
 
+    # V8 reserves address space far beyond what it uses (about 10 GB for each WebAssembly instance, which
+    # esbuild, rollup and es-module-lexer all start): the memory limit is on what the run really uses instead.
+    limits = replace(limits, address_space_mb=max(limits.memory_mb, NODE_ADDRESS_SPACE_MB))
     with size_capped_dir(area, limits.workdir_mb), size_capped_dir(out_dir, RESULTS_AREA_MB):
         copy_checkout(checkout, project, skip_dirs=("node_modules",))
         (project_root / "node_modules").mkdir(exist_ok=True)

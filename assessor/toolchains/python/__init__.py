@@ -10,7 +10,7 @@ from assessor.sandbox import SandboxLimits
 from assessor.services import ServicePlan, ServicePolicy, choose_test_step, plan_services, read_declarations
 from assessor.toolchains.base import Detection, any_file, find_root
 from assessor.toolchains.python.dependencies import LearnerRequirements, read_requirements
-from assessor.toolchains.python.install import Environment, build_environment
+from assessor.toolchains.python.environment import Environment, build_environment
 from assessor.toolchains.python.pytest_config import (
     PytestConfig, TestSelection, learner_pytest_config, selection_from_command, test_file_patterns,
 )

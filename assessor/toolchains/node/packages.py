@@ -27,10 +27,10 @@ MAX_CACHED_INSTALLS = 16
 RECENT_INSTALL_SECONDS = 3600
 INSTALL_TIMEOUT_SECONDS = 600
 SCRIPT_LIMITS = SandboxLimits(wall_seconds=300, cpu_seconds=280, memory_mb=4096, processes=128, tmp_mb=1024,
-                              workdir_mb=4096, file_size_mb=512)
-# Lock entries that would fetch from somewhere other than the registry (git, tarball URLs, local paths).
-_FOREIGN = re.compile(r"^(git\+|git:|github:|gitlab:|bitbucket:|file:|link:|https?://(?!registry\.npmjs\.org/|"
-                      r"registry\.yarnpkg\.com/))")
+                              workdir_mb=4096, file_size_mb=512, address_space_mb=256 * 1024)
+# Dependency specs and lock entries that would fetch from somewhere other than a registry.
+_FOREIGN_SPEC = re.compile(r"^(git\+|git:|github:|gitlab:|bitbucket:|file:|link:|https?://|[\w.-]+/[\w.-]+(#.*)?$)")
+KNOWN_REGISTRIES = ("https://registry.npmjs.org/", "https://registry.yarnpkg.com/")
 PASSTHROUGH_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
                    "NPM_CONFIG_REGISTRY", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS")
 
@@ -168,6 +168,7 @@ def _install(root: Path, folder: Path, *, package: PackageJson, lock: str | None
         _run(["npm", "install", "--no-save", *_npm_options(cache_dir),
               *[f"{name}@{version}" for name, version in extra.items()]],
              cwd=folder, cache_dir=cache_dir, deadline=deadline)
+    (folder / "node_modules").mkdir(exist_ok=True)  # a project with no dependencies has none
     scripted = packages_with_install_scripts(folder / "node_modules")
     if scripted:
         notes += _run_install_scripts(folder, scripted, manager=manager, tools=tools,
@@ -237,7 +238,9 @@ def explain_failure(argv: list[str], output: str) -> str:
 
 def _foreign_sources(root: Path, package: PackageJson, lock: str | None) -> list[str]:
     """Dependencies that would be fetched from git, a URL or a local path: refused, by name."""
-    refused = [f"{name} ({spec})" for name, spec in package.all_dependencies.items() if _FOREIGN.match(spec)]
+    refused = [f"{name} ({spec})" for name, spec in package.all_dependencies.items()
+               if _FOREIGN_SPEC.match(spec) and not spec.startswith("npm:")]
+    registries = (*KNOWN_REGISTRIES, registry_url())
     if lock == "package-lock.json" or lock == "npm-shrinkwrap.json":
         try:
             data = json.loads((root / lock).read_text(encoding="utf-8", errors="replace"))
@@ -245,11 +248,16 @@ def _foreign_sources(root: Path, package: PackageJson, lock: str | None) -> list
             return [f"{lock} is not valid JSON"]
         for path, entry in (data.get("packages") or {}).items():
             resolved = entry.get("resolved") if isinstance(entry, dict) else None
-            if path and isinstance(resolved, str) and _FOREIGN.match(resolved) and not entry.get("link"):
+            if path and isinstance(resolved, str) and not resolved.startswith(registries) and not entry.get("link"):
                 refused.append(f"{path.rsplit('node_modules/', 1)[-1]} ({resolved[:80]})")
     if refused:
         return [f"only packages from the registry are installed; refused {', '.join(sorted(set(refused))[:8])}"]
     return []
+
+
+def registry_url() -> str:
+    """The registry the operator configured (NPM_CONFIG_REGISTRY), with a trailing slash."""
+    return (os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY).rstrip("/") + "/"
 
 
 def packages_with_install_scripts(node_modules: Path) -> list[str]:
