@@ -503,7 +503,8 @@ def test_a_service_this_installation_lacks_makes_the_figures_not_measured(make_r
         score = criterion(report, kind)
         assert score.status == "not_measured" and score.points is None
         assert "the tests need MongoDB (docker-compose.yml service 'db' (mongo:7))" in score.evidence[0]
-    assert report.tests["passed"] == 1  # the run still happened, for the learner to see
+    # Not run at all: their figures could not count, and tests waiting on a server can take the whole time limit.
+    assert report.tests is None and report.environment["problems"][0].startswith("the tests need MongoDB")
     assert criterion(report, "complexity").status == "scored"
     table = render_report(report)
     assert "\nnotes:\n" in table and "    - the tests need MongoDB" in table

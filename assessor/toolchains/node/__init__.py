@@ -13,7 +13,8 @@ from assessor.toolchains.base import Detection, find_root
 from assessor.toolchains.node import packages as installer
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.project import (
-    PackageJson, TestCommand, ignore_comments, lock_file, read_package_json, source_files, test_command, test_files,
+    PackageJson, TestCommand, find_test_command, find_test_files, ignore_comments, lock_file, read_package_json,
+    source_files,
 )
 from assessor.toolchains.node.testrun import NodeTestRequest, run_tests as run_runner
 
@@ -47,7 +48,7 @@ def project_markers(folder: Path) -> tuple[str, ...]:
 
 
 def has_tests(folder: Path) -> bool:
-    return bool(test_files(folder))
+    return bool(find_test_files(folder))
 
 
 def detect(checkout: Path, *, root_hint: str | None = None) -> Detection | None:
@@ -80,7 +81,7 @@ def plan(checkout: Path, detection: Detection, *, manifest: Manifest, policy: Se
         declarations, lambda run, folder: _runs_tests(run, package))
     declared = manifest.test or (step.run if step else None)
     source = (manifest.source or "capstone.toml") if manifest.test else (step.source if step else "")
-    test = test_command(root, package, declared=declared, declared_source=source)
+    test = find_test_command(root, package, declared=declared, declared_source=source)
     services = plan_services(declarations, manifest=manifest, policy=policy, test_step=step)
     notes = [*detection.notes, *package.problems]
     own_scripts = [name for name in ("preinstall", "install", "postinstall", "prepare") if name in package.scripts]
@@ -121,7 +122,7 @@ def install(plan: Plan, *, job_dir: Path, cache_dir: Path, shared_dir: Path, uns
 def run_tests(plan: Plan, environment: Environment, *, work_dir: Path, limits: SandboxLimits, cache_dir: Path,
               shared_dir: Path, unsafe_no_sandbox: bool = False) -> TestRun:
     sources = [path.relative_to(plan.root).as_posix() for path in source_files(plan.root)]
-    tests = [path.relative_to(plan.root).as_posix() for path in test_files(plan.root, package=plan.package)]
+    tests = [path.relative_to(plan.root).as_posix() for path in find_test_files(plan.root, package=plan.package)]
     request = NodeTestRequest(checkout=plan.checkout, root=plan.root, test=plan.test, sources=sources,
                               test_files=tests, ignore_comments=ignore_comments(plan.root, source_files(plan.root)),
                               services=plan.services, cache_dir=cache_dir, shared_dir=shared_dir)

@@ -17,7 +17,8 @@ SKIPPED_DIRS = frozenset({
     "scripts", "migrations", "seeds", "fixtures", "bench", "benchmarks", "public", "static", "vendor", ".husky",
 })
 TEST_FILE_PATTERNS = ("*.test.*", "*.spec.*", "*-test.*", "*_test.*", "test-*.*", "test.*")
-CONFIG_FILE_PATTERNS = ("*.config.*", ".*rc.*", "jest.setup*", "vitest.setup*", "setupTests.*", "Gruntfile.*",
+CONFIG_FILE_PATTERNS = ("*.config.*", ".*rc.*", "jest.setup*", "jest.preset*", "vitest.setup*", "setupTests.*",
+                        "Gruntfile.*",
                         "gulpfile.*", "*.d.ts", "*.d.mts", "*.d.cts")
 LOCK_FILES = (("package-lock.json", "npm"), ("npm-shrinkwrap.json", "npm"), ("pnpm-lock.yaml", "pnpm"),
               ("yarn.lock", "yarn"), ("bun.lockb", "bun"))
@@ -110,7 +111,7 @@ def is_yarn_berry(folder: Path) -> bool:
 
 # ---------------------------------------------------------------- the test runner
 
-def test_command(folder: Path, package: PackageJson, *, declared: str | None = None,
+def find_test_command(folder: Path, package: PackageJson, *, declared: str | None = None,
                  declared_source: str = "") -> TestCommand | None:
     """The runner that runs this project's tests: from the declared command (manifest, CI), then scripts.test
     (following `npm run` chains), then the dev dependencies and config files, then node's own test runner when
@@ -135,7 +136,7 @@ def test_command(folder: Path, package: PackageJson, *, declared: str | None = N
         if runner in dependencies or configs or (runner == "jest" and package.has_jest_key):
             return TestCommand(runner, typescript=_typescript_loader("", package, runner),
                                source=configs[0] if configs else "package.json devDependencies", notes=tuple(notes))
-    if test_files(folder, package=package):
+    if find_test_files(folder, package=package):
         return TestCommand("node-test", typescript=_typescript_loader("", package, "node-test"),
                            source="test files (node's built-in test runner)", notes=tuple(notes))
     return None
@@ -277,7 +278,7 @@ def source_files(root: Path) -> list[Path]:
             if not is_test_file(name) and not any(fnmatch(name, pattern) for pattern in CONFIG_FILE_PATTERNS)]
 
 
-def test_files(root: Path, *, package: PackageJson | None = None) -> list[Path]:
+def find_test_files(root: Path, *, package: PackageJson | None = None) -> list[Path]:
     """Test files: *.test.*/*.spec.* anywhere, and every source file in test/, tests/ or __tests__/."""
     found = []
     for here, name, path in _walk(root, skip=SKIPPED_DIRS - {"test", "tests", "__tests__"}):
@@ -303,3 +304,29 @@ def ignore_comments(root: Path, files: list[Path]) -> dict[str, int]:
         if found:
             counts[path.relative_to(root).as_posix()] = found
     return counts
+
+
+_RUNTIME_CODE = re.compile(r"\b(function|class|const|let|var|return|new|if|for|while|switch|throw|await)\b|=>|\w\(")
+_TYPE_ONLY_LINE = re.compile(r"^\s*(import\s+type\b|export\s+type\b|export\s+interface\b|interface\b|type\b|"
+                             r"export\s+\*\s+from|export\s+\{[^}]*\}\s+from)")
+
+
+def has_runtime_code(path: Path) -> bool:
+    """False for a TypeScript file of types only (interfaces, type aliases): it compiles to nothing to cover."""
+    if not path.name.endswith((".ts", ".mts", ".cts", ".tsx")):
+        return True
+    try:
+        text = re.sub(r"/\*.*?\*/|//[^\n]*", "", path.read_text(encoding="utf-8", errors="replace"), flags=re.DOTALL)
+    except OSError:
+        return True
+    code = []
+    depth = 0
+    for line in text.splitlines():
+        if depth == 0 and _TYPE_ONLY_LINE.match(line):
+            depth += line.count("{") - line.count("}")
+            continue
+        if depth > 0:
+            depth += line.count("{") - line.count("}")
+            continue
+        code.append(line)
+    return bool(_RUNTIME_CODE.search("\n".join(code)))

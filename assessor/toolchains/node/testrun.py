@@ -17,7 +17,7 @@ from assessor.services import ServicePlan
 from assessor.services.runtime import prepare_services, read_status
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
-from assessor.toolchains.node.project import TestCommand
+from assessor.toolchains.node.project import TestCommand, has_runtime_code
 from assessor.toolchains.node.runners import (
     MAX_JEST_JSON_BYTES, c8_config, command, coverage_from_istanbul, parse_jest_json,
 )
@@ -209,6 +209,7 @@ def _read_coverage(outcome: _Outcome, out_dir: Path, *, status: dict, request: N
     files, unreadable = coverage_from_istanbul(data, root=project_root, relative_root=relative_root,
                                                sources=request.sources, line_counts=line_counts,
                                                ignore_comments=request.ignore_comments)
+    unreadable = [source for source in unreadable if has_runtime_code(request.root / source)]  # types only
     if unreadable:
         outcome.notes.append(f"no coverage data for {', '.join(unreadable[:5])}"
                              f"{' and more' if len(unreadable) > 5 else ''}: left out of coverage (not JavaScript or "
