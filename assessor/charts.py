@@ -55,7 +55,7 @@ def coverage_bars(files: Sequence[tuple[str, float]], *, title: str = "Line cove
 
 def rank_distribution(rank_counts: Mapping[str, int], *, title: str = "Complexity rank distribution",
                       width: int = 480, height: int = 220) -> str:
-    """Vertical bars: how many functions/blocks radon ranked A (simple) to F (very complex)."""
+    """Vertical bars: how many functions/blocks the analyser (radon, lizard) ranked A (simple) to F (very complex)."""
     counts = {rank: max(0, int(_number(rank_counts.get(rank, 0)))) for rank in RANKS}
     if not any(counts.values()):
         return ""
@@ -81,7 +81,7 @@ def rank_distribution(rank_counts: Mapping[str, int], *, title: str = "Complexit
                      f'fill="#222">{count}</text>')
         parts.append(f'<text x="{x + column * 0.35:.1f}" y="{top + plot_height + 18}" font-size="13" '
                      f'text-anchor="middle" fill="#222">{rank}</text>')
-    parts.append(f'<text x="{left}" y="{height - 4}" font-size="11" fill="#555">A = simple … F = very complex (radon)</text>')
+    parts.append(f'<text x="{left}" y="{height - 4}" font-size="11" fill="#555">A = simple … F = very complex</text>')
     parts.append("</svg>")
     return "".join(parts)
 

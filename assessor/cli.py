@@ -157,6 +157,8 @@ def rubrics_show(rubric_id: str) -> None:
             thresholds = ", ".join(f"{key}={value}" for key, value in level.thresholds.items())
             click.echo(f"  level {level.level} ({level.points:g} pts) {level.descriptor}"
                        + (f" [{thresholds}]" if thresholds else ""))
+            for toolchain, own in level.by_toolchain.items():
+                click.echo(f"    for {toolchain}: " + ", ".join(f"{key}={value}" for key, value in own.items()))
     for gate in rubric.gates:
         click.echo(f"\ngate {gate.id}: {gate.criterion} at least level {gate.min_level}: {gate.description}")
 

@@ -58,8 +58,12 @@ def ensure_account(session: Session, *, email: str, role: str, name: str, course
     return DemoAccount(role=role, email=email, password=password, created=False)
 
 
+SAMPLE_MEANINGS = {"passing": "Python, meets the rubric", "falling-short": "Python, falls short of the rubric",
+                   "node-passing": "Node.js + TypeScript with a Redis-backed test, meets the rubric"}
+
+
 def ensure_sample_repos(root: Path) -> dict[str, Path]:
-    """Both sample capstones as git repositories under `root`; a complete earlier one is kept."""
+    """The sample capstones as git repositories under `root`; a complete earlier one is kept."""
     root.mkdir(parents=True, exist_ok=True)
     repos = {}
     for kind in SAMPLE_KINDS:
@@ -102,8 +106,7 @@ def describe(setup: DemoSetup, url: str) -> str:
         f"{setup.rubric_id}):",
     ]
     for kind, path in setup.repos.items():
-        meaning = "meets the rubric" if kind == "passing" else "falls short of the rubric"
-        lines.append(f"  {kind:<14} {path}   ({meaning})")
+        lines.append(f"  {kind:<14} {path}   ({SAMPLE_MEANINGS[kind]})")
     lines += [f"  submit form: {url.rstrip('/')}/learner/submit?rubric={setup.rubric_id}",
               "", "Local git sources are allowed for this demo server only.", ""]
     return "\n".join(lines)

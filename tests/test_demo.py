@@ -52,7 +52,7 @@ def test_demo_makes_a_mentor_of_the_course_a_learner_and_both_samples(engine, tm
         mentor = accounts.find_user(session, email=by_role["mentor"].email)
         assert mentor.role == "mentor"
         assert accounts.assigned_courses(session, user=mentor) == [demo.DEMO_RUBRIC]
-    assert set(setup.repos) == {"passing", "falling-short"}
+    assert set(setup.repos) == {"passing", "falling-short", "node-passing"}
     for path in setup.repos.values():
         assert path.is_relative_to((tmp_path / "instance" / "demo").resolve())
         assert len(head_commit(path)) == 40

@@ -41,7 +41,8 @@ def test_a_sample_is_a_git_repository_with_one_commit_and_a_clean_tree(samples, 
     assert git(repo, "rev-list", "--count", "HEAD").strip() == "1"
     assert git(repo, "branch", "--show-current").strip() == "main"
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
-    assert "pyproject.toml" in git(repo, "ls-files").split()
+    manifest = "package.json" if kind == "node-passing" else "pyproject.toml"
+    assert manifest in git(repo, "ls-files").split()
 
 
 def test_the_passing_sample_has_a_full_suite_and_its_documents(samples):
@@ -85,3 +86,15 @@ def test_an_existing_destination_is_refused(tmp_path):
     (tmp_path / "repo").mkdir()
     with pytest.raises(FileExistsError):
         create_sample_repo("passing", tmp_path / "repo")
+
+
+def test_the_node_sample_is_a_typescript_service_with_a_lock_file_and_its_documents(samples):
+    repo = samples["node-passing"]
+    files = git(repo, "ls-files").split()
+    for name in ("package-lock.json", "tsconfig.json", "docker-compose.yml", "docs/database-design.md",
+                 "src/app.ts", "test/redis.test.ts"):
+        assert name in files, name
+    assert not any(name.startswith(("node_modules/", "coverage/")) for name in files)
+    tests = sum(text.count("test(") + text.count("test.each(") for text in
+                (path.read_text() for path in (repo / "test").glob("*.test.ts")))
+    assert tests >= 25

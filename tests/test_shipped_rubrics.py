@@ -45,7 +45,7 @@ def test_ids_are_unique_across_the_directory():
 def test_loads_and_is_named_after_its_id(path):
     rubric = load_rubric(path)
     assert rubric.id == path.stem
-    assert rubric.sha256 and rubric.version == "1.0.0"
+    assert rubric.sha256 and rubric.version == "1.1.0"
     assert 0 < rubric.pass_mark <= 100
     assert rubric.title and rubric.description
 
@@ -141,3 +141,22 @@ def test_limits_are_sane(path, loaded):
     limits = loaded[path].limits
     assert limits.get("wall_seconds", 600) <= 1800
     assert limits.get("memory_mb", 1024) <= 8192
+
+
+@rubric_files()
+def test_complexity_reads_sensibly_for_javascript(path, loaded):
+    """lizard gives no maintainability index: every complexity level has Node.js thresholds without it."""
+    for criterion in loaded[path].criteria:
+        if criterion.kind != "complexity":
+            continue
+        for level in criterion.levels[1:]:
+            node = level.thresholds_for("node")
+            assert node and "min_maintainability" not in node
+            assert {key: value for key, value in level.thresholds.items() if key != "min_maintainability"} == node
+
+
+@rubric_files()
+def test_scalable_architectures_rubrics_accept_node_and_python(path, loaded):
+    rubric = loaded[path]
+    if rubric.id.startswith("scalable-architectures"):
+        assert "Node.js" in rubric.description and "Python are both accepted" in rubric.description

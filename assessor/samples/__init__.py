@@ -5,11 +5,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-SAMPLE_KINDS = ("passing", "falling-short")
+SAMPLE_KINDS = ("passing", "falling-short", "node-passing")
 
 HERE = Path(__file__).resolve().parent
 PASSING_TREE = HERE / "passing"
 FALLING_SHORT_OVERLAY = HERE / "falling_short_overlay"
+# A Node.js + TypeScript capstone (Express, Vitest, supertest, a Redis-backed test) for the Scalable Architectures
+# course, which is taught in Node.js.
+NODE_PASSING_TREE = HERE / "node_passing"
 
 # The falling-short capstone is the passing one with most of the documents and two thirds of the tests gone,
 # then the overlay on top: a truncated decision memo, a tangled function and a test that fails.
@@ -17,9 +20,10 @@ FALLING_SHORT_REMOVED_DIRS = ("docs", "dashboards", "deploy")
 FALLING_SHORT_KEPT_TESTS = frozenset({"conftest.py", "test_api_items.py", "test_api_reservations.py"})
 
 # Written by create_sample_repo rather than shipped, so the packaged tree holds no dotfiles.
-GITIGNORE = "__pycache__/\n*.pyc\n.pytest_cache/\n.coverage\n*.egg-info/\n.venv/\n*.sqlite3\n"
+GITIGNORE = "__pycache__/\n*.pyc\n.pytest_cache/\n.coverage\n*.egg-info/\n.venv/\n*.sqlite3\nnode_modules/\ncoverage/\n"
 # Left behind when the sample's own tests are run in place; never part of a sample.
-_BUILD_LITTER = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".coverage", "*.egg-info")
+_BUILD_LITTER = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".coverage", "*.egg-info",
+                                       "node_modules", "coverage")
 
 _GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Sample Learner",
@@ -39,7 +43,7 @@ def create_sample_repo(kind: str, dest: Path) -> Path:
     dest = Path(dest)
     if dest.exists():
         raise FileExistsError(f"{dest} already exists")
-    shutil.copytree(PASSING_TREE, dest, ignore=_BUILD_LITTER)
+    shutil.copytree(NODE_PASSING_TREE if kind == "node-passing" else PASSING_TREE, dest, ignore=_BUILD_LITTER)
     if kind == "falling-short":
         _make_falling_short(dest)
     (dest / ".gitignore").write_text(GITIGNORE)

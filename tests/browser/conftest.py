@@ -58,7 +58,7 @@ def free_port() -> int:
 
 
 _ACCOUNT = re.compile(r"^\s+(learner|mentor)\s+(\S+@\S+)\s+password (\S+)")
-_REPO = re.compile(r"^\s+(passing|falling-short)\s+(/\S+)")
+_REPO = re.compile(r"^\s+(passing|falling-short|node-passing)\s+(/\S+)")
 
 
 def _read_demo_banner(process: subprocess.Popen, lines: list[str], done: threading.Event) -> None:
@@ -111,7 +111,7 @@ def live_server(tmp_path_factory):
         accounts = {m.group(1): (m.group(2), m.group(3)) for m in map(_ACCOUNT.match, lines) if m}
         repos = {m.group(1): m.group(2) for m in map(_REPO.match, lines) if m}
         assert set(accounts) == {"learner", "mentor"}, lines
-        assert set(repos) == {"passing", "falling-short"}, lines
+        assert set(repos) == {"passing", "falling-short", "node-passing"}, lines
         yield LiveServer(url=url, accounts=accounts, repos=repos, instance=instance, log=log, process=process,
                          output=lines)
     finally:

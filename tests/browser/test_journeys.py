@@ -372,3 +372,29 @@ def test_the_contrast_checker_finds_faint_text(page):
                      "on dark</span></div><h1 style='color:#949494;font-size:32px'>large</h1></body>")
     found = page.evaluate(LOW_CONTRAST_JS)
     assert len(found) == 1 and "too faint" in found[0]
+
+
+def wait_until_finished(page) -> None:
+    finished = page.locator("#progress[data-finished='true']")
+    deadline = time.monotonic() + ASSESSMENT_TIMEOUT_MS / 1000
+    while not finished.count() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    expect(finished).to_have_count(1)
+
+
+def test_a_node_typescript_capstone_is_assessed_end_to_end(live_server, page):
+    """The Scalable Architectures course is taught in Node.js: its sample is assessed like a Python one."""
+    sign_in(page, live_server, "learner")
+    page.goto(live_server.url + f"learner/submit?rubric={RUBRIC_ID}")
+    page.get_by_label("Repository URL").fill(live_server.repos["node-passing"])
+    page.get_by_role("button", name="Submit for assessment").click()
+    expect(page).to_have_url(re.compile(r"/learner/attempts/\d+$"))
+    wait_until_finished(page)
+    expect(page.locator("#status-text")).to_have_text("scored")
+    run = page.locator("section.run-notes")
+    expect(run).to_contain_text("Node")
+    expect(run).to_contain_text("redis")
+    body = page.locator("main").inner_text()
+    assert "42 passed, 0 failed" in body
+    assert "no maintainability index (lizard" in body
+    shoot(page, "node-report")
