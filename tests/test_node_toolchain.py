@@ -219,7 +219,9 @@ def test_node_test_runner_and_c8_with_a_c8rc_that_tries_to_exclude(make_repo, se
         "package.json": json.dumps({"name": "cart", "version": "1.0.0", "scripts": {"test": "node --test"},
                                     "devDependencies": {"c8": "^10.1.0"}}),
         ".c8rc.json": '{"exclude": ["src/legacy.js"], "all": false}\n',
-        "src/cart.js": CART_JS, "src/legacy.js": LEGACY_JS,
+        "src/cart.js": CART_JS.replace("function label", "/* c8 ignore next 3 */\nfunction debug(x) {\n  return x;\n}\n"
+                                                         "function label"),
+        "src/legacy.js": LEGACY_JS,
         "test/cart.test.js": 'const test = require("node:test");\nconst assert = require("node:assert");\n'
                              'const { total, label } = require("../src/cart");\n'
                              'test("total", () => assert.strictEqual(total([1, 2]), 3));\n'
@@ -231,6 +233,7 @@ def test_node_test_runner_and_c8_with_a_c8rc_that_tries_to_exclude(make_repo, se
     assert report.tests == {"passed": 2, "failed": 0, "errors": 0, "skipped": 0, "total": 2}, report.output_tail
     ours = per_file(report)
     assert ours["src/legacy.js"] == (0.0, 0.0)
+    assert any(note.startswith("1 coverage-ignore comment") for note in report.notes)
     theirs = by_hand(repo, "npx", "c8", "--reporter=json-summary", "--all", "--include=src/**", "node", "--test")
     close(ours, theirs)
 
