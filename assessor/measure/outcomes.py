@@ -1,7 +1,9 @@
 """What a sandboxed test run produced, in the same shape for every toolchain, with untrustworthy figures voided."""
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from assessor.measure.resultfiles import ResultChangedError, ResultFileError, read_signed_status
 from assessor.sandbox import SandboxResult
 
 OUTPUT_TAIL_CHARS = 8000
@@ -153,3 +155,30 @@ def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0}
         and run.tests.failed == 0 and run.tests.errors == 0 and run.tests.total > 0
     run.output_tail = "" if clean else run.sandbox.output[-OUTPUT_TAIL_CHARS:]
     return run
+
+
+@dataclass
+class Outcome:
+    """What the host made of one run's result files, before the flags are applied."""
+
+    tests: TestCounts | None = None
+    coverage: CoverageResult | None = None
+    flags: list[Flag] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+
+def checked_status(outcome: Outcome, out_dir: Path, *, token: bytes, result: SandboxResult,
+                   reporter: str) -> dict | None:
+    """The status the service's `reporter` (runner or supervisor) signed, or None with the reason recorded: the
+    run was stopped by a limit, or nothing it wrote can be trusted."""
+    if result.killed_by:
+        outcome.notes.append(f"the test run was stopped by the {result.killed_by.replace('_', ' ')} limit")
+        return None
+    try:
+        return read_signed_status(out_dir, "status.json", token)
+    except ResultFileError as error:
+        code = "results_forged" if isinstance(error, ResultChangedError) else "early_exit"
+        outcome.flags.append(Flag(code, f"the service's {reporter} did not report (exit code {result.exit_code}): "
+                                        f"{error}; nothing the run wrote is trusted"))
+        return None

@@ -6,10 +6,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from assessor.measure.outcomes import CoverageResult, Flag, TestCounts, TestRun, coverage_totals, finish_run
+from assessor.measure.outcomes import (
+    Flag, Outcome, TestCounts, TestRun, checked_status, coverage_totals, finish_run,
+)
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
-    read_signed_status,
 )
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
@@ -108,27 +109,11 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                               failures=outcome.failures, unmeasurable=request.services.unmeasurable(statuses)))
 
 
-@dataclass
-class _Outcome:
-    tests: TestCounts | None = None
-    coverage: CoverageResult | None = None
-    flags: list[Flag] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-
-
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,
-                  project_root: Path) -> _Outcome:
-    outcome = _Outcome()
-    if result.killed_by:
-        outcome.notes.append(f"the test run was stopped by the {result.killed_by.replace('_', ' ')} limit")
-        return outcome
-    try:
-        status = read_signed_status(out_dir, "status.json", token)
-    except ResultFileError as error:
-        code = "results_forged" if isinstance(error, ResultChangedError) else "early_exit"
-        outcome.flags.append(Flag(code, f"the service's supervisor did not report (exit code {result.exit_code}): "
-                                        f"{error}; nothing the run wrote is trusted"))
+                  project_root: Path) -> Outcome:
+    outcome = Outcome()
+    status = checked_status(outcome, out_dir, token=token, result=result, reporter="supervisor")
+    if status is None:
         return outcome
     if status.get("finished") is not True:
         outcome.notes.append(f"the test runner could not be started: {status.get('error', 'unknown')}")
@@ -138,7 +123,7 @@ def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report:
     return outcome
 
 
-def _read_tests(outcome: _Outcome, out_dir: Path, *, status: dict, report: str, project_root: Path,
+def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, report: str, project_root: Path,
                 output: str) -> None:
     try:
         data = read_checked_result(out_dir, report, MAX_JEST_JSON_BYTES if report == "jest.json" else MAX_JUNIT_BYTES,
@@ -179,7 +164,7 @@ def _last_error(output: str) -> str:
     return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
 
 
-def _read_coverage(outcome: _Outcome, out_dir: Path, *, status: dict, request: NodeTestRequest,
+def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, request: NodeTestRequest,
                    project_root: Path) -> None:
     if not request.sources:
         outcome.notes.append("no application source file was found (tests, configuration and dependencies are "

@@ -251,28 +251,6 @@ _PYTEST_RELEASES = [Version(v) for v in ("6.2.5", "7.0.0", "7.1.3", "7.2.2", "7.
                                          "8.2.2", "8.3.5", "8.4.2", "9.0.0", "9.1.0", "9.2.0")]
 
 
-def _install(request: _Request, *, python: Path, cache_dir: Path, deadline: float) -> str | None:
-    """uv's stderr when it could not install the request, else None."""
-    with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
-        scratch_dir = Path(scratch)
-        files = {"requirements.txt": request.requirements, "constraints.txt": request.constraints,
-                 "overrides.txt": request.overrides}
-        for name, lines in files.items():
-            (scratch_dir / name).write_text("".join(f"{line}\n" for line in lines))
-        request.find_links.mkdir(parents=True, exist_ok=True)
-        try:
-            _run_uv(["pip", "install", *_uv_common(cache_dir), "--python", str(python), "--only-binary", ":all:",
-                     "--link-mode", "copy", "--find-links", str(request.find_links),
-                     "--overrides", str(scratch_dir / "overrides.txt"),
-                     "--constraints", str(scratch_dir / "constraints.txt"),
-                     *_as_of_options(request.as_of),
-                     "-r", str(scratch_dir / "requirements.txt")],
-                    cwd=scratch_dir, cache_dir=cache_dir, deadline=deadline)
-        except _UvFailed as failed:
-            return failed.stderr
-    return None
-
-
 def _resolve(request: _Request, *, cache_dir: Path, deadline: float) -> tuple[list[str], str | None]:
     """(the exact versions to install, None), or ([], uv's stderr) when the request cannot be resolved."""
     with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
@@ -601,37 +579,19 @@ class _Builder:
         return target
 
     def _build_environment(self, requires: list[str]) -> Path:
-        """A cached venv with `build` and the backend's requirements, wheels only."""
-        wanted = sorted({*requires, "build"})
-        key = hashlib.sha256("\n".join(wanted).encode()).hexdigest()[:20]
-        venv = self.shared_dir / "build-envs" / key
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        for folder in (self.shared_dir, venv.parent):
-            os.chmod(folder, 0o711)
-        with exclusive_lock(venv.parent / f"{key}.lock"):
-            if (venv / ".complete").is_file():
-                return venv
-            if venv.exists():
-                shutil.rmtree(venv)
-            return self._create_build_environment(venv, wanted, requires)
-
-    def _create_build_environment(self, venv: Path, wanted: list[str], requires: list[str]) -> Path:
+        """A venv with `build` and the backend's requirements, wheels only, kept like any other by its versions."""
+        request = _Request(requirements=sorted({*requires, "build"}), constraints=[], overrides=[],
+                           find_links=self.wheel_dir)
         try:
-            _run_uv(["venv", *_uv_common(self.cache_dir), "--python", str(SYSTEM_PYTHON), str(venv)],
-                    cache_dir=self.cache_dir, deadline=self.deadline)
-            request = _Request(requirements=wanted, constraints=[], overrides=[], find_links=self.wheel_dir)
-            failure = _install(request, python=venv / "bin" / "python", cache_dir=self.cache_dir,
-                               deadline=self.deadline)
+            pinned, failure = _resolve(request, cache_dir=self.cache_dir, deadline=self.deadline)
+            if failure is not None:
+                raise _BuildFailed(f"its build requirements ({', '.join(requires)}) could not be installed: "
+                                   f"{explain_uv_failure(failure)}")
+            return VenvCache(self.shared_dir / "venvs").get(
+                pinned, lambda target: _create_venv(target, pinned, request, cache_dir=self.cache_dir,
+                                                    deadline=self.deadline))
         except EnvironmentBuildError as error:
             raise _BuildFailed(str(error)) from None
-        if failure is not None:
-            shutil.rmtree(venv, ignore_errors=True)
-            raise _BuildFailed(f"its build requirements ({', '.join(requires)}) could not be installed: "
-                               f"{explain_uv_failure(failure)}")
-        _compile_bytecode(venv)
-        open_to_sandbox(venv)
-        (venv / ".complete").write_text("")
-        return venv
 
     def _build_wheel(self, release: "_Release", archive: Path, requires: list[str]) -> Path:
         environment = self._build_environment(requires)

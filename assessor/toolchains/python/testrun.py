@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assessor.errors import MeasureError
-from assessor.measure.outcomes import CoverageResult, Flag, TestCounts, TestRun, finish_run
+from assessor.measure.outcomes import Flag, Outcome, TestCounts, TestRun, checked_status, finish_run
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
     read_signed_status,
@@ -148,27 +148,11 @@ def _collected(out_dir: Path, token: bytes) -> int | None:
     return value if status.get("finished") is True and type(value) is int and value >= 0 else None
 
 
-@dataclass
-class _Outcome:
-    tests: TestCounts | None = None
-    coverage: CoverageResult | None = None
-    flags: list[Flag] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)
-
-
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkout: Path, project: Path,
-                  files: list[str], canary: Path, collected: int | None) -> _Outcome:
-    outcome = _Outcome()
-    if result.killed_by:
-        outcome.notes.append(f"the test run was stopped by the {result.killed_by.replace('_', ' ')} limit")
-        return outcome
-    try:
-        status = read_signed_status(out_dir, "status.json", token)
-    except ResultFileError as error:
-        code = "results_forged" if isinstance(error, ResultChangedError) else "early_exit"
-        outcome.flags.append(Flag(code, f"the service's runner did not report (exit code {result.exit_code}): "
-                                        f"{error}; nothing the run wrote is trusted"))
+                  files: list[str], canary: Path, collected: int | None) -> Outcome:
+    outcome = Outcome()
+    status = checked_status(outcome, out_dir, token=token, result=result, reporter="runner")
+    if status is None:
         return outcome
     if status.get("finished") is not True:
         outcome.flags.append(Flag("early_exit", f"the test session was cut short ({status.get('error', 'unknown')}); "
@@ -182,7 +166,7 @@ def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkou
     return outcome
 
 
-def _read_tests(outcome: _Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str) -> None:
+def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str) -> None:
     if status.get("exit_code") in (3, 4):
         outcome.notes.append(f"pytest could not run the tests: {_last_error(output)}")
         return
@@ -232,7 +216,7 @@ def _last_error(output: str) -> str:
     return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
 
 
-def _read_coverage(outcome: _Outcome, out_dir: Path, *, status: dict, checkout: Path, project: Path,
+def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, checkout: Path, project: Path,
                    files: list[str], canary: Path) -> None:
     try:
         data = read_checked_result(out_dir, "coverage.json", MAX_COVERAGE_JSON_BYTES, status)
