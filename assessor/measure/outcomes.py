@@ -1,9 +1,12 @@
 """What a sandboxed test run produced, in the same shape for every toolchain, with untrustworthy figures voided."""
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from assessor.measure.resultfiles import ResultChangedError, ResultFileError, read_signed_status
+from assessor.measure.resultfiles import (
+    ResultChangedError, ResultFileError, read_checked_result, read_signed_status,
+)
 from assessor.sandbox import SandboxResult
 
 OUTPUT_TAIL_CHARS = 8000
@@ -182,3 +185,22 @@ def checked_status(outcome: Outcome, out_dir: Path, *, token: bytes, result: San
         outcome.flags.append(Flag(code, f"the service's {reporter} did not report (exit code {result.exit_code}): "
                                         f"{error}; nothing the run wrote is trusted"))
         return None
+
+
+def checked_coverage_data(outcome: Outcome, out_dir: Path, name: str, *, max_bytes: int, status: dict) -> dict | None:
+    """The coverage data file the status vouches for, as a JSON object, or None with the flag that says why not."""
+    try:
+        data = json.loads(read_checked_result(out_dir, name, max_bytes, status))
+    except ResultChangedError as error:
+        outcome.flags.append(Flag("results_forged", f"coverage data unusable: {error}"))
+        return None
+    except ResultFileError as error:
+        outcome.flags.append(Flag("coverage_data_missing", f"coverage data unusable: {error}"))
+        return None
+    except (ValueError, RecursionError):
+        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
+        return None
+    if not isinstance(data, dict):
+        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not an object"))
+        return None
+    return data

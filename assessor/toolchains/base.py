@@ -1,9 +1,14 @@
 """What every toolchain shares: how a project was recognised, and finding the folder that holds it."""
 
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from assessor.errors import EnvironmentBuildError
 
 # Folders that never hold the project being assessed (dependencies, tooling, documentation).
 NEVER_PROJECT_DIRS = frozenset({
@@ -92,3 +97,18 @@ def any_file(root: Path, predicate: Callable[[str, Path], bool], *, skip_dirs: f
             if seen > MAX_TEST_SCAN_ENTRIES:
                 return False
     return False
+
+
+def run_tool(argv: list[str], *, env: dict[str, str], cwd: Path | str, deadline: float,
+             what: str) -> subprocess.CompletedProcess:
+    """Run one of the service's own installers (uv, npm, pnpm...) on the host, killed with its whole process group
+    at the deadline; a timeout is an EnvironmentBuildError saying `what` took too long."""
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise EnvironmentBuildError(f"{what} took too long and was stopped") from None
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
@@ -15,6 +14,7 @@ from pathlib import Path
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.filelock import exclusive_lock
 from assessor.sandbox import SandboxLimits, open_to_sandbox, reclaim, run_sandboxed
+from assessor.toolchains.base import run_tool
 from assessor.toolchains.node.project import PackageJson, is_yarn_berry
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -206,17 +206,10 @@ def _run(argv: list[str], *, cwd: Path, cache_dir: Path, deadline: float, manage
            "YARN_ENABLE_TELEMETRY": "0", "YARN_IGNORE_PATH": "1", "COREPACK_ENABLE_STRICT": "0",
            "npm_config_update_notifier": "false"}
     env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ})
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, start_new_session=True, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise EnvironmentBuildError("installing the packages took too long and was stopped") from None
-    if process.returncode != 0:
-        raise EnvironmentBuildError(explain_failure(argv, stdout + "\n" + stderr))
-    return stdout
+    done = run_tool(argv, env=env, cwd=cwd, deadline=deadline, what="installing the packages")
+    if done.returncode != 0:
+        raise EnvironmentBuildError(explain_failure(argv, done.stdout + "\n" + done.stderr))
+    return done.stdout
 
 
 def explain_failure(argv: list[str], output: str) -> str:

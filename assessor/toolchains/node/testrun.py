@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assessor.measure.outcomes import (
-    Flag, Outcome, TestCounts, TestRun, checked_status, coverage_totals, finish_run,
+    Flag, Outcome, TestCounts, TestRun, checked_coverage_data, checked_status, coverage_totals, finish_run,
 )
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
@@ -170,19 +170,9 @@ def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, request: No
         outcome.notes.append("no application source file was found (tests, configuration and dependencies are "
                              "not measured), so there is nothing to measure coverage on")
         return
-    try:
-        data = json.loads(read_checked_result(out_dir, "coverage/coverage-final.json", MAX_COVERAGE_JSON_BYTES, status))
-    except ResultChangedError as error:
-        outcome.flags.append(Flag("results_forged", f"coverage data unusable: {error}"))
-        return
-    except ResultFileError as error:
-        outcome.flags.append(Flag("coverage_data_missing", f"coverage data unusable: {error}"))
-        return
-    except (ValueError, RecursionError):
-        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
-        return
-    if not isinstance(data, dict):
-        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not an object"))
+    data = checked_coverage_data(outcome, out_dir, "coverage/coverage-final.json",
+                                 max_bytes=MAX_COVERAGE_JSON_BYTES, status=status)
+    if data is None:
         return
     line_counts = {}
     for source in request.sources:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -31,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 from assessor.filelock import exclusive_lock
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.sandbox import SandboxLimits, open_to_sandbox, run_sandboxed, size_capped_dir
+from assessor.toolchains.base import run_tool
 from assessor.toolchains.python.dependencies import (
     TEST_EXTRAS, LearnerRequirements, check_requirement, normalize_name, read_requirements, requirement_name,
     requirement_specifier,
@@ -450,17 +450,11 @@ class _UvFailed(Exception):
 def _run_uv(args: list[str], *, cache_dir: Path, deadline: float, cwd: Path | None = None) -> str:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cache_dir), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
     env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ})
-    process = subprocess.Popen([uv_binary(), *args], cwd=cwd or "/", env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=max(deadline - time.monotonic(), 1))
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise EnvironmentBuildError("installing the dependencies took too long and was stopped") from None
-    if process.returncode != 0:
-        raise _UvFailed(stderr)
-    return stdout
+    done = run_tool([uv_binary(), *args], env=env, cwd=cwd or "/", deadline=deadline,
+                    what="installing the dependencies")
+    if done.returncode != 0:
+        raise _UvFailed(done.stderr)
+    return done.stdout
 
 
 def _compile_bytecode(venv_dir: Path) -> None:

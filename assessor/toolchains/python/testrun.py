@@ -1,12 +1,13 @@
 """Run a Python capstone's tests in the sandbox under the service's coverage, and keep only figures that hold up."""
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assessor.errors import MeasureError
-from assessor.measure.outcomes import Flag, Outcome, TestCounts, TestRun, checked_status, finish_run
+from assessor.measure.outcomes import (
+    Flag, Outcome, TestCounts, TestRun, checked_coverage_data, checked_status, finish_run,
+)
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
     read_signed_status,
@@ -218,20 +219,9 @@ def _last_error(output: str) -> str:
 
 def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, checkout: Path, project: Path,
                    files: list[str], canary: Path) -> None:
-    try:
-        data = read_checked_result(out_dir, "coverage.json", MAX_COVERAGE_JSON_BYTES, status)
-        exported = json.loads(data)
-    except ResultChangedError as error:
-        outcome.flags.append(Flag("results_forged", f"coverage data unusable: {error}"))
-        return
-    except ResultFileError as error:
-        outcome.flags.append(Flag("coverage_data_missing", f"coverage data unusable: {error}"))
-        return
-    except (ValueError, RecursionError):
-        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
-        return
-    if not isinstance(exported, dict):
-        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not an object"))
+    exported = checked_coverage_data(outcome, out_dir, "coverage.json", max_bytes=MAX_COVERAGE_JSON_BYTES,
+                                     status=status)
+    if exported is None:
         return
     arcs_by_file, flags = check_coverage_data(exported, project=project, checkout=checkout, files=files,
                                               canary=canary)
