@@ -41,15 +41,19 @@ def main() -> None:
 @click.option("--allow-host", "allowed_hosts", multiple=True, help="Accept only these git hosts (repeatable).")
 @click.option("--allow-scheme", "allowed_schemes", multiple=True, type=click.Choice(["https", "http", "ssh", "git"]),
               help="URL schemes to accept besides https (repeatable).")
+@click.option("--allow-internal-host", "internal_hosts", multiple=True,
+              help="A git host on an internal network address to accept (a self-hosted GitLab; repeatable).")
 @click.option("--unsafe-no-sandbox", is_flag=True,
               help="Run the tests without bubblewrap. Only for your own code on your own machine.")
-def check(source, rubric_id, ref, as_json, output, timeout, allowed_hosts, allowed_schemes, unsafe_no_sandbox):
+def check(source, rubric_id, ref, as_json, output, timeout, allowed_hosts, allowed_schemes, internal_hosts,
+          unsafe_no_sandbox):
     """Assess SOURCE (a git URL or a local repository path) against a rubric."""
     paths = resolve_paths()
     policy = SourcePolicy(
         allowed_schemes=frozenset({"https", *allowed_schemes}),
         allowed_hosts=frozenset(host.lower() for host in allowed_hosts) or None,
         allow_local=True,  # the CLI runs as the person who owns the local files
+        internal_hosts=frozenset(host.lower() for host in internal_hosts),
     )
     settings = PipelineSettings(work_root=paths.work_root, cache_dir=paths.cache, source_policy=policy,
                                 unsafe_no_sandbox=unsafe_no_sandbox, wall_seconds=timeout)

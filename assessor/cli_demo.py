@@ -24,6 +24,7 @@ def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
     # Before the app is made, so its config (and the worker subprocess, which inherits the environment) has it.
     os.environ["ASSESSOR_ALLOW_LOCAL_SOURCES"] = "true"
+    os.environ["ASSESSOR_LOCAL_SOURCE_ROOTS"] = str(resolve_paths().instance / demo_data.DEMO_FOLDER)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     # Certificates' QR codes and verify links must open this demo server.
     os.environ.setdefault("ASSESSOR_PUBLIC_URL", f"http://{shown_host}:{port}")

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -75,6 +76,11 @@ class SourcePolicy:
     allowed_schemes: frozenset[str] = frozenset({"https"})   # operator may add "ssh", "http", "git"
     allowed_hosts: frozenset[str] | None = None               # None = any host; else exact hostnames (lower-case)
     allow_local: bool = False                                 # file:// URLs and plain local paths (CLI/demo only)
+    # Hosts the operator allows although they resolve to internal addresses (a self-hosted GitLab); lower-case.
+    internal_hosts: frozenset[str] = frozenset()
+    # Local sources are limited to these folders (and what is under them); None: any folder (the CLI).
+    local_roots: tuple[Path, ...] | None = None
+    resolve_hosts: bool = True                                # check the addresses a host name resolves to
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,85 @@ def _check_host(host: str, policy: SourcePolicy) -> str:
     if policy.allowed_hosts is not None and host not in policy.allowed_hosts:
         accepted = ", ".join(sorted(policy.allowed_hosts)) or "none"
         raise IntakeError(f"repositories on {host} are not accepted here (accepted hosts: {accepted})")
+    address = literal_address(host)
+    if address is not None and host not in policy.internal_hosts and not is_public_address(address):
+        raise internal_address_refused()
     return host
+
+
+def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `host` spells, in any form git and curl accept: 127.0.0.1, 2130706433, 0x7f.1, 127.1, ::1."""
+    text = host.strip("[]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if re.fullmatch(r"(0[xX][0-9a-fA-F]+|[0-9]+)(\.(0[xX][0-9a-fA-F]+|[0-9]+)){0,3}", text):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    return None
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """False for loopback, private, link-local, CGNAT, multicast, unspecified and reserved addresses, and for the
+    IPv4-mapped, 6to4 and NAT64 forms of them."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in ipaddress.IPv6Network("64:ff9b::/96"):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_public_address(embedded)
+    return address.is_global and not address.is_multicast
+
+
+def internal_address_refused() -> IntakeError:
+    # One message whatever the address and whether anything listens there: no answer tells a port's state.
+    return IntakeError("the repository host is on an internal network address, which is not accepted; give the "
+                       "public URL of your repository")
+
+
+@dataclass(frozen=True)
+class PinnedHost:
+    """The one address of a host that was checked, which git is then told to connect to (no second lookup)."""
+
+    host: str
+    port: int
+    address: str
+
+    def curl_resolve(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http.curloptResolve={self.host}:{self.port}:{address}"
+
+
+def pin_host(url: str, policy: SourcePolicy) -> PinnedHost | None:
+    """Resolve the URL's host once and check every address it has; the checked address for git to use.
+
+    Refuses (IntakeError) a host that resolves to an internal address, unless the operator named it. None for
+    local sources and for ssh and git:// URLs (their transports take no pinned address; their host is checked).
+    """
+    if url.startswith("file://") or not policy.resolve_hosts:
+        return None
+    if "://" in url:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, (parts.hostname or "").lower()
+        port = parts.port or {"https": 443, "http": 80, "git": 9418, "ssh": 22}.get(scheme, 443)
+    else:  # user@host:path
+        scheme, host, port = "ssh", url.partition(":")[0].rpartition("@")[2].lower(), 22
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        message = f"could not find the host {host}: check the repository URL"
+        if getattr(error, "errno", None) == socket.EAI_AGAIN:
+            raise TransientIntakeError(message) from None
+        raise IntakeError(message) from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if host not in policy.internal_hosts and not all(is_public_address(address) for address in addresses):
+        raise internal_address_refused()
+    if scheme not in ("http", "https") or not addresses:
+        return None
+    return PinnedHost(host=host, port=port, address=str(addresses[0]))
 
 
 def _is_ipv6(host: str) -> bool:
@@ -238,7 +322,12 @@ def _check_local(path_text: str, policy: SourcePolicy) -> str:
         raise IntakeError("local paths and file:// URLs are not accepted here; "
                           "give the https:// URL of your repository")
     path = Path(path_text).resolve()
-    if not path.is_dir():
+    if policy.local_roots is not None:
+        # One answer for a missing folder, one outside the named ones and a non-repository: none tells what exists.
+        inside = any(path == root or root in path.parents for root in (root.resolve() for root in policy.local_roots))
+        if not inside or not (path / ".git").exists():
+            raise IntakeError("only the sample repositories this server offers can be given as local paths")
+    elif not path.is_dir():
         raise IntakeError(f"local repository not found: {path}")
     # The file:// form (not a bare path) is what makes git honour --depth for local repositories.
     return "file://" + quote(str(path))
@@ -287,11 +376,12 @@ def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePoli
     url = check_source(source, policy)
     if ref is not None:
         _check_ref(ref)
+    pinned = pin_host(url, policy)
     dest = Path(dest).absolute()
     _claim_destination(dest)
     try:
         with tempfile.TemporaryDirectory(prefix="intake-home-") as scratch:
-            session = _GitSession(dest, Path(scratch), policy, limits)
+            session = _GitSession(dest, Path(scratch), policy, limits, pinned)
             commit = _fetch_and_checkout(session, url, ref)
             file_count, size_bytes = session.enforce_limits()
             committed_at = session.commit_date(commit)
@@ -365,7 +455,8 @@ class _GitResult:
 class _GitSession:
     """Runs git in a clean, locked-down environment under one shared time budget and a size watch."""
 
-    def __init__(self, dest: Path, scratch: Path, policy: SourcePolicy, limits: CloneLimits):
+    def __init__(self, dest: Path, scratch: Path, policy: SourcePolicy, limits: CloneLimits,
+                 pinned: PinnedHost | None = None):
         self.dest = dest
         self.limits = limits
         self.deadline = time.monotonic() + limits.timeout_seconds
@@ -373,7 +464,7 @@ class _GitSession:
         if self.git is None:
             raise IntakeError("git is not installed on the assessment server")
         self.env = _clean_environment(scratch, policy)
-        self.config = [arg for setting in _git_config(policy) for arg in ("-c", setting)]
+        self.config = [arg for setting in _git_config(policy, pinned) for arg in ("-c", setting)]
 
     def run(self, *args: str) -> _GitResult:
         # Never the caller's working directory: git must not discover some unrelated repository there.
@@ -433,11 +524,11 @@ class _GitSession:
             self.enforce_limits()
 
 
-def _git_config(policy: SourcePolicy) -> list[str]:
-    settings = list(_SAFE_GIT_CONFIG)
-    if policy.allowed_hosts is not None:
-        # A redirect could lead to a host outside the allow-list.
-        settings.append("http.followRedirects=false")
+def _git_config(policy: SourcePolicy, pinned: PinnedHost | None = None) -> list[str]:
+    # No redirect is followed: one could lead to an internal address or a host outside the allow-list.
+    settings = [*_SAFE_GIT_CONFIG, "http.followRedirects=false"]
+    if pinned is not None:
+        settings.append(pinned.curl_resolve())  # connect to the address that was checked, with no second lookup
     return settings
 
 
@@ -489,6 +580,7 @@ def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeou
         url = check_source(source, policy)
         if ref is not None:
             _check_ref(ref)
+        pinned = pin_host(url, policy)
     except IntakeError:
         return None
     git = shutil.which("git")
@@ -501,7 +593,7 @@ def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeou
     else:
         wanted = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
     with tempfile.TemporaryDirectory(prefix="ls-remote-") as scratch:
-        config = [arg for setting in _git_config(policy) for arg in ("-c", setting)]
+        config = [arg for setting in _git_config(policy, pinned) for arg in ("-c", setting)]
         patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
         process = subprocess.Popen(
             [git, *config, "ls-remote", "--end-of-options", url, *patterns], cwd=scratch,
@@ -594,6 +686,8 @@ def _mentions(stderr: str, phrases: tuple[str, ...]) -> bool:
 
 
 _TRANSIENT_DNS = ("temporary failure in name resolution",)
+_REDIRECTED = ("returned error: 301", "returned error: 302", "returned error: 303", "returned error: 307",
+               "returned error: 308", "redirect")
 
 
 def _fetch_error(stderr: str, url: str, ref: str | None) -> IntakeError:
@@ -607,10 +701,12 @@ def _explain_fetch_failure(stderr: str, url: str, ref: str | None) -> str:
     shown_url = _URL_USERINFO.sub(r"\1", url)
     if _mentions(stderr, _NO_HOST):
         return f"could not find the host {host}: check the repository URL"
-    if _mentions(stderr, _NO_CONNECTION):
-        return f"could not connect to {host}: the host is unreachable or refused the connection"
-    if _mentions(stderr, _TLS):
-        return f"could not make a secure (TLS) connection to {host}"
+    if _mentions(stderr, _NO_CONNECTION) or _mentions(stderr, _TLS):
+        # One message for refused, unreachable and not-TLS alike: the answer must not tell a port's state.
+        return f"could not connect to {host} over a secure connection: check the repository URL"
+    if _mentions(stderr, _REDIRECTED):
+        return (f"{host} answered with a redirect, which is not followed: if the repository has moved, submit its "
+                f"new URL")
     if _mentions(stderr, _SSH_REFUSED):
         return f"the ssh server {host} refused the connection (unknown host key or no access)"
     if _mentions(stderr, _MISSING_REF):

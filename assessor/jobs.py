@@ -23,6 +23,7 @@ Failures that are the service's (retries used up, crashes, internal errors) end 
 """
 
 import logging
+import os
 import re
 import threading
 import time
@@ -97,8 +98,20 @@ def _names(value: Any) -> list[str]:
 def source_policy_from_config(config: Mapping[str, Any]) -> SourcePolicy:
     schemes = frozenset(_names(config.get("ALLOWED_SCHEMES")) or ["https"])
     hosts = _names(config.get("ALLOWED_HOSTS"))
+    roots = [Path(root) for root in _paths(config.get("LOCAL_SOURCE_ROOTS"))]
     return SourcePolicy(allowed_schemes=schemes, allowed_hosts=frozenset(hosts) or None,
-                        allow_local=_flag(config.get("ALLOW_LOCAL_SOURCES", False)))
+                        allow_local=_flag(config.get("ALLOW_LOCAL_SOURCES", False)),
+                        internal_hosts=frozenset(_names(config.get("INTERNAL_HOSTS"))),
+                        # The web app takes local sources only from folders the operator named (the demo's own).
+                        local_roots=tuple(roots))
+
+
+def _paths(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.split(os.pathsep)
+    return [str(item) for item in value if str(item).strip()]
 
 
 def settings_from_config(config: Mapping[str, Any]) -> JobSettings:

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from assessor.db import utcnow
 from assessor.errors import AssessorError, IntakeError, ReportError, RubricError
-from assessor.intake import SourcePolicy, check_source
+from assessor.intake import SourcePolicy, check_source, pin_host
 from assessor.models import (
     FAILED, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, RubricSnapshot, StoredReport, Submission, User,
 )
@@ -109,6 +109,7 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
     the source or ref is refused (SubmissionError with the engine's message)."""
     try:
         url = check_source(source, policy)
+        pin_host(url, policy)  # an internal address is refused here, before any job exists
     except IntakeError as error:
         raise SubmissionError(str(error), field="source") from None
     ref = check_ref(ref)

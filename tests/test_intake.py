@@ -94,7 +94,7 @@ ACCEPTED_SOURCES = [
     ("git@github.com:org/repo.git", SSH, "git@github.com:org/repo.git"),
     ("ssh://git@GitHub.com:22/org/repo.git", SSH, "ssh://git@github.com:22/org/repo.git"),
     ("git+ssh://git@github.com/org/repo.git", SSH, "ssh://git@github.com/org/repo.git"),
-    ("https://[::1]:8443/org/repo.git", SourcePolicy(), "https://[::1]:8443/org/repo.git"),
+    ("https://[::1]:8443/org/repo.git", SourcePolicy(internal_hosts=frozenset({"::1"})), "https://[::1]:8443/org/repo.git"),
 ]
 
 
@@ -328,11 +328,15 @@ def silent_server():
     server.close()
 
 
+# These tests talk to servers on loopback, which an operator must name to allow (an internal GitLab, say).
+LOOPBACK_ALLOWED = SourcePolicy(internal_hosts=frozenset({"127.0.0.1"}))
+
+
 def test_hanging_host_times_out_promptly(silent_server, tmp_path):
     dest = tmp_path / "checkout"
     started = time.monotonic()
     with pytest.raises(IntakeError, match="timed out after 2 seconds"):
-        clone(f"https://127.0.0.1:{silent_server}/learner/capstone.git", dest,
+        clone(f"https://127.0.0.1:{silent_server}/learner/capstone.git", dest, policy=LOOPBACK_ALLOWED,
               limits=CloneLimits(timeout_seconds=2))
     assert time.monotonic() - started < 10
     assert not dest.exists()
@@ -347,7 +351,8 @@ def closed_port() -> int:
 def test_unreachable_host_is_a_clear_error(tmp_path):
     dest = tmp_path / "checkout"
     with pytest.raises(IntakeError, match="could not connect to 127.0.0.1"):
-        clone(f"https://127.0.0.1:{closed_port()}/learner/capstone.git", dest, limits=CloneLimits(timeout_seconds=10))
+        clone(f"https://127.0.0.1:{closed_port()}/learner/capstone.git", dest, policy=LOOPBACK_ALLOWED,
+              limits=CloneLimits(timeout_seconds=10))
     assert not dest.exists()
 
 
@@ -373,7 +378,7 @@ def empty_http_server(tmp_path):
 
 
 def test_missing_remote_repository_is_reported_as_not_found(empty_http_server, tmp_path):
-    policy = SourcePolicy(allowed_schemes=frozenset({"http"}))
+    policy = SourcePolicy(allowed_schemes=frozenset({"http"}), internal_hosts=frozenset({"127.0.0.1"}))
     url = f"http://127.0.0.1:{empty_http_server}/learner/missing.git"
     with pytest.raises(IntakeError, match="repository not found at") as failure:
         clone(url, tmp_path / "checkout", policy=policy, limits=CloneLimits(timeout_seconds=10))

@@ -98,6 +98,7 @@ def worker_env(app, tmp_path) -> dict:
         "ASSESSOR_WORK_ROOT": config["WORK_ROOT"],
         "ASSESSOR_CACHE_DIR": config["CACHE_DIR"],
         "ASSESSOR_ALLOW_LOCAL_SOURCES": "true",
+        "ASSESSOR_LOCAL_SOURCE_ROOTS": config["LOCAL_SOURCE_ROOTS"],
         "ASSESSOR_HEARTBEAT_SECONDS": "0.5",
         "ASSESSOR_STALE_AFTER_SECONDS": "3",
         "ASSESSOR_LOG_FORMAT": "json",

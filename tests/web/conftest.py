@@ -45,6 +45,7 @@ def app_config(tmp_path, rubrics_dir) -> dict:
         "WORK_ROOT": str(tmp_path / "work"),
         "CACHE_DIR": str(tmp_path / "cache"),
         "ALLOW_LOCAL_SOURCES": True,
+        "LOCAL_SOURCE_ROOTS": str(tmp_path),  # where make_repo puts the test repositories
         "WTF_CSRF_ENABLED": True,  # on in every test: the rules are tested with it
         "PAGE_SIZE": 5,
     }

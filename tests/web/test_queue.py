@@ -9,6 +9,7 @@ from sqlmodel import Session, func, select
 from assessor import jobs
 from assessor.models import FAILED, SCORED, Attempt, Event, StoredReport
 
+from tests.conftest import git
 from tests.web.conftest import csrf_token
 
 pytestmark = pytest.mark.slow
@@ -122,10 +123,10 @@ def test_submission_is_assessed_by_the_worker_and_the_same_commit_reuses_the_rep
 
 def test_a_failed_clone_ends_failed_with_the_reason_on_the_status_page(app, client, auth, make_user, tmp_path, worker):
     auth.as_(make_user())
-    not_a_repository = tmp_path / "just-a-folder"
-    not_a_repository.mkdir()
-    (not_a_repository / "README.md").write_text("no git here\n")
-    attempt_id = submit(client, str(not_a_repository))
+    empty_repository = tmp_path / "no-commits-yet"
+    empty_repository.mkdir()
+    git(empty_repository, "init", "-q")  # a repository with nothing to check out
+    attempt_id = submit(client, str(empty_repository))
     status, _ = wait_until_finished(client, attempt_id)
     assert status["status"] == FAILED and status["failure_reason"]
     assert "internal error" not in status["failure_reason"]  # the engine's own reason, not a crash
