@@ -295,7 +295,8 @@ def serve(host, port, threads, workers) -> None:
         child = subprocess.Popen([sys.executable, "-c", "from assessor.cli import main; main()", "worker",
                                   "--workers", str(workers)], start_new_session=True)
         click.echo(f"worker started (pid {child.pid}, {workers} at once)", err=True)
-    server = create_server(app, host=host, port=port, threads=threads, ident="capstone-assessor")
+    server = create_server(app, host=host, port=port, threads=threads, ident="capstone-assessor",
+                           **proxy_options(app.config))
 
     def stop(signum, _frame):
         raise KeyboardInterrupt
@@ -312,6 +313,17 @@ def serve(host, port, threads, workers) -> None:
         if child is not None:
             _stop_child(child)
     click.echo("stopped", err=True)
+
+
+def proxy_options(config) -> dict:
+    """waitress drops X-Forwarded-* unless told which proxy to trust: with PROXY_FIX, the one at TRUSTED_PROXY
+    (default 127.0.0.1, a TLS terminator on the same machine) is trusted for one hop; headers from anyone else
+    are removed, so they cannot claim another address or https."""
+    if not config.get("PROXY_FIX"):
+        return {}
+    return {"trusted_proxy": str(config.get("TRUSTED_PROXY") or "127.0.0.1"), "trusted_proxy_count": 1,
+            "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto x-forwarded-host x-forwarded-port",
+            "clear_untrusted_proxy_headers": True}
 
 
 def _stop_child(child: subprocess.Popen, graceful_seconds: float = 35.0) -> None:
