@@ -1,19 +1,23 @@
 """Users, roles, passwords (Argon2id), sign-in with a failure limit, and mentors' course assignments."""
 
+import hashlib
+import hmac
 import re
+import secrets
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from assessor.db import utcnow
 from assessor.errors import AssessorError
-from assessor.models import ROLES, CourseAssignment, LoginFailure, User
+from assessor import ratelimit
+from assessor.models import ROLES, CourseAssignment, EmailToken, User
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
@@ -46,16 +50,37 @@ class LoginLimits:
 
 
 def normalise_email(email: str) -> str:
-    return (email or "").strip().lower()
+    """NFKC (full-width letters become ASCII, ligatures split), trimmed, lower case."""
+    return unicodedata.normalize("NFKC", email or "").strip().lower()
 
 
 def check_email(email: str) -> str:
+    """A normalised address, refusing what would let one account pass for another: invisible, bidi-control,
+    control and combining characters, and letters of different alphabets mixed in one part of the address."""
     email = normalise_email(email)
     if not email:
         raise AccountError("enter an e-mail address", field="email")
+    if any(_invisible(character) for character in email):
+        raise AccountError("the e-mail address contains invisible or control characters; type it again",
+                           field="email")
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
         raise AccountError("that does not look like an e-mail address", field="email")
+    local, _, domain = email.partition("@")
+    for part in (local, *domain.split(".")):
+        if len(_scripts(part)) > 1:
+            raise AccountError("the e-mail address mixes letters of different alphabets (such as Latin and "
+                               "Cyrillic); type it again", field="email")
     return email
+
+
+def _invisible(character: str) -> bool:
+    category = unicodedata.category(character)
+    return category[0] in ("C", "M", "Z")  # control, format (bidi, zero-width), marks, any space
+
+
+def _scripts(text: str) -> set[str]:
+    """The alphabets the letters of `text` come from (LATIN, CYRILLIC, GREEK...), from their Unicode names."""
+    return {unicodedata.name(character, "UNKNOWN").split(" ")[0] for character in text if character.isalpha()}
 
 
 def check_password(password: str) -> str:
@@ -84,6 +109,21 @@ def get_user(session: Session, user_id: int | str | None) -> User | None:
         return None
 
 
+def user_for_session(session: Session, session_id: str | None) -> User | None:
+    """The active user whose current session token `session_id` ("<id>:<token>") carries, or None."""
+    user_id, _, token = (session_id or "").partition(":")
+    user = get_user(session, user_id) if user_id.isdigit() and len(user_id) < 12 else None
+    if user is None or not user.active or not token or not hmac.compare_digest(token, user.session_token):
+        return None
+    return user
+
+
+def end_sessions(session: Session, *, user: User) -> None:
+    """End every session of `user`, on every device: their cookies carry a token the account no longer has."""
+    user.session_token = secrets.token_hex(16)
+    session.add(user)
+
+
 def find_user(session: Session, *, email: str) -> User | None:
     return session.exec(select(User).where(User.email == normalise_email(email))).first()
 
@@ -110,8 +150,9 @@ def create_user(session: Session, *, email: str, password: str, role: str = "lea
 
 
 def set_password(session: Session, *, user: User, password: str) -> None:
+    """A new password ends every session of the account (the caller signs the person in again if it was them)."""
     user.password_hash = hash_password(check_password(password))
-    session.add(user)
+    end_sessions(session, user=user)
 
 
 def set_role(session: Session, *, user: User, role: str) -> None:
@@ -144,32 +185,112 @@ def list_users(session: Session) -> list[User]:
 
 def authenticate(session: Session, *, email: str, password: str, ip: str, limits: LoginLimits = LoginLimits(),
                  now: datetime | None = None) -> User:
-    """The user for these credentials. Raises LoginThrottled after too many recent failures (checked before the
-    password, so guessing stops), or AccountError with one message for any wrong e-mail/password pair."""
+    """The user for these credentials, or AccountError with one message for any wrong e-mail/password pair.
+
+    Every attempt is counted before the password is checked, atomically, per address and (for an account that
+    exists) per account, so parallel guesses cannot slip past the limit; guesses at addresses that have no
+    account never count against a real account. LoginThrottled when a limit is reached.
+    """
     now = now or utcnow()
     email = normalise_email(email)[:MAX_EMAIL_LENGTH]
     ip = (ip or "unknown")[:64]
-    since = now - limits.window
-    recent = session.exec(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.email == email, LoginFailure.ip == ip, LoginFailure.at >= since)).one()
-    from_ip = session.exec(select(func.count()).select_from(LoginFailure).where(
-        LoginFailure.ip == ip, LoginFailure.at >= since)).one()
-    if recent >= limits.max_failures or from_ip >= limits.max_failures_per_ip:
-        minutes = int(limits.window.total_seconds() // 60)
-        raise LoginThrottled(f"too many failed sign-ins; wait {minutes} minutes and try again")
     user = find_user(session, email=email) if email else None
+    ip_key, account_key = f"login:ip:{ip}", f"login:account:{user.id}" if user else None
+    minutes = int(limits.window.total_seconds() // 60)
+    if ratelimit.hit(session, key=ip_key, window=limits.window, now=now) > limits.max_failures_per_ip:
+        raise LoginThrottled(f"too many sign-in attempts from your network; wait {minutes} minutes and try again")
+    if account_key and ratelimit.hit(session, key=account_key, window=limits.window, now=now) > limits.max_failures:
+        raise LoginThrottled(f"too many failed sign-ins to this account; wait {minutes} minutes and try again")
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
     if not ok or user is None or not user.active:
-        session.add(LoginFailure(email=email, ip=ip, at=now))
-        session.commit()
         raise AccountError("wrong e-mail address or password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.add(user)
-    session.exec(delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.ip == ip))
-    session.commit()
+    ratelimit.clear(session, key=account_key)
+    ratelimit.hit(session, key=ip_key, window=limits.window, amount=-1, now=now)  # only failures count
     return user
 
 
 def forget_old_failures(session: Session, *, before: datetime) -> None:
-    session.exec(delete(LoginFailure).where(LoginFailure.at < before))
+    ratelimit.forget_old(session, before=before)
+
+
+# ---------------------------------------------------------------- e-mail links: verification and password reset
+
+TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1)}
+INVALID_LINK = "this link is not valid any more (used already, expired, or replaced by a newer one): ask for a new one"
+
+
+def issue_token(session: Session, *, user: User, purpose: str, now: datetime | None = None) -> str:
+    """A new single-use link token for `purpose`; earlier unused ones of the same purpose stop working. Only its
+    SHA-256 is stored, so a copy of the database opens no account."""
+    now = now or utcnow()
+    for old in session.exec(select(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == purpose,
+                                                     EmailToken.used_at == None)):  # noqa: E711
+        old.used_at = now
+        session.add(old)
+    raw = secrets.token_urlsafe(32)
+    session.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=_token_hash(raw), email=user.email,
+                           created_at=now, expires_at=now + TOKEN_LIFETIMES[purpose]))
+    return raw
+
+
+def _token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8", errors="replace")).hexdigest()
+
+
+def use_token(session: Session, *, raw: str, purpose: str, now: datetime | None = None) -> User:
+    """The account a valid, unused, unexpired token opens, marking it used; AccountError otherwise (one message
+    for every reason, so a link gives nothing away)."""
+    now = now or utcnow()
+    token = session.exec(select(EmailToken).where(EmailToken.token_hash == _token_hash(raw or ""))).first() \
+        if raw and len(raw) <= 200 else None
+    user = session.get(User, token.user_id) if token is not None else None
+    if (token is None or user is None or token.purpose != purpose or token.used_at is not None
+            or _aware(token.expires_at) <= now or not user.active or token.email != user.email):
+        raise AccountError(INVALID_LINK)
+    token.used_at = now
+    session.add(token)
+    return user
+
+
+def _aware(moment: datetime) -> datetime:
+    """Stored datetimes come back naive from SQLite; they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def verify_email(session: Session, *, raw: str, now: datetime | None = None) -> User:
+    user = use_token(session, raw=raw, purpose="verify", now=now)
+    user.email_verified_at = user.email_verified_at or now or utcnow()
+    session.add(user)
+    return user
+
+
+def reset_password(session: Session, *, raw: str, password: str, now: datetime | None = None) -> User:
+    """A new password from a reset link: every session ends, and the address is proven (the link reached it)."""
+    check_password(password)
+    user = use_token(session, raw=raw, purpose="reset", now=now)
+    set_password(session, user=user, password=password)
+    user.email_verified_at = user.email_verified_at or now or utcnow()
+    return user
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    per_email: int = 3               # reset or verification e-mails to one address per hour
+    per_ip: int = 20                 # from one address per hour
+    window: timedelta = timedelta(hours=1)
+
+
+def allow_mail_request(session: Session, *, kind: str, email: str, ip: str,
+                       limits: RequestLimits = RequestLimits(), now: datetime | None = None) -> bool:
+    """False once too many links were asked for, for this address or from this network (nothing is sent then,
+    and the page answers the same either way)."""
+    by_email = ratelimit.hit(session, key=f"{kind}:email:{normalise_email(email)}", window=limits.window, now=now)
+    by_ip = ratelimit.hit(session, key=f"{kind}:ip:{ip}", window=limits.window, now=now)
+    return by_email <= limits.per_email and by_ip <= limits.per_ip
+
+
+def allow_signup(session: Session, *, ip: str, per_hour: int, now: datetime | None = None) -> bool:
+    return ratelimit.hit(session, key=f"signup:ip:{ip}", window=timedelta(hours=1), now=now) <= per_hour

@@ -25,6 +25,11 @@ def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
     # Before the app is made, so its config (and the worker subprocess, which inherits the environment) has it.
     os.environ["ASSESSOR_ALLOW_LOCAL_SOURCES"] = "true"
     os.environ["ASSESSOR_LOCAL_SOURCE_ROOTS"] = str(resolve_paths().instance / demo_data.DEMO_FOLDER)
+    # Mail (verification, resets, notifications) goes to a real SMTP server of the demo's own, saved as files.
+    mailbox = demo_data.DemoMailbox(resolve_paths().instance / demo_data.DEMO_FOLDER / "mail")
+    os.environ["ASSESSOR_SMTP_HOST"] = "127.0.0.1"
+    os.environ["ASSESSOR_SMTP_PORT"] = str(mailbox.start())
+    os.environ["ASSESSOR_SMTP_SECURITY"] = "none"
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     # Certificates' QR codes and verify links must open this demo server.
     os.environ.setdefault("ASSESSOR_PUBLIC_URL", f"http://{shown_host}:{port}")
@@ -35,4 +40,9 @@ def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
     setup = demo_data.prepare_demo(app.extensions["assessor.engine"], instance)
     app.extensions["assessor.engine"].dispose()
     click.echo(demo_data.describe(setup, f"http://{shown_host}:{port}/"))
-    ctx.invoke(serve, host=host, port=port, threads=8, workers=workers)
+    click.echo(f"Mail goes to the demo's own SMTP server (port {os.environ['ASSESSOR_SMTP_PORT']}); each message "
+               f"is saved in {mailbox.folder}\n")
+    try:
+        ctx.invoke(serve, host=host, port=port, threads=8, workers=workers)
+    finally:
+        mailbox.stop()

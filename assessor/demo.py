@@ -7,6 +7,7 @@ sources allowed for that process (and its worker) only.
 """
 
 import secrets
+import socket
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from assessor import accounts
+from assessor.db import utcnow
 from assessor.samples import SAMPLE_KINDS, create_sample_repo
 
 DEMO_RUBRIC = "scalable-architectures-resilient-core"
@@ -48,8 +50,10 @@ def ensure_account(session: Session, *, email: str, role: str, name: str, course
     password = new_password()
     user = accounts.find_user(session, email=email)
     if user is None:
-        accounts.create_user(session, email=email, password=password, role=role, name=name, courses=courses)
+        user = accounts.create_user(session, email=email, password=password, role=role, name=name, courses=courses)
+        user.email_verified_at = utcnow()  # the demo's own accounts: their addresses need no confirming
         return DemoAccount(role=role, email=email, password=password, created=True)
+    user.email_verified_at = user.email_verified_at or utcnow()
     accounts.set_password(session, user=user, password=password)
     accounts.set_role(session, user=user, role=role)
     user.active = True
@@ -110,3 +114,38 @@ def describe(setup: DemoSetup, url: str) -> str:
     lines += [f"  submit form: {url.rstrip('/')}/learner/submit?rubric={setup.rubric_id}",
               "", "Local git sources are allowed for this demo server only.", ""]
     return "\n".join(lines)
+
+
+class DemoMailbox:
+    """A real SMTP server on loopback for the demo (aiosmtpd): every message is saved as a .eml file."""
+
+    def __init__(self, folder: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+                mailbox.save(envelope.content)
+                return "250 Message accepted"
+
+        with socket.socket() as probe:  # aiosmtpd checks its own port on start: it must be a real one
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def save(self, content: bytes) -> Path:
+        name = f"{utcnow():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.eml"
+        path = self.folder / name
+        path.write_bytes(content)
+        return path
+
+    def start(self) -> int:
+        """Start serving; the port it listens on."""
+        self.controller.start()
+        return self.port
+
+    def stop(self) -> None:
+        self.controller.stop()

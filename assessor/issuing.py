@@ -178,6 +178,14 @@ def jwks(session: Session, *, settings: IssuerSettings) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ issuing
 
+def approved_without_certificate(session: Session, *, user_id: int) -> list[int]:
+    """Attempts of `user_id` a mentor approved that have no certificate yet (waiting, say, for a verified
+    address); issuing checks again that each one passes."""
+    certified = select(Certificate.attempt_id)
+    return list(session.exec(select(Attempt.id).where(Attempt.user_id == user_id, Attempt.review_state == APPROVED,
+                                                      Attempt.id.not_in(certified))))
+
+
 def certificate_for_attempt(session: Session, *, attempt_id: int) -> Certificate | None:
     return session.exec(select(Certificate).where(Certificate.attempt_id == attempt_id)).first()
 
@@ -325,6 +333,10 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
     attempt = session.get(Attempt, attempt_id)
     if attempt is None:
         raise IssuingError(f"no attempt {attempt_id}")
+    learner = session.get(User, attempt.user_id)
+    if learner is None or learner.email_verified_at is None:
+        # A certificate names a verified address; it is issued once the learner confirms theirs.
+        raise IssuingError(f"the learner of attempt {attempt_id} has not confirmed their e-mail address yet")
     key = active_key(session, settings=settings)
     private = load_private_key(key.private_key_path)
     kid = kid_url(settings.issuer_id, key.kid)

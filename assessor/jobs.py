@@ -39,13 +39,15 @@ from huey.api import Huey
 from huey.exceptions import TaskTimeout
 from sqlmodel import Session, select
 
+from assessor import notifications
 from assessor.accounts import forget_old_failures
+from assessor.mail import send_due, settings_from_config as mail_settings_from_config
 from assessor.db import make_engine, utcnow
 from assessor.errors import AssessorError, TransientIntakeError
 from assessor.intake import SourcePolicy, resolve_commit
 from assessor.logs import attempt_context
 from assessor.metrics import Metrics
-from assessor.models import QUEUED, RUNNING, Attempt
+from assessor.models import QUEUED, RUNNING, Attempt, User
 from assessor.submissions import (
     attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, requeue_running, set_stage,
     store_report,
@@ -56,6 +58,9 @@ logger = logging.getLogger("assessor.jobs")
 TASK_NAME = "assessor.run_attempt"
 REAPER_NAME = "assessor.reap_stale"
 CERTIFICATE_TASK_NAME = "assessor.issue_certificate"
+MAIL_TASK_NAME = "assessor.send_mail"
+MAIL_RETRY_NAME = "assessor.send_mail_periodic"
+DIGEST_NAME = "assessor.mentor_digest"
 LS_REMOTE_TIMEOUT = 30.0
 
 # Attempts this process is assessing right now (id -> try number), so a stopping worker can hand them back.
@@ -79,6 +84,8 @@ class JobSettings:
     max_tries: int = 3                  # claims of one attempt (transient retries and crash recoveries) at most
     retry_base_seconds: float = 10.0    # first retry after this long, doubling each time
     issuer: Any = None                  # assessor.issuing.IssuerSettings (certificates)
+    public_url: str = "https://localhost"  # the links in e-mails
+    mail: Any = None                    # assessor.mail.MailSettings
 
 
 def _flag(value: Any) -> bool:
@@ -132,6 +139,8 @@ def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
         max_tries=max(1, int(config.get("MAX_TRIES", 3))),
         retry_base_seconds=float(config.get("RETRY_BASE_SECONDS", 10)),
         issuer=_issuer_settings(config),
+        public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
+        mail=mail_settings_from_config(config),
     )
 
 
@@ -184,7 +193,10 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
     # huey's own timeout only works with process workers; the reaper covers thread workers.
     @huey.task(name=TASK_NAME, retries=0, timeout=int(settings.job_timeout_seconds))
     def run_attempt_task(attempt_id: int) -> None:
-        run_attempt(attempt_id, sessions=runtime.session, settings=settings, metrics=runtime.metrics, requeue=requeue)
+        outcome = run_attempt(attempt_id, sessions=runtime.session, settings=settings, metrics=runtime.metrics,
+                              requeue=requeue)
+        if outcome in ("scored", "reused", "failed"):
+            send_mail_task()
 
     def requeue(attempt_id: int, delay: float = 0) -> None:
         if delay > 0:
@@ -203,15 +215,45 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
     # Idempotent (one certificate per attempt), so a retry after a crash is safe.
     @huey.task(name=CERTIFICATE_TASK_NAME, retries=3, retry_delay=30)
     def issue_certificate_task(attempt_id: int) -> None:
-        from assessor.issuing import IssuingError, issue_certificate
+        from assessor.issuing import IssuingError, certificate_for_attempt, issue_certificate
 
         with runtime.session() as session:
             try:
-                issue_certificate(session, attempt_id=attempt_id, settings=settings.issuer)
+                had = certificate_for_attempt(session, attempt_id=attempt_id)
+                certificate = issue_certificate(session, attempt_id=attempt_id, settings=settings.issuer)
             except IssuingError as error:  # not certifiable: retrying would not change that
                 logger.warning("no certificate for attempt %s: %s", attempt_id, error)
+                return
+            if had is None:
+                attempt = session.get(Attempt, attempt_id)
+                notifications.certificate_issued(session, user=session.get(User, certificate.user_id),
+                                                 course=attempt.course, attempt_id=attempt_id,
+                                                 verify_url=settings.issuer.verify_url(certificate.public_id),
+                                                 base_url=settings.public_url)
+                session.commit()
+                send_mail_task()
+
+    # Mail waits in the database; this sends what is due (right after it is queued, and every minute for retries).
+    @huey.task(name=MAIL_TASK_NAME, retries=0)
+    def send_mail_task() -> None:
+        with runtime.session() as session:
+            send_due(session, settings.mail)
+
+    @huey.periodic_task(crontab(minute="*"), name=MAIL_RETRY_NAME)
+    def send_mail_periodic() -> None:
+        with runtime.session() as session:
+            send_due(session, settings.mail)
+
+    @huey.periodic_task(crontab(hour="7", minute="0"), name=DIGEST_NAME)
+    def mentor_digest_task() -> None:
+        with runtime.session() as session:
+            notifications.mentor_digests(session, base_url=settings.public_url)
+            session.commit()
+        send_mail_task()
 
     huey.assessor_certificate_task = issue_certificate_task  # type: ignore[attr-defined]
+    huey.assessor_mail_task = send_mail_task  # type: ignore[attr-defined]
+    huey.assessor_digest_task = mentor_digest_task  # type: ignore[attr-defined]
     huey.assessor_runtime = runtime  # type: ignore[attr-defined]
     huey.assessor_task = run_attempt_task  # type: ignore[attr-defined]
     huey.assessor_requeue = requeue  # type: ignore[attr-defined]
@@ -240,6 +282,14 @@ def enqueue_certificate(huey: Huey, attempt_id: int) -> str:
     task = huey.assessor_certificate_task.s(attempt_id)  # type: ignore[attr-defined]
     huey.enqueue(task)
     return task.id
+
+
+def enqueue_mail(huey: Huey) -> None:
+    """Send queued mail soon; a queue that is down only delays it (the periodic task sends it later)."""
+    try:
+        huey.enqueue(huey.assessor_mail_task.s())  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("could not queue the mail task; the periodic send will pick the mail up", exc_info=True)
 
 
 def hand_back_in_flight(huey: Huey) -> list[int]:
@@ -306,7 +356,25 @@ def run_attempt(attempt_id: int, *, sessions: Callable[[], Session], settings: J
                                resolve_commit=resolve_commit, metrics=metrics, requeue=requeue)
         if metrics is not None and outcome != "skipped":
             metrics.assessments.labels(outcome).inc()
+        if outcome in ("scored", "reused", "failed"):
+            _notify_finished(attempt_id, sessions=sessions, settings=settings)
         return outcome
+
+
+def _notify_finished(attempt_id: int, *, sessions, settings: JobSettings) -> None:
+    """Tell the learner (if they want to know); mail trouble never changes the assessment's outcome."""
+    from assessor.models import StoredReport
+
+    try:
+        with sessions() as session:
+            attempt = session.get(Attempt, attempt_id)
+            stored = session.get(StoredReport, attempt.report_id) if attempt.report_id else None
+            notifications.assessment_finished(session, attempt=attempt, base_url=settings.public_url,
+                                              outcome=stored.outcome if stored else None,
+                                              reason=attempt.failure_reason)
+            session.commit()
+    except Exception:
+        logger.exception("could not queue the e-mail about attempt %s", attempt_id)
 
 
 def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:

@@ -1,5 +1,6 @@
 """The tables of the web service (SQLModel). Plain data: the rules live in accounts, submissions and reviews."""
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import DDL, Column, Index, LargeBinary, Text, UniqueConstraint, event
@@ -29,6 +30,14 @@ class User(SQLModel, table=True):
     role: str = Field(default="learner", max_length=16, index=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # Part of every session's identity: a new token (sign-out, password change, "sign out everywhere") ends
+    # every session made with the old one, copied cookies included.
+    session_token: str = Field(default_factory=lambda: secrets.token_hex(16), max_length=64)
+    email_verified_at: datetime | None = None
+    notify_assessment: bool = True     # assessment finished, with the outcome
+    notify_review: bool = True         # a mentor approved or asked for changes
+    notify_certificate: bool = True    # a certificate was issued
+    notify_digest: bool = True         # mentors: the daily digest of the queue
 
     # Flask-Login's protocol, kept here so the model needs no Flask import.
     @property
@@ -44,7 +53,7 @@ class User(SQLModel, table=True):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}:{self.session_token}"
 
     @property
     def is_mentor(self) -> bool:
@@ -214,14 +223,48 @@ class Event(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class LoginFailure(SQLModel, table=True):
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_lookup", "email", "ip", "at"), Index("ix_login_failures_ip", "ip", "at"))
+class RateCounter(SQLModel, table=True):
+    """Attempts per key (an account, an address) in the current fixed window; incremented atomically."""
+
+    __tablename__ = "rate_counters"
+
+    key: str = Field(primary_key=True, max_length=300)
+    window_start: datetime
+    count: int = 0
+
+
+class EmailToken(SQLModel, table=True):
+    """A single-use link sent by e-mail (verify the address, reset the password); only its hash is stored."""
+
+    __tablename__ = "email_tokens"
 
     id: int | None = Field(default=None, primary_key=True)
-    email: str = Field(max_length=254)
-    ip: str = Field(max_length=64)
-    at: datetime = Field(default_factory=utcnow)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    purpose: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    email: str = Field(max_length=254)  # the address it was sent to: changing the address voids it
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class OutgoingMail(SQLModel, table=True):
+    """A message waiting to be sent, sent, or given up on; the queue sends it so no action waits on SMTP."""
+
+    __tablename__ = "outgoing_mail"
+    __table_args__ = (Index("ix_outgoing_mail_due", "sent_at", "next_try_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    to_address: str = Field(max_length=254)
+    subject: str = Field(max_length=200)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    next_try_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    sent_at: datetime | None = None
+    gave_up_at: datetime | None = None
 
 
 class SigningKey(SQLModel, table=True):

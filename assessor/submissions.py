@@ -104,7 +104,7 @@ def check_ref(ref: str | None) -> str | None:
 
 
 def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str, ref: str | None,
-                   policy: SourcePolicy) -> Attempt:
+                   policy: SourcePolicy, max_running: int = 2) -> Attempt:
     """Validate the source with the engine's own rules and record a queued attempt. Nothing is stored when
     the source or ref is refused (SubmissionError with the engine's message)."""
     try:
@@ -113,6 +113,11 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
     except IntakeError as error:
         raise SubmissionError(str(error), field="source") from None
     ref = check_ref(ref)
+    running = session.exec(select(func.count()).select_from(Attempt).where(
+        Attempt.user_id == user.id, Attempt.status.in_((QUEUED, RUNNING)))).one()
+    if running >= max_running:
+        raise SubmissionError(f"you already have {running} assessment{'s' if running != 1 else ''} queued or running; "
+                              f"wait for one to finish before submitting another", field="source")
     submission = session.exec(select(Submission).where(
         Submission.user_id == user.id, Submission.rubric_id == rubric.id)).first()
     if submission is not None:

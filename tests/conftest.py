@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.mailserver import inbox  # noqa: F401  (fixture: a real SMTP server)
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Learner",
     "GIT_AUTHOR_EMAIL": "learner@example.org",

@@ -33,6 +33,18 @@ def default_config(instance: Path) -> dict:
         STALE_AFTER_SECONDS=300,
         LOGIN_MAX_FAILURES=5,
         LOGIN_WINDOW_SECONDS=900,
+        LOGIN_MAX_PER_ADDRESS=50,  # sign-in attempts from one network address per window
+        SIGNUP_PER_HOUR=10,  # new accounts from one network address per hour
+        MAX_RUNNING_PER_ACCOUNT=2,  # assessments of one account queued or running at once
+        METRICS_TOKEN=None,
+        METRICS_PUBLIC=False,  # /metrics without a token only when the operator opens it on purpose
+        TRUSTED_PROXY="127.0.0.1",  # with PROXY_FIX: the proxy whose X-Forwarded-* headers waitress trusts
+        SMTP_HOST=None,  # no SMTP server: mail is kept in the queue (admins see it), never sent
+        SMTP_PORT=25,
+        SMTP_SECURITY="starttls",  # starttls, ssl or none
+        SMTP_USERNAME=None,
+        SMTP_PASSWORD=None,
+        MAIL_SENDER=None,
         PAGE_SIZE=25,
         PROXY_FIX=False,
         MAX_CONTENT_LENGTH=512 * 1024,
@@ -74,6 +86,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from assessor.web import admin, auth, extensions, learner, mentor, security
 
+    security.install_converters(app)
     extensions.init_app(app)
     from assessor.web import ops
 

@@ -3,10 +3,11 @@
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from assessor import accounts
+from assessor import accounts, mail
+from assessor.jobs import enqueue_mail
 from assessor.errors import AssessorError
-from assessor.web.extensions import db, role_required, rubrics
-from assessor.web.forms import UserForm, attach_error, choice
+from assessor.web.extensions import db, huey, job_settings, role_required, rubrics
+from assessor.web.forms import ActionForm, UserForm, attach_error, choice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -73,7 +74,10 @@ def edit_user(user_id: int):
                 raise accounts.AccountError("another account uses that e-mail address", field="email")
             if user.id == current_user.id and (form.role.data != "admin" or not form.active.data):
                 raise accounts.AccountError("you cannot remove your own admin role or deactivate yourself", field="role")
+            deactivated = user.active and not form.active.data
             user.email, user.name, user.active = email, (form.name.data or "").strip(), bool(form.active.data)
+            if deactivated:
+                accounts.end_sessions(session, user=user)
             accounts.set_role(session, user=user, role=form.role.data)
             if form.password.data:
                 accounts.set_password(session, user=user, password=form.password.data)
@@ -86,3 +90,39 @@ def edit_user(user_id: int):
             flash(f"Account {user.email} saved.", "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/user.html", form=form, user=user), 400 if form.errors else 200
+
+
+@bp.route("/users/<int:user_id>/sign-out", methods=["POST"])
+@role_required("admin")
+def sign_out_everywhere(user_id: int):
+    """End every session of an account at once (a stolen laptop, a leaked cookie)."""
+    session = db()
+    user = accounts.get_user(session, user_id)
+    if user is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    accounts.end_sessions(session, user=user)
+    session.commit()
+    flash(f"Every session of {user.email} has ended.", "success")
+    return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
+@bp.route("/mail")
+@role_required("admin")
+def mail_page():
+    """Mail the service sent, is retrying, or gave up on, newest first."""
+    return render_template("admin/mail.html", messages=mail.recent(db()), enabled=job_settings().mail.enabled,
+                           form=ActionForm(formdata=None))
+
+
+@bp.route("/mail/<int:message_id>/retry", methods=["POST"])
+@role_required("admin")
+def retry_mail(message_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not mail.retry_now(db(), message_id=message_id):
+        abort(404)
+    enqueue_mail(huey())
+    flash("The message will be sent again now.", "success")
+    return redirect(url_for("admin.mail_page"))

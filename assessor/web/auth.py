@@ -3,12 +3,15 @@
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from assessor import accounts
-from assessor.web.extensions import db, redirect_home
-from assessor.web.forms import ActionForm, LoginForm, SignupForm, attach_error
+from assessor import accounts, issuing, notifications
+from assessor.jobs import enqueue_certificate, enqueue_mail
+from assessor.web.extensions import db, huey, public_url, redirect_home
+from assessor.web.forms import (
+    ActionForm, ForgotPasswordForm, LoginForm, NotificationsForm, ResetPasswordForm, SignupForm, attach_error,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -45,20 +48,31 @@ def signup():
         return redirect_home()
     form = SignupForm()
     if form.validate_on_submit():
+        session_db = db()
+        if not accounts.allow_signup(session_db, ip=_client_ip(), per_hour=int(current_app.config["SIGNUP_PER_HOUR"])):
+            form.form_errors.append("too many accounts were made from your network in the last hour; try again later")
+            return render_template("auth/signup.html", form=form), 429
         try:
-            user = accounts.create_user(db(), email=form.email.data, password=form.password.data,
+            user = accounts.create_user(session_db, email=form.email.data, password=form.password.data,
                                         name=form.name.data or "", role="learner")
-            db().commit()
+            notifications.send_verification(session_db, user=user, base_url=public_url())
+            session_db.commit()
         except accounts.AccountError as error:
-            db().rollback()
+            session_db.rollback()
             attach_error(form, error.field or "email", str(error))
         else:
+            enqueue_mail(huey())
             session.clear()
             login_user(user)
-            flash("Welcome! Your account is ready.", "success")
+            flash(f"Welcome! Your account is ready. We sent a link to {user.email}: open it to confirm your address "
+                  f"(certificates name only confirmed addresses).", "success")
             return redirect(url_for("learner.home"))
-    status = 400 if form.errors else 200
+    status = 400 if form.errors or form.form_errors else 200
     return render_template("auth/signup.html", form=form), status
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "unknown"
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -69,10 +83,11 @@ def login():
     if form.validate_on_submit():
         config = current_app.config
         limits = accounts.LoginLimits(max_failures=int(config["LOGIN_MAX_FAILURES"]),
+                                      max_failures_per_ip=int(config["LOGIN_MAX_PER_ADDRESS"]),
                                       window=timedelta(seconds=int(config["LOGIN_WINDOW_SECONDS"])))
         try:
             user = accounts.authenticate(db(), email=form.email.data, password=form.password.data,
-                                         ip=request.remote_addr or "unknown", limits=limits)
+                                         ip=_client_ip(), limits=limits)
         except accounts.LoginThrottled as error:
             form.form_errors.append(str(error))
             return render_template("auth/login.html", form=form), 429
@@ -91,7 +106,98 @@ def login():
 def logout():
     form = ActionForm()
     if form.validate_on_submit():
+        # Signing out ends every session of the account, so a copied cookie is worth nothing afterwards.
+        accounts.end_sessions(db(), user=current_user)
+        db().commit()
         logout_user()
         session.clear()
-        flash("You are signed out.", "info")
+        flash("You are signed out, on every device.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/verify-email/<token>", methods=["GET", "POST"])
+def verify_email(token: str):
+    """GET shows a button (mail scanners that open links must not use the token up); POST confirms."""
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        session_db = db()
+        try:
+            user = accounts.verify_email(session_db, raw=token)
+            session_db.commit()
+        except accounts.AccountError as error:
+            session_db.rollback()
+            return render_template("auth/verify_email.html", form=form, error=str(error)), 400
+        for attempt_id in issuing.approved_without_certificate(session_db, user_id=user.id):
+            enqueue_certificate(huey(), attempt_id)  # certificates that waited for a confirmed address
+        flash(f"Thank you: {user.email} is confirmed.", "success")
+        return redirect(url_for("auth.account") if current_user.is_authenticated else url_for("auth.login"))
+    return render_template("auth/verify_email.html", form=form, error=None)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        session_db = db()
+        email = accounts.normalise_email(form.email.data)
+        user = accounts.find_user(session_db, email=email)
+        allowed = accounts.allow_mail_request(session_db, kind="reset", email=email, ip=_client_ip())
+        if allowed and user is not None and user.active:
+            notifications.send_password_reset(session_db, user=user, base_url=public_url())
+            session_db.commit()
+            enqueue_mail(huey())
+        # The same answer whether or not there is such an account, and whether or not a limit was reached.
+        flash("If an account uses that address, we sent it a link to choose a new password. It works for one "
+              "hour.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot_password.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        session_db = db()
+        try:
+            user = accounts.reset_password(session_db, raw=token, password=form.password.data)
+            session_db.commit()
+        except accounts.AccountError as error:
+            session_db.rollback()
+            attach_error(form, error.field or None, str(error))
+        else:
+            logout_user()
+            session.clear()
+            flash(f"Your password is changed and every device was signed out. Sign in as {user.email}.", "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form), 400 if form.errors or form.form_errors else 200
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """The e-mail address (confirmed or not) and the notification switches."""
+    form = NotificationsForm(obj=current_user)
+    if form.validate_on_submit():
+        session_db = db()
+        for name in ("notify_assessment", "notify_review", "notify_certificate", "notify_digest"):
+            setattr(current_user, name, bool(getattr(form, name).data))
+        session_db.add(current_user)
+        session_db.commit()
+        flash("Your e-mail settings are saved.", "success")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form, resend=ActionForm(formdata=None))
+
+
+@bp.route("/account/verify", methods=["POST"])
+@login_required
+def resend_verification():
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session_db = db()
+    if current_user.email_verified_at is None and accounts.allow_mail_request(
+            session_db, kind="verify", email=current_user.email, ip=_client_ip()):
+        notifications.send_verification(session_db, user=current_user, base_url=public_url())
+        session_db.commit()
+        enqueue_mail(huey())
+    flash(f"If your address is still unconfirmed, a new link is on its way to {current_user.email}.", "info")
+    return redirect(url_for("auth.account"))

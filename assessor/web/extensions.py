@@ -52,6 +52,11 @@ def job_settings():
     return current_app.extensions["assessor.job_settings"]
 
 
+def public_url() -> str:
+    """The address people reach the service at, for links in e-mails (ASSESSOR_PUBLIC_URL)."""
+    return job_settings().public_url
+
+
 def huey():
     """The app's queue, made on first use."""
     queue = current_app.extensions.get("assessor.huey")
@@ -67,9 +72,10 @@ def rubrics() -> list[Rubric]:
     return g.rubrics
 
 
-def _load_user(user_id: str):
-    user = accounts.get_user(db(), user_id)
-    return user if user is not None and user.active else None
+def _load_user(session_id: str):
+    """The user a session belongs to, only while the session's token is still the account's (see
+    accounts.end_sessions): a copied cookie dies with sign-out, a password change or deactivation."""
+    return accounts.user_for_session(db(), session_id)
 
 
 def role_required(*roles: str) -> Callable:

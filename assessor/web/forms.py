@@ -70,3 +70,24 @@ def attach_error(form: FlaskForm, field: str | None, message: str) -> None:
         target.errors = [*target.errors, message]
     else:
         form.form_errors.append(message)
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", [
+        DataRequired(message="choose a password"),
+        Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
+               message=f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"),
+    ])
+    confirm = PasswordField("Repeat the new password", [DataRequired(message="repeat the password"),
+                                                        EqualTo("password", message="the two passwords differ")])
+
+
+class NotificationsForm(FlaskForm):
+    notify_assessment = BooleanField("When an assessment of my capstone finishes (with the outcome)")
+    notify_review = BooleanField("When a mentor approves my capstone or asks for changes")
+    notify_certificate = BooleanField("When my certificate is issued")
+    notify_digest = BooleanField("Mentors: a daily digest of the attempts waiting for review")

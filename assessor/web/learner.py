@@ -65,7 +65,8 @@ def submit():
         session = db()
         try:
             attempt = submissions.create_attempt(session, user=current_user, rubric=rubric, source=form.source.data,
-                                                 ref=form.ref.data, policy=job_settings().source_policy)
+                                                 ref=form.ref.data, policy=job_settings().source_policy,
+                                                 max_running=int(current_app.config["MAX_RUNNING_PER_ACCOUNT"]))
             session.commit()
         except submissions.SubmissionError as error:
             session.rollback()

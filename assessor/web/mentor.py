@@ -3,12 +3,12 @@
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import reviews, submissions
+from assessor import notifications, reviews, submissions
 from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
-from assessor.jobs import enqueue_certificate
-from assessor.web.extensions import db, huey, role_required, rubrics
+from assessor.jobs import enqueue_certificate, enqueue_mail
+from assessor.web.extensions import db, huey, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm
 
 bp = Blueprint("mentor", __name__, url_prefix="/mentor")
@@ -132,6 +132,11 @@ def save(attempt_id: int):
     messages = {"save": "Review saved.", "approve": "Approved. The learner can see the result.",
                 "request_changes": "Changes requested. The learner can see your comments."}
     flash(messages[action], "success")
+    if decided.decision in (APPROVED, CHANGES_REQUESTED):
+        notifications.review_decided(session, attempt=attempt, approved=decided.decision == APPROVED,
+                                     base_url=public_url())
+        session.commit()
+        enqueue_mail(huey())
     if decided.decision == APPROVED and decided.final_outcome == "pass":
         _queue_certificate(attempt.id)
     return redirect(url_for("mentor.review", attempt_id=attempt.id))

@@ -4,6 +4,7 @@ failed jobs, the dead-letter list with re-queue)."""
 
 import logging
 import re
+import hmac
 import time
 import uuid
 
@@ -23,6 +24,9 @@ logger = logging.getLogger("assessor.web")
 bp = Blueprint("ops", __name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
@@ -65,9 +69,12 @@ def _finish_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     started = g.get("request_started")
     if started is not None:
+        # Every label takes values from a fixed set, so junk requests cannot grow the registry.
         endpoint = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"
+        status = str(response.status_code) if 100 <= response.status_code <= 599 else "other"
         current_app.extensions["assessor.metrics"].http_seconds.labels(
-            request.method, endpoint, str(response.status_code)).observe(time.perf_counter() - started)
+            method, endpoint, status).observe(time.perf_counter() - started)
     return response
 
 
@@ -119,8 +126,13 @@ def _first_line(error: Exception) -> str:
 @bp.route("/metrics")
 def metrics():
     token = current_app.config.get("METRICS_TOKEN")
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
-        abort(401)
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            abort(401)
+    elif not current_app.config.get("METRICS_PUBLIC"):
+        # Closed unless the operator opens it on purpose (a scraper on a private network).
+        abort(404)
     body = generate_latest(current_app.extensions["assessor.metrics"].registry)
     return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -7,6 +7,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 logger = logging.getLogger("assessor.web")
 
@@ -35,14 +36,52 @@ class SessionInterface(SecureCookieSessionInterface):
         return has_request_context() and request.is_secure
 
 
+# The largest id any table can hold on either database (PostgreSQL's integer): a larger one is simply not found.
+MAX_ID = 2**31 - 1
+# Endpoints that take a file upload; every other form is text only.
+UPLOAD_ENDPOINTS = frozenset({"public.verify_upload"})
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: ids past what the database stores are a 404, not a database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def install_converters(app: Flask) -> None:
+    """Before any blueprint is registered, so every route's int converter is the bounded one."""
+    app.url_map.converters["int"] = IdConverter
+
+
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
+    app.before_request(_refuse_odd_input)
     if app.config.get("PROXY_FIX"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+
+
+def _refuse_odd_input():
+    """Input no page uses: a NUL character (PostgreSQL refuses it in text), or a file sent to a text-only form.
+    A clear 400 rather than a crash further in."""
+    if request.endpoint in UPLOAD_ENDPOINTS:
+        return None
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                      for key, value in request.args.items(multi=True)):
+        return _render_error(400, "The address contains a NUL character, which no page accepts.")
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype in ("multipart/form-data",
+                                                                             "application/x-www-form-urlencoded"):
+        if request.files:
+            return _render_error(400, "This form takes text only, not files. Go back and fill in the fields.")
+        if any("\x00" in key or "\x00" in value for key, value in request.form.items(multi=True)):
+            return _render_error(400, "A field contains a NUL character, which is not accepted. Remove it and "
+                                      "send the form again.")
+    return None
 
 
 def _security_headers(response):

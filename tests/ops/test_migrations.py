@@ -64,10 +64,26 @@ def test_upgrading_again_changes_nothing(engine):
     assert schema_differences(engine) == []
 
 
-def test_a_database_created_before_migrations_is_adopted(engine):
-    init_db(engine)  # what `assessor init` did before there were migrations
+def test_a_database_created_without_migrations_is_adopted(engine):
+    init_db(engine)  # tables made straight from the models, as `assessor init` did before there were migrations
     before, after = upgrade(engine)
-    assert before == INITIAL_REVISION and after == head()
+    assert before == after == head()
+    assert schema_differences(engine) == []
+
+
+def test_accounts_made_at_the_first_revision_survive_the_upgrade(engine):
+    assert upgrade(engine, INITIAL_REVISION) == (None, INITIAL_REVISION)
+    with engine.begin() as connection:
+        for email in ("a@example.org", "b@example.org"):
+            connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
+                                    "VALUES (:email, '', 'x', 'learner', :yes, CURRENT_TIMESTAMP)"),
+                               {"email": email, "yes": True})
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT session_token, notify_assessment, email_verified_at FROM users")).all()
+    tokens = {row[0] for row in rows}
+    assert len(tokens) == 2 and all(len(token) == 32 for token in tokens)  # each its own, none empty
+    assert all(row[1] and row[2] is None for row in rows)
     assert schema_differences(engine) == []
 
 
@@ -75,8 +91,10 @@ def test_a_database_created_before_migrations_is_adopted(engine):
 def test_events_stay_append_only(engine, make_schema):
     make_schema(engine)
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
-                                "VALUES ('a@example.org', '', 'x', 'learner', true, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO users (email, name, password_hash, role, active, created_at, session_token, "
+            "notify_assessment, notify_review, notify_certificate, notify_digest) "
+            "VALUES ('a@example.org', '', 'x', 'learner', true, CURRENT_TIMESTAMP, 't', true, true, true, true)"))
         connection.execute(text("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
                                 "VALUES ('s', 'r', '1', '', CURRENT_TIMESTAMP)"))
         connection.execute(text("INSERT INTO submissions (user_id, rubric_id, course, created_at) "

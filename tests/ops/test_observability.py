@@ -37,7 +37,8 @@ def test_readyz_is_red_when_the_database_is_unreachable(app_config):
     assert response.get_json()["checks"]["database"] == "unreachable"
 
 
-def test_metrics_expose_http_latency_queue_depth_and_attempts(client, make_user, make_attempt):
+def test_metrics_expose_http_latency_queue_depth_and_attempts(app, client, make_user, make_attempt):
+    app.config["METRICS_PUBLIC"] = True
     make_attempt(make_user(), status=FAILED, failure_reason="x")
     client.get("/healthz")
     text = client.get("/metrics").get_data(as_text=True)
@@ -49,8 +50,9 @@ def test_metrics_expose_http_latency_queue_depth_and_attempts(client, make_user,
 
 
 def test_each_app_has_its_own_registry(app_config):
-    first, second = create_app(app_config), create_app(app_config)
+    first, second = (create_app({**app_config, "METRICS_PUBLIC": True}) for _ in range(2))
     first.test_client().get("/healthz")
+    assert "/healthz" in first.test_client().get("/metrics").get_data(as_text=True)
     assert "/healthz" not in second.test_client().get("/metrics").get_data(as_text=True)
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from assessor import accounts
-from assessor.db import init_db
+from assessor.db import init_db, utcnow
 from assessor.models import OPEN, SCORED, Attempt, Submission
 from assessor.report import Report, RubricRef
 from assessor.rubric import find_rubric
@@ -115,9 +115,11 @@ _emails = itertools.count(1)
 
 @pytest.fixture
 def make_user(db):
-    def factory(role: str = "learner", *, email: str | None = None, courses=(), name: str = ""):
+    def factory(role: str = "learner", *, email: str | None = None, courses=(), name: str = "", verified: bool = True):
         user = accounts.create_user(db, email=email or f"{role}{next(_emails)}@example.org", password=PASSWORD,
                                     role=role, name=name, courses=courses)
+        if verified:
+            user.email_verified_at = utcnow()
         db.commit()
         return user
     return factory
