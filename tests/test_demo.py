@@ -129,3 +129,23 @@ def test_the_demo_command_prints_the_banner_and_serves_with_local_sources_allowe
     assert str((tmp_path / "instance" / "demo" / "passing").resolve()) in result.output
     assert served == {"host": "127.0.0.1", "port": 8123, "workers": 2, "allow_local": True, "env": "true"}
     assert (tmp_path / "instance" / "secret_key").exists()
+
+
+def test_the_demo_mailbox_is_a_real_smtp_server_saving_each_message(tmp_path):
+    from email import message_from_bytes
+
+    from assessor.mail import MailSettings, deliver
+    from assessor.models import OutgoingMail
+
+    mailbox = demo.DemoMailbox(tmp_path / "mail")
+    port = mailbox.start()
+    try:
+        deliver(MailSettings(host="127.0.0.1", port=port, security="none"),
+                OutgoingMail(to_address="learner@example.org", subject="Confirm your e-mail address",
+                             body="the link", kind="verify"))
+    finally:
+        mailbox.stop()
+    saved = list((tmp_path / "mail").glob("*.eml"))
+    assert len(saved) == 1
+    message = message_from_bytes(saved[0].read_bytes())
+    assert message["To"] == "learner@example.org" and message["Subject"] == "Confirm your e-mail address"
