@@ -12,23 +12,11 @@ from assessor.charts import coverage_bars, coverage_files_from_report, rank_dist
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
 from assessor.models import APPROVED, CHANGES_REQUESTED
+from assessor.pipeline import STAGES
 from assessor.web.extensions import db, huey, job_settings, rubrics
 from assessor.web.forms import SubmitForm, attach_error, choice
 
 bp = Blueprint("learner", __name__, url_prefix="/learner")
-
-# The engine's stages, in order. Kept here so the web app runs while the engine module is being finished;
-# assessor.pipeline.STAGES is the source of truth and is used when it imports.
-_FALLBACK_STAGES = ("cloning", "measuring", "installing", "testing", "scoring")
-
-
-def stages() -> tuple[str, ...]:
-    try:
-        from assessor.pipeline import STAGES
-    except ImportError:
-        return _FALLBACK_STAGES
-    return tuple(STAGES)
-
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
@@ -115,7 +103,7 @@ def attempt(attempt_id: int):
         calibration = reviews.calibration_rows(rubric, reviews.self_assessments(session, attempt=attempt), result)
     return render_template(
         "learner/attempt.html", attempt=attempt, report=report, rubric=rubric, charts=charts,
-        status=submissions.status_payload(attempt, stages()),
+        status=submissions.status_payload(attempt, STAGES),
         selves=reviews.self_assessments(session, attempt=attempt), can_self_assess=reviews.can_self_assess(attempt),
         review=review if decided else None, levels=levels, result=result, calibration=calibration,
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
@@ -162,7 +150,7 @@ def certificate_pdf(public_id: str):
 @bp.route("/attempts/<int:attempt_id>/status.json")
 @login_required
 def attempt_status(attempt_id: int):
-    return jsonify(submissions.status_payload(_own_attempt(attempt_id), stages()))
+    return jsonify(submissions.status_payload(_own_attempt(attempt_id), STAGES))
 
 
 @bp.route("/attempts/<int:attempt_id>/self-assessment", methods=["GET", "POST"])
