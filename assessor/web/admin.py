@@ -1,12 +1,12 @@
-"""Administration: accounts, roles and mentors' course assignments."""
+"""Administration: accounts, roles, mentors' course assignments, sessions and the mail the service sends."""
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from assessor import accounts, mail
-from assessor.jobs import enqueue_mail
+from assessor import accounts, mail, notifications
 from assessor.errors import AssessorError
-from assessor.web.extensions import db, huey, job_settings, role_required, rubrics
+from assessor.jobs import enqueue_mail
+from assessor.web.extensions import db, huey, job_settings, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm, UserForm, attach_error, choice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -45,23 +45,30 @@ def new_user():
             user = accounts.create_user(session, email=form.email.data, password=form.password.data,
                                         role=form.role.data, name=form.name.data or "", courses=form.courses.data or [])
             user.active = bool(form.active.data)
+            notifications.send_verification(session, user=user, base_url=public_url())
             session.commit()
         except accounts.AccountError as error:
             session.rollback()
             attach_error(form, error.field or "email", str(error))
         else:
-            flash(f"Account {user.email} created.", "success")
+            enqueue_mail(huey())
+            flash(f"Account {user.email} created; a link to confirm the address was mailed to it.", "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/user.html", form=form, user=None), 400 if form.errors else 200
+
+
+def _user_or_404(user_id: int):
+    user = accounts.get_user(db(), user_id)
+    if user is None:
+        abort(404)
+    return user
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 @role_required("admin")
 def edit_user(user_id: int):
     session = db()
-    user = accounts.get_user(session, user_id)
-    if user is None:
-        abort(404)
+    user = _user_or_404(user_id)
     form = UserForm(obj=user)
     form.courses.choices = _course_choices()
     if not form.is_submitted():
@@ -75,6 +82,7 @@ def edit_user(user_id: int):
             if user.id == current_user.id and (form.role.data != "admin" or not form.active.data):
                 raise accounts.AccountError("you cannot remove your own admin role or deactivate yourself", field="role")
             deactivated = user.active and not form.active.data
+            readdressed = email != user.email
             user.email, user.name, user.active = email, (form.name.data or "").strip(), bool(form.active.data)
             if deactivated:
                 accounts.end_sessions(session, user=user)
@@ -82,12 +90,18 @@ def edit_user(user_id: int):
             if form.password.data:
                 accounts.set_password(session, user=user, password=form.password.data)
             accounts.set_courses(session, user=user, rubric_ids=form.courses.data or [])
+            if readdressed:  # the new address is not proven until its owner confirms it
+                user.email_verified_at = None
+                notifications.send_verification(session, user=user, base_url=public_url())
             session.commit()
         except accounts.AccountError as error:
             session.rollback()
             attach_error(form, error.field or "email", str(error))
         else:
-            flash(f"Account {user.email} saved.", "success")
+            if readdressed:
+                enqueue_mail(huey())
+            flash(f"Account {user.email} saved." + (" A confirmation link was mailed to the new address."
+                                                    if readdressed else ""), "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/user.html", form=form, user=user), 400 if form.errors else 200
 
@@ -97,9 +111,7 @@ def edit_user(user_id: int):
 def sign_out_everywhere(user_id: int):
     """End every session of an account at once (a stolen laptop, a leaked cookie)."""
     session = db()
-    user = accounts.get_user(session, user_id)
-    if user is None:
-        abort(404)
+    user = _user_or_404(user_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     accounts.end_sessions(session, user=user)

@@ -19,16 +19,22 @@ def choice(value: str, label: str):
     return SelectChoice(value, label) if SelectChoice is not None else (value, label)
 
 
-class SignupForm(FlaskForm):
-    email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
-    name = StringField("Your name (optional)", [Optional(), Length(max=120)])
-    password = PasswordField("Password", [
+def new_password_fields(label: str) -> tuple[PasswordField, PasswordField]:
+    """A password to choose and its repetition, with the account rules' lengths."""
+    password = PasswordField(label, [
         DataRequired(message="choose a password"),
         Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
                message=f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"),
     ])
-    confirm = PasswordField("Repeat the password", [DataRequired(message="repeat the password"),
-                                                    EqualTo("password", message="the two passwords differ")])
+    confirm = PasswordField(f"Repeat the {label.lower()}", [DataRequired(message="repeat the password"),
+                                                            EqualTo("password", message="the two passwords differ")])
+    return password, confirm
+
+
+class SignupForm(FlaskForm):
+    email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
+    name = StringField("Your name (optional)", [Optional(), Length(max=120)])
+    password, confirm = new_password_fields("Password")
 
 
 class LoginForm(FlaskForm):
@@ -77,13 +83,7 @@ class ForgotPasswordForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField("New password", [
-        DataRequired(message="choose a password"),
-        Length(min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH,
-               message=f"use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"),
-    ])
-    confirm = PasswordField("Repeat the new password", [DataRequired(message="repeat the password"),
-                                                        EqualTo("password", message="the two passwords differ")])
+    password, confirm = new_password_fields("New password")
 
 
 class NotificationsForm(FlaskForm):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import accounts
+from assessor import accounts, jobs
 from assessor.db import init_db, utcnow
 from assessor.models import OPEN, SCORED, Attempt, Submission
 from assessor.report import Report, RubricRef
@@ -57,6 +57,15 @@ def app(app_config):
     init_db(app.extensions["assessor.engine"])
     yield app
     app.extensions["assessor.engine"].dispose()
+
+
+@pytest.fixture
+def worker(app):
+    """A worker beside the web app, as `assessor worker` runs it: its own huey on the same queue, consumer threads."""
+    huey = jobs.make_huey(app.extensions["assessor.job_settings"])
+    consumer = jobs.ThreadConsumer(huey, workers=1, periodic=False).start()
+    yield huey
+    consumer.stop()
 
 
 @pytest.fixture

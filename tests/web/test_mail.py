@@ -40,15 +40,6 @@ def app_config(app_config, inbox):
             "MAIL_SENDER": "Capstone Assessor <assessor@example.org>", "PUBLIC_URL": PUBLIC}
 
 
-@pytest.fixture
-def worker(app):
-    """The queue's consumer beside the app, as `assessor worker` runs it (threads, on the same queue file)."""
-    huey = jobs.make_huey(app.extensions["assessor.job_settings"])
-    consumer = jobs.ThreadConsumer(huey, workers=2, periodic=False).start()
-    yield huey
-    consumer.stop()
-
-
 def sign_up(client, address: str, *, name: str = "Grace Hopper"):
     token = csrf_token(client, "/signup")
     return client.post("/signup", data={"email": address, "name": name, "password": PASSWORD, "confirm": PASSWORD,
@@ -299,3 +290,20 @@ def test_without_a_mail_server_messages_are_kept_not_lost(app_config, tmp_path):
         kept = session.exec(select(OutgoingMail)).one()
     assert kept.sent_at is None and kept.attempts == 1 and "ConnectionRefusedError" in kept.last_error
     app.extensions["assessor.engine"].dispose()
+
+
+def test_an_address_an_admin_sets_is_confirmed_by_its_owner(app, client, auth, db, inbox, worker, make_user):
+    learner = make_user(email="old.address@example.org")
+    auth.as_(make_user("admin"))
+    created = auth.post("/admin/users/new", {"email": "made.by.admin@example.org", "role": "learner",
+                                             "password": PASSWORD, "active": "y"}, token_from="/admin/users/new")
+    assert created.status_code == 302
+    assert inbox.wait_for(1)[0]["To"] == "made.by.admin@example.org"
+    assert user_by_email(db, "made.by.admin@example.org").email_verified_at is None
+
+    edit = f"/admin/users/{learner.id}"
+    assert auth.post(edit, {"email": "new.address@example.org", "role": "learner", "active": "y"},
+                     token_from=edit).status_code == 302
+    message = inbox.wait_for(2)[1]
+    assert message["To"] == "new.address@example.org" and message["Subject"] == "Confirm your e-mail address"
+    assert user_by_email(db, "new.address@example.org").email_verified_at is None

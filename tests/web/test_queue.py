@@ -6,7 +6,6 @@ import time
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import jobs
 from assessor.models import FAILED, SCORED, Attempt, Event, StoredReport
 
 from tests.conftest import git
@@ -58,15 +57,6 @@ TINY_CAPSTONE = {
         """,
 }
 WAIT_SECONDS = 240
-
-
-@pytest.fixture
-def worker(app):
-    """A worker beside the web app: its own huey instance on the same queue file, consumer threads."""
-    huey = jobs.make_huey(app.extensions["assessor.job_settings"])
-    consumer = jobs.ThreadConsumer(huey, workers=1, periodic=False).start()
-    yield huey
-    consumer.stop()
 
 
 def submit(client, source: str) -> int:
