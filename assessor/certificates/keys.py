@@ -1,10 +1,9 @@
-"""Ed25519 issuer keys: generation, loading, public JWKs and the JWKS document.
+"""Issuer keys: P-256 (ES256) for signing, Ed25519 (EdDSA) still read for certificates signed before; public
+JWKs, the JWKS document, the keys' published states, and destroying a private key that must never sign again.
 
-A key's short id (``KeyInfo.kid``) is its RFC 7638 JWK thumbprint. In JWT headers and
-in the published JWKS the key is named by a URL, ``kid_url(issuer_id, kid)``.
-Retired keys stay in the JWKS (so certificates they signed still verify); which
-keys are retired, and since when, is published separately by ``retired_keys``
-because JWKS has no standard member for it.
+A key's short id is its RFC 7638 JWK thumbprint. In JWT headers and the JWKS a key is named by a URL fixed when
+the key is made (``key_url``) that dereferences to its JWK; the URL is stored and published for ever, so a later
+change of the service's address does not orphan what the key signed.
 """
 
 from __future__ import annotations
@@ -17,12 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.exceptions import InvalidSignature
 
 from assessor.errors import CertificateError
 
 PEM_SUFFIX = ".pem"
+ES256, EDDSA = "ES256", "EdDSA"
+SIGNING_ALGORITHM = ES256  # what new keys sign with: the OB 3.0 verifiers' common ground (RS256/ES256)
+P256_COORDINATE_BYTES = 32
+
+PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
 
 
 def b64url(data: bytes) -> str:
@@ -38,35 +46,55 @@ class KeyInfo:
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """One published public key; ``retired_at`` set once it no longer signs new certificates."""
+    """One published public key and its state: retired ones no longer sign; compromised ones are distrusted for
+    everything dated from ``compromised_at``."""
 
-    kid: str  # the kid URL used in JWT headers
-    public_key: Ed25519PublicKey
+    kid: str  # the key's URL, as in JWT headers
+    public_key: PublicKey
     created: datetime
     retired_at: datetime | None = None
+    compromised_at: datetime | None = None
+    compromise_reason: str | None = None
 
 
-def raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+def algorithm_of(key: PrivateKey | PublicKey) -> str:
+    if isinstance(key, (Ed25519PrivateKey, Ed25519PublicKey)):
+        return EDDSA
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) and isinstance(key.curve, ec.SECP256R1):
+        return ES256
+    raise CertificateError("issuer keys are EC P-256 (or, for old certificates, Ed25519)")
 
 
-def thumbprint(public_key: Ed25519PublicKey) -> str:
+def _thumbprint_members(public_key: PublicKey) -> dict:
+    if algorithm_of(public_key) == EDDSA:
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw)}
+    numbers = public_key.public_numbers()
+    return {"crv": "P-256", "kty": "EC", "x": b64url(numbers.x.to_bytes(P256_COORDINATE_BYTES, "big")),
+            "y": b64url(numbers.y.to_bytes(P256_COORDINATE_BYTES, "big"))}
+
+
+def thumbprint(public_key: PublicKey) -> str:
     """RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order."""
-    members = {"crv": "Ed25519", "kty": "OKP", "x": b64url(raw_public_bytes(public_key))}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
+    canonical = json.dumps(_thumbprint_members(public_key), separators=(",", ":"), sort_keys=True).encode("ascii")
     return b64url(hashlib.sha256(canonical).digest())
 
 
+def key_url(issuer_id: str, kid: str) -> str:
+    """Where a new key is published (its JWK, on its own): a path under the issuer's id."""
+    return f"{issuer_id}/keys/{kid}"
+
+
 def kid_url(issuer_id: str, kid: str) -> str:
-    """The key's name in JWT headers and the JWKS: a fragment of the issuer's id."""
+    """How keys made before key URLs were named (a fragment of the issuer's id); kept to read old rows."""
     return f"{issuer_id}#{kid}"
 
 
 def generate_key(directory: str | os.PathLike) -> KeyInfo:
-    """Create a new Ed25519 private key as ``<kid>.pem`` (mode 0600) in ``directory``."""
+    """Create a new P-256 private key as ``<kid>.pem`` (mode 0600) in ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    private_key = Ed25519PrivateKey.generate()
+    private_key = ec.generate_private_key(ec.SECP256R1())
     kid = thumbprint(private_key.public_key())
     path = directory / f"{kid}{PEM_SUFFIX}"
     pem = private_key.private_bytes(
@@ -83,8 +111,8 @@ def generate_key(directory: str | os.PathLike) -> KeyInfo:
     return KeyInfo(kid=kid, path=path, created=datetime.now(timezone.utc))
 
 
-def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
-    """Load a PEM private key written by ``generate_key``; refuse group/world-readable files."""
+def load_private_key(path: str | os.PathLike) -> PrivateKey:
+    """Load a PEM private key; refuse group/world-readable files and other kinds of key."""
     path = Path(path)
     try:
         mode = path.stat().st_mode & 0o777
@@ -95,25 +123,62 @@ def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
         raise CertificateError(f"cannot read private key {path}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise CertificateError(f"{path} is not a PEM private key") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CertificateError(f"{path} is not an Ed25519 key")
+    try:
+        algorithm_of(key)
+    except CertificateError:
+        raise CertificateError(f"{path} is neither an EC P-256 nor an Ed25519 key") from None
     return key
 
 
-def public_jwk(public_key: Ed25519PublicKey, kid: str) -> dict:
-    """The public JWK (RFC 8037) for an Ed25519 key."""
-    return {
-        "kty": "OKP",
-        "crv": "Ed25519",
-        "x": b64url(raw_public_bytes(public_key)),
-        "kid": kid,
-        "use": "sig",
-        "alg": "EdDSA",
-    }
+def destroy_private_key(path: str | os.PathLike) -> bool:
+    """Overwrite and remove a private key file, so a retired or compromised key can never sign again; False when
+    there was nothing to remove. (On copy-on-write or journalled storage the overwrite is best effort; the
+    removal is not.)"""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    with open(path, "r+b", buffering=0) as handle:
+        handle.write(os.urandom(max(size, 1)))
+        os.fsync(handle.fileno())
+    path.unlink()
+    return True
+
+
+def sign(private_key: PrivateKey, data: bytes) -> tuple[str, bytes]:
+    """(alg, JWS signature): ES256 as the raw 64-byte r||s that JWS wants, not DER."""
+    algorithm = algorithm_of(private_key)
+    if algorithm == EDDSA:
+        return EDDSA, private_key.sign(data)
+    r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+    return ES256, r.to_bytes(P256_COORDINATE_BYTES, "big") + s.to_bytes(P256_COORDINATE_BYTES, "big")
+
+
+def signature_matches(public_key: PublicKey, signature: bytes, data: bytes) -> bool:
+    try:
+        if algorithm_of(public_key) == EDDSA:
+            if len(signature) != 64:
+                return False
+            public_key.verify(signature, data)
+        else:
+            if len(signature) != 2 * P256_COORDINATE_BYTES:
+                return False
+            r = int.from_bytes(signature[:P256_COORDINATE_BYTES], "big")
+            s = int.from_bytes(signature[P256_COORDINATE_BYTES:], "big")
+            public_key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def public_jwk(public_key: PublicKey, kid: str) -> dict:
+    """The public JWK (RFC 7518 EC, or RFC 8037 OKP for old Ed25519 keys)."""
+    return {**_thumbprint_members(public_key), "kid": kid, "use": "sig", "alg": algorithm_of(public_key)}
 
 
 def build_jwks(records: list[KeyRecord]) -> dict:
-    """The JWKS document: every key, active and retired, newest first."""
+    """The JWKS document: every key, active, next, retired and compromised, newest first."""
     kids = [record.kid for record in records]
     if len(set(kids)) != len(kids):
         raise CertificateError("duplicate kid in the key list")
@@ -121,30 +186,46 @@ def build_jwks(records: list[KeyRecord]) -> dict:
     return {"keys": [public_jwk(record.public_key, record.kid) for record in ordered]}
 
 
-def retired_keys(records: list[KeyRecord]) -> dict:
-    """Which published keys are retired, and since when (kept out of the JWKS itself)."""
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def key_states(records: list[KeyRecord]) -> dict:
+    """Which published keys are retired or compromised, and since when (JWKS has no standard member for it, so
+    the document carries it beside ``keys``)."""
     return {
-        "retired": [
-            {"kid": record.kid, "retired_at": record.retired_at.astimezone(timezone.utc).isoformat()}
-            for record in records
-            if record.retired_at is not None
-        ]
+        "retired": [{"kid": record.kid, "retired_at": _iso(record.retired_at)}
+                    for record in records if record.retired_at is not None],
+        "compromised": [{"kid": record.kid, "since": _iso(record.compromised_at),
+                         "reason": record.compromise_reason or "the private key was exposed"}
+                        for record in records if record.compromised_at is not None],
     }
 
 
-def public_key_from_jwk(jwk: dict) -> Ed25519PublicKey:
-    """Parse an OKP/Ed25519 public JWK; raises CertificateError on anything else."""
-    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
-        raise CertificateError("not an Ed25519 OKP key")
+retired_keys = key_states  # the earlier name
+
+
+def public_key_from_jwk(jwk: dict) -> PublicKey:
+    """Parse a public EC P-256 or OKP Ed25519 JWK; CertificateError on anything else."""
+    if not isinstance(jwk, dict):
+        raise CertificateError("not a JWK")
     if "d" in jwk:
         raise CertificateError("a published JWK must not contain the private part")
-    x = jwk.get("x")
-    if not isinstance(x, str):
-        raise CertificateError("JWK has no x")
-    raw = b64url_decode(x)
-    if raw is None or len(raw) != 32:
-        raise CertificateError("JWK x is not a 32-byte base64url value")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
+        raw = b64url_decode(jwk.get("x"))
+        if raw is None or len(raw) != 32:
+            raise CertificateError("JWK x is not a 32-byte base64url value")
+        return Ed25519PublicKey.from_public_bytes(raw)
+    if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+        x, y = b64url_decode(jwk.get("x")), b64url_decode(jwk.get("y"))
+        if x is None or y is None or len(x) != P256_COORDINATE_BYTES or len(y) != P256_COORDINATE_BYTES:
+            raise CertificateError("JWK x and y must be 32-byte base64url values")
+        try:
+            return ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"),
+                                                 ec.SECP256R1()).public_key()
+        except ValueError:
+            raise CertificateError("JWK x and y are not a point on P-256") from None
+    raise CertificateError("not an EC P-256 or Ed25519 key")
 
 
 _B64URL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

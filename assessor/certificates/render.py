@@ -14,14 +14,14 @@ from pathlib import Path
 
 import segno
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from assessor.certificates.blocking import run_to_completion
-from assessor.certificates.credential import CertificateData, _number
+from assessor.certificates.credential import CertificateData, score_text
+from assessor.certificates.keys import EDDSA, PrivateKey, algorithm_of
 from assessor.certificates.verify import CREDENTIAL_ATTACHMENT
 from assessor.errors import CertificateError
 
@@ -30,6 +30,9 @@ TEMPLATE_NAME = "certificate.html"
 CSS_NAME = "certificate.css"
 SEAL_FIELD = "IssuerSeal"
 SEAL_CERT_YEARS = 50
+# Room for the CMS seal (certificate, ECDSA signature, attributes: under 2 KB). Given, it spares pyHanko a trial
+# signature to measure the size, which is half the cost of sealing.
+SEAL_RESERVED_BYTES = 8192
 
 
 class DataOnlyFetcher:
@@ -79,19 +82,26 @@ def _name_points(name: str) -> int:
 
 
 def certificate_html(data: CertificateData) -> str:
-    dense = len(data.criteria) > 6 or len(data.learner_name) > 48 or len(data.course) + len(data.capstone) > 70
+    dense = (len(data.criteria) > 6 or len(data.modules) > 6 or len(data.learner_name) > 48
+             or len(data.course) + len(data.capstone) > 70)
     context = {
         "density": "dense" if dense else "roomy",
         "name_pt": _name_points(data.learner_name),
         "learner_name": data.learner_name,
         "course": data.course,
         "capstone": data.capstone,
-        "total": _number(data.total),
-        "max_total": _number(data.max_total),
-        "pass_mark": _number(data.pass_mark),
+        "total": score_text(data.total),
+        "max_total": score_text(data.max_total),
+        "pass_mark": score_text(data.pass_mark),
         "criteria": [
-            {"name": c.name, "level": c.level, "points": _number(c.points), "max_points": _number(c.max_points)}
+            {"name": c.name, "level": c.level_label, "points": score_text(c.points),
+             "max_points": score_text(c.max_points)}
             for c in data.criteria
+        ],
+        "modules": [
+            {"title": m.title, "score": score_text(m.score), "max_score": score_text(m.max_score),
+             "completed": m.completed_on.strftime("%d %b %Y")}
+            for m in data.modules
         ],
         "issued_date": data.issued_at.astimezone(timezone.utc).strftime("%d %B %Y"),
         "mentor_name": data.mentor_name,
@@ -126,16 +136,34 @@ def render_certificate_pdf(data: CertificateData, token: str, *, fetcher: DataOn
             pdf_variant="pdf/a-3b",
             attachments=[attachment],
             uncompressed_pdf=False,
+            finisher=_describe_attachment,
         )
     except Exception as exc:  # WeasyPrint/pydyf errors have no common base
         raise CertificateError(f"rendering the certificate failed: {exc}") from exc
 
 
+CREDENTIAL_MIME = "application/jwt"
+
+
+def _describe_attachment(_document, pdf) -> None:
+    """WeasyPrint's finishing hook: name the credential's MIME type (it guesses octet-stream from ".jwt") and list
+    it once in the catalog's /AF (PDF/A-3 lists each associated file once; WeasyPrint adds it twice)."""
+    for pdf_object in pdf.objects:
+        extra = getattr(pdf_object, "extra", None)
+        if isinstance(extra, dict) and extra.get("Type") == "/EmbeddedFile":
+            extra["Subtype"] = "/" + CREDENTIAL_MIME.replace("/", "#2F")
+    associated = pdf.catalog.get("AF")
+    if associated is not None:
+        unique = list(dict.fromkeys(associated))
+        associated.clear()
+        associated.extend(unique)
+
+
 # ---------------------------------------------------------------- sealing
 
 
-def seal_certificate(private_key: Ed25519PrivateKey, issuer_name: str, kid: str, now: datetime | None = None):
-    """A self-signed X.509 certificate for the issuer's Ed25519 key (the JWKS binds it to ``kid``)."""
+def seal_certificate(private_key: PrivateKey, issuer_name: str, kid: str, now: datetime | None = None):
+    """A self-signed X.509 certificate for the issuer's key (the JWKS binds it to ``kid``)."""
     now = now or datetime.now(timezone.utc)
     name = x509.Name([
         x509.NameAttribute(NameOID.COMMON_NAME, issuer_name[:64] or "Issuer"),
@@ -161,12 +189,13 @@ def seal_certificate(private_key: Ed25519PrivateKey, issuer_name: str, kid: str,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(kid)]), critical=False)
-        .sign(private_key, None)
+        .sign(private_key, None if algorithm_of(private_key) == EDDSA else hashes.SHA256())
     )
 
 
-def seal_pdf(pdf: bytes, private_key: Ed25519PrivateKey, *, issuer_name: str, kid: str) -> bytes:
-    """Certify the PDF (PAdES, DocMDP: no changes allowed) with the issuer key."""
+def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str) -> bytes:
+    """Certify the PDF (PAdES, DocMDP: no changes allowed) with the issuer key. A P-256 seal keeps the file at
+    PDF 1.7, which its PDF/A-3 claim needs (an Ed25519 one makes pyHanko declare PDF 2.0)."""
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -190,13 +219,33 @@ def seal_pdf(pdf: bytes, private_key: Ed25519PrivateKey, *, issuer_name: str, ki
         certify=True,
         docmdp_permissions=fields.MDPPerm.NO_CHANGES,
         subfilter=fields.SigSeedSubFilter.PADES,
-        md_algorithm="sha512",
+        md_algorithm="sha512" if algorithm_of(private_key) == EDDSA else "sha256",
         name=issuer_name,
         reason="Issuer seal: this certificate must not be changed",
     )
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        out = run_to_completion(signers.async_sign_pdf(writer, meta, signer=signer, output=io.BytesIO()))
+        signer_class = signers.PdfSigner if algorithm_of(private_key) == EDDSA else _pdf17_signer_class()
+        pdf_signer = signer_class(meta, signer=signer)
+        out = run_to_completion(pdf_signer.async_sign_pdf(writer, bytes_reserved=SEAL_RESERVED_BYTES,
+                                                          output=io.BytesIO()))
     except Exception as exc:
         raise CertificateError(f"sealing the certificate failed: {exc}") from exc
     return out.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _pdf17_signer_class():
+    from pyhanko.sign import signers
+    from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
+
+    class Pdf17Signer(signers.PdfSigner):
+        """pyHanko declares ISO/TS 32002 (a PDF 2.0 extension) for every P-256 signature, which would make the
+        file PDF 2.0 and contradict its PDF/A-3 (PDF 1.7) claim. ECDSA on P-256 is a PAdES algorithm of PDF 1.7
+        already, so only the PAdES extension (ESIC) is declared."""
+
+        def register_extensions(self, pdf_out, *, md_algorithm: str):
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(ESIC_EXTENSION_1)
+
+    return Pdf17Signer

@@ -1,8 +1,10 @@
-"""Verification of certificate JWTs and certificate PDFs: always a ``Verdict``, never an exception.
+"""Verification of certificate JWTs and certificate PDFs: always a ``Verdict`` with the checks performed, never
+an exception.
 
-Only what our issuer produces is accepted: header exactly ``{"alg":"EdDSA","kid":...,"typ":"JWT"}``,
-an OKP/Ed25519 key from the JWKS chosen by ``kid``, and ``iss``/``jti``/``sub``/``nbf`` equal to the
-credential body. The algorithm is never taken from the token.
+Only what our issuer produces is accepted: header exactly ``{"alg","kid","typ":"JWT"}``, the key chosen by
+``kid`` from the JWKS, the algorithm the key's type dictates (ES256 for P-256, EdDSA for the Ed25519 keys of older
+certificates: never the token's choice), and ``iss``/``jti``/``sub``/``nbf`` equal to the credential body. A key
+the issuer declared compromised is distrusted for everything dated from the compromise.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from cryptography.exceptions import InvalidSignature
-
 from assessor.certificates.blocking import run_to_completion
-from assessor.certificates.credential import CONTEXTS, CREDENTIAL_TYPES, JWT_ALG
-from assessor.certificates.keys import b64url_decode, public_key_from_jwk
+from assessor.certificates.credential import (
+    CONTEXTS, CREDENTIAL_TYPES, EXTENSION_CONTEXT_PATH, JWT_CLAIMS, is_public_url,
+)
+from assessor.certificates.keys import (
+    algorithm_of, b64url_decode, public_key_from_jwk, signature_matches, thumbprint,
+)
+from assessor.certificates.status import bit_is_set, decode_bitstring
 from assessor.errors import CertificateError
 
 MAX_TOKEN_CHARS = 64 * 1024
@@ -28,6 +33,7 @@ CLOCK_SKEW_SECONDS = 300
 VALID = "valid"
 TAMPERED = "tampered"
 UNKNOWN_KEY = "unknown_key"
+KEY_COMPROMISED = "key_compromised"
 MALFORMED = "malformed"
 NOT_YET_VALID = "not_yet_valid"
 # PDF-only verdicts
@@ -37,10 +43,22 @@ TOO_LARGE = "too_large"
 NO_CREDENTIAL = "no_credential"
 UNSEALED = "unsealed"
 MODIFIED = "modified"  # sealed, but changed after sealing (incremental update) or seal broken
-ALL_VERDICTS = frozenset({VALID, TAMPERED, UNKNOWN_KEY, MALFORMED, NOT_YET_VALID, NOT_PDF, TRUNCATED,
-                          TOO_LARGE, NO_CREDENTIAL, UNSEALED, MODIFIED})
+ALL_VERDICTS = frozenset({VALID, TAMPERED, UNKNOWN_KEY, KEY_COMPROMISED, MALFORMED, NOT_YET_VALID, NOT_PDF,
+                          TRUNCATED, TOO_LARGE, NO_CREDENTIAL, UNSEALED, MODIFIED})
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing the verifier looked at, and what it found."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -51,10 +69,33 @@ class Verdict:
     reason: str
     credential: dict | None = field(default=None, compare=False)
     kid: str | None = None
+    checks: tuple[Check, ...] = field(default=(), compare=False)
 
     @property
     def ok(self) -> bool:
         return self.status == VALID
+
+    def with_check(self, check: Check, *, status: str | None = None, reason: str | None = None) -> "Verdict":
+        """The verdict after one more check (a failing check may change the status)."""
+        return Verdict(status or self.status, reason or self.reason, self.credential if (status or self.status) == VALID
+                       else None, self.kid, self.checks + (check,))
+
+
+class _Trail:
+    """The checks of one verification, in order, ending in its verdict."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def passed(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, True, detail))
+
+    def fail(self, status: str, name: str, reason: str, kid: str | None = None) -> Verdict:
+        self.checks.append(Check(name, False, reason))
+        return Verdict(status, reason, None, kid, tuple(self.checks))
+
+    def done(self, reason: str, credential: dict, kid: str) -> Verdict:
+        return Verdict(VALID, reason, credential, kid, tuple(self.checks))
 
 
 def _decode_json_segment(segment: str) -> dict | None:
@@ -84,9 +125,18 @@ def _find_jwk(jwks: dict, kid: str) -> dict | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def _contexts_ok(contexts) -> bool:
+    """VC 2.0 then OB 3.0 first (as OB requires), then at most the product's own extension context."""
+    if not isinstance(contexts, list) or contexts[:2] != CONTEXTS or len(contexts) > 3:
+        return False
+    extension = contexts[2:]
+    return all(isinstance(url, str) and is_public_url(url) and url.endswith(EXTENSION_CONTEXT_PATH)
+               for url in extension)
+
+
 def _claims_problem(payload: dict) -> str | None:
     """Why the payload is not a credential we issue, or None."""
-    if payload.get("@context") != CONTEXTS:
+    if not _contexts_ok(payload.get("@context")):
         return "unexpected @context"
     if payload.get("type") != CREDENTIAL_TYPES:
         return "not an OpenBadgeCredential"
@@ -113,11 +163,67 @@ def _claims_problem(payload: dict) -> str | None:
     return None
 
 
-def _retired_at(retired: dict | None, kid: str) -> datetime | None:
-    for entry in (retired or {}).get("retired", []):
-        if entry.get("kid") == kid:
-            return datetime.fromisoformat(entry["retired_at"])
+def _state(states: dict | None, member: str, kid: str) -> dict | None:
+    entries = (states or {}).get(member) if isinstance(states, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("kid") == kid:
+            return entry
     return None
+
+
+def _moment(text) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _verified_jws(token, jwks: dict, trail: _Trail) -> tuple[dict, str] | Verdict:
+    """(payload, kid) of a compact JWS our issuer signed, or the failing Verdict."""
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            return trail.fail(MALFORMED, "format", "token is not ASCII")
+    if not isinstance(token, str):
+        return trail.fail(MALFORMED, "format", "token is not a string")
+    token = token.strip()
+    if len(token) > MAX_TOKEN_CHARS:
+        return trail.fail(MALFORMED, "format", "token too long")
+    parts = token.split(".")
+    if len(parts) != 3:
+        return trail.fail(MALFORMED, "format", "not a compact JWS (three dot-separated parts)")
+    header = _decode_json_segment(parts[0])
+    payload = _decode_json_segment(parts[1])
+    signature = b64url_decode(parts[2])
+    if header is None or payload is None or signature is None:
+        return trail.fail(MALFORMED, "format", "a JWS segment is not base64url JSON")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return trail.fail(MALFORMED, "format", "header has no kid")
+    trail.passed("format", "a compact JWS with a key id")
+    # Our issuer writes exactly these three members; anything else (alg none/HS256, jwk, jku, crit,
+    # b64, x5c ...) was not produced by us.
+    if set(header) != {"alg", "kid", "typ"} or header.get("typ") != "JWT":
+        return trail.fail(TAMPERED, "header", "unexpected JWS header members", kid)
+    jwk = _find_jwk(jwks, kid)
+    if jwk is None:
+        return trail.fail(UNKNOWN_KEY, "key", f"kid {kid!r} is not in the issuer's key set", kid)
+    try:
+        public_key = public_key_from_jwk(jwk)
+    except CertificateError as exc:
+        return trail.fail(UNKNOWN_KEY, "key", f"kid {kid!r} does not name a usable key: {exc}", kid)
+    expected_alg = algorithm_of(public_key)
+    if header.get("alg") != expected_alg:
+        return trail.fail(TAMPERED, "header", f"algorithm {header.get('alg')!r} refused (the key is {expected_alg})",
+                          kid)
+    trail.passed("header", f"{expected_alg}, as the issuer's key requires")
+    trail.passed("key", f"{kid} is one of the issuer's published keys")
+    if not signature_matches(public_key, signature, f"{parts[0]}.{parts[1]}".encode("ascii")):
+        return trail.fail(TAMPERED, "signature", "signature does not match", kid)
+    trail.passed("signature", "the signature matches the content")
+    return payload, kid
 
 
 def verify_credential(
@@ -125,63 +231,41 @@ def verify_credential(
 ) -> Verdict:
     """Check a compact JWT credential against the issuer's JWKS.
 
-    ``retired`` is the ``keys.retired_keys()`` document: a retired key still verifies what it
-    signed before its retirement, but a credential dated after it is refused (``unknown_key``).
-    Raises CertificateError only when the JWKS itself is unusable (the verifier's configuration);
-    anything wrong with the token is a Verdict.
+    ``retired`` is the key-states document (``keys.key_states()``, which the JWKS we publish carries too): a
+    retired key still verifies what it signed before its retirement, but a credential dated after it is refused
+    (``unknown_key``); a compromised key verifies nothing dated from the compromise (``key_compromised``).
+    Raises CertificateError only when the JWKS itself is unusable (the verifier's configuration); anything wrong
+    with the token is a Verdict.
     """
-    if isinstance(token, bytes):
-        try:
-            token = token.decode("ascii")
-        except UnicodeDecodeError:
-            return Verdict(MALFORMED, "token is not ASCII")
-    if not isinstance(token, str):
-        return Verdict(MALFORMED, "token is not a string")
-    token = token.strip()
-    if len(token) > MAX_TOKEN_CHARS:
-        return Verdict(MALFORMED, "token too long")
-    parts = token.split(".")
-    if len(parts) != 3:
-        return Verdict(MALFORMED, "not a compact JWS (three dot-separated parts)")
-    header = _decode_json_segment(parts[0])
-    payload = _decode_json_segment(parts[1])
-    signature = b64url_decode(parts[2])
-    if header is None or payload is None or signature is None:
-        return Verdict(MALFORMED, "a JWS segment is not base64url JSON")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        return Verdict(MALFORMED, "header has no kid")
-    # Our issuer writes exactly these three members; anything else (alg none/HS256, jwk, jku, crit,
-    # b64, x5c ...) was not produced by us.
-    if header.get("alg") != JWT_ALG:
-        return Verdict(TAMPERED, f"algorithm {header.get('alg')!r} refused (only EdDSA)", kid=kid)
-    if set(header) != {"alg", "kid", "typ"} or header.get("typ") != "JWT":
-        return Verdict(TAMPERED, "unexpected JWS header members", kid=kid)
-    jwk = _find_jwk(jwks, kid)
-    if jwk is None:
-        return Verdict(UNKNOWN_KEY, f"kid {kid!r} is not in the issuer's key set", kid=kid)
-    try:
-        public_key = public_key_from_jwk(jwk)
-    except CertificateError as exc:
-        return Verdict(UNKNOWN_KEY, f"kid {kid!r} does not name an Ed25519 key: {exc}", kid=kid)
-    if len(signature) != 64:
-        return Verdict(TAMPERED, "signature has the wrong length", kid=kid)
-    try:
-        public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"))
-    except InvalidSignature:
-        return Verdict(TAMPERED, "signature does not match", kid=kid)
+    trail = _Trail()
+    checked = _verified_jws(token, jwks, trail)
+    if isinstance(checked, Verdict):
+        return checked
+    payload, kid = checked
     problem = _claims_problem(payload)
     if problem:
         # Correctly signed but not shaped as we issue: a signing bug, not a forgery.
-        return Verdict(MALFORMED, problem, kid=kid)
-    retired_at = _retired_at(retired, kid)
+        return trail.fail(MALFORMED, "claims", problem, kid)
+    trail.passed("claims", "iss, jti, sub and nbf agree with the credential")
+    compromised = _state(retired, "compromised", kid)
+    since = _moment(compromised.get("since")) if compromised else None
+    if compromised is not None and (since is None or payload["nbf"] >= since.timestamp()):
+        reason = compromised.get("reason") or "the private key was exposed"
+        return trail.fail(KEY_COMPROMISED, "key status",
+                          f"the issuer declared this signing key compromised since "
+                          f"{(since or datetime.min).date().isoformat()} ({reason}): nothing it signed since then "
+                          f"can be trusted", kid)
+    retirement = _state(retired, "retired", kid)
+    retired_at = _moment(retirement.get("retired_at")) if retirement else None
     if retired_at is not None and payload["nbf"] > retired_at.timestamp():
-        return Verdict(UNKNOWN_KEY, f"kid {kid!r} was retired before this credential's date", kid=kid)
-    credential = {k: v for k, v in payload.items() if k not in ("iss", "jti", "nbf", "sub")}
+        return trail.fail(UNKNOWN_KEY, "key status", f"kid {kid!r} was retired before this credential's date", kid)
+    trail.passed("key status", "the key was in use when the credential was issued")
+    credential = {k: v for k, v in payload.items() if k not in JWT_CLAIMS}
     current = now or datetime.now(timezone.utc)
     if payload["nbf"] > current.timestamp() + CLOCK_SKEW_SECONDS:
-        return Verdict(NOT_YET_VALID, "validFrom is in the future", kid=kid)
-    return Verdict(VALID, "signature and claims check out", credential, kid)
+        return trail.fail(NOT_YET_VALID, "dates", "validFrom is in the future", kid)
+    trail.passed("dates", "issued in the past")
+    return trail.done("signature and claims check out", credential, kid)
 
 
 # ---------------------------------------------------------------- PDFs
@@ -224,9 +308,9 @@ def extract_credential_token(pdf: bytes) -> tuple[str | None, Verdict | None]:
 def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     """None when the PDF has no signature; otherwise whether the issuer's seal holds.
 
-    The seal must be a single certification signature (DocMDP: no changes) covering the entire
-    file, made with the same Ed25519 key the JWKS lists under the credential's ``kid``. Its
-    self-signed certificate is trusted only because of that key match.
+    The seal must be a single certification signature (DocMDP: no changes) covering the entire file, made with
+    the same key the JWKS lists under the credential's ``kid``. Its self-signed certificate is trusted only
+    because of that key match.
     """
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.fields import MDPPerm
@@ -237,7 +321,6 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     from pyhanko_certvalidator import ValidationContext
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 
     reader = PdfFileReader(io.BytesIO(pdf), strict=True)
     signatures = reader.embedded_signatures
@@ -251,12 +334,11 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     signer_cert = signature.signer_cert
     jwk = _find_jwk(jwks, kid)
     try:
-        expected = public_key_from_jwk(jwk) if jwk else None
-        sealed_with = x509.load_der_x509_certificate(signer_cert.dump()).public_key()
-        raw = sealed_with.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        expected = thumbprint(public_key_from_jwk(jwk)) if jwk else None
+        sealed_with = thumbprint(x509.load_der_x509_certificate(signer_cert.dump()).public_key())
     except (CertificateError, ValueError, TypeError) as exc:
         return Verdict(TAMPERED, f"the seal's key is not the issuer key: {exc}")
-    if expected is None or raw != expected.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw):
+    if expected is None or sealed_with != expected:
         return Verdict(TAMPERED, "the PDF was sealed with a key other than the credential's issuer key")
     context = ValidationContext(trust_roots=[signer_cert], allow_fetching=False)
     try:
@@ -274,6 +356,10 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     return Verdict(VALID, "seal intact, nothing changed since sealing", kid=kid)
 
 
+def _pdf_verdict(status: str, reason: str, checks: tuple[Check, ...] = (), kid: str | None = None) -> Verdict:
+    return Verdict(status, reason, None, kid, checks + (Check("pdf", False, reason),))
+
+
 def verify_pdf(
     pdf_bytes: bytes,
     jwks: dict,
@@ -285,25 +371,67 @@ def verify_pdf(
     """Verify a certificate PDF: the embedded credential, and (when sealed) the PAdES seal."""
     problem = _pdf_shape_problem(pdf_bytes)
     if problem:
-        return problem
+        return _pdf_verdict(problem.status, problem.reason)
     pdf_bytes = bytes(pdf_bytes)
     try:
         token, problem = extract_credential_token(pdf_bytes)
         if problem:
-            return problem
+            return _pdf_verdict(problem.status, problem.reason)
         verdict = verify_credential(token, jwks, now=now, retired=retired)
+        checks = (Check("pdf", True, "a PDF carrying one credential.jwt"),) + verdict.checks
         if not verdict.ok:
-            return verdict
+            return Verdict(verdict.status, verdict.reason, None, verdict.kid, checks)
         seal = check_seal(pdf_bytes, jwks, verdict.kid)
     except CertificateError:
         raise
     except Exception as exc:  # never let a hostile file surface as a 500
         log.warning("certificate PDF check failed: %s", exc, exc_info=True)
-        return Verdict(MALFORMED, f"cannot check the PDF: {type(exc).__name__}")
+        return _pdf_verdict(MALFORMED, f"cannot check the PDF: {type(exc).__name__}")
     if seal is None:
         if require_seal:
-            return Verdict(UNSEALED, "the PDF carries no issuer seal (its credential alone verifies)", kid=verdict.kid)
-        return verdict
+            reason = "the PDF carries no issuer seal (its credential alone verifies)"
+            return Verdict(UNSEALED, reason, None, verdict.kid, checks + (Check("seal", False, reason),))
+        return Verdict(VALID, verdict.reason, verdict.credential, verdict.kid, checks)
     if not seal.ok:
-        return Verdict(seal.status, seal.reason, None, verdict.kid)
-    return Verdict(VALID, "credential and seal check out", verdict.credential, verdict.kid)
+        return Verdict(seal.status, seal.reason, None, verdict.kid, checks + (Check("seal", False, seal.reason),))
+    return Verdict(VALID, "credential and seal check out", verdict.credential, verdict.kid,
+                   checks + (Check("seal", True, seal.reason),))
+
+
+def token_of(pdf_bytes: bytes) -> str | None:
+    """The credential a (shape-checked) PDF carries, for comparing with what was issued."""
+    token, problem = extract_credential_token(bytes(pdf_bytes))
+    return token if problem is None else None
+
+
+# ---------------------------------------------------------------- revocation
+
+
+REVOKED = "revoked"
+
+
+def check_revocation(status_token: str, jwks: dict, credential: dict) -> Check:
+    """Whether the issuer's signed BitstringStatusListCredential (a VC-JWT) marks ``credential`` revoked.
+
+    ``ok`` is False for revoked and for a list that cannot be trusted or read (the detail says which)."""
+    entry = credential.get("credentialStatus") if isinstance(credential, dict) else None
+    if not isinstance(entry, dict) or entry.get("statusPurpose") != "revocation":
+        return Check("revocation", False, "the credential names no revocation status list")
+    checked = _verified_jws(status_token, jwks, _Trail())
+    if isinstance(checked, Verdict):
+        return Check("revocation", False, f"the status list does not verify: {checked.reason}")
+    payload, _kid = checked
+    subject = payload.get("credentialSubject") if isinstance(payload.get("credentialSubject"), dict) else {}
+    if ("BitstringStatusListCredential" not in (payload.get("type") or []) or subject.get("statusPurpose") != "revocation"
+            or payload.get("iss") != (credential.get("issuer") or {}).get("id")):
+        return Check("revocation", False, "the status list is not this issuer's revocation list")
+    if payload.get("id") != entry.get("statusListCredential"):
+        return Check("revocation", False, "the status list is not the one the credential names")
+    try:
+        index = int(entry.get("statusListIndex"))
+        revoked = bit_is_set(decode_bitstring(subject.get("encodedList")), index)
+    except (TypeError, ValueError, CertificateError) as error:
+        return Check("revocation", False, f"the status list cannot be read: {error}")
+    if revoked:
+        return Check("revocation", False, f"{REVOKED}: the issuer's status list marks entry {index} revoked")
+    return Check("revocation", True, f"entry {index} of the issuer's status list is not revoked")
