@@ -35,3 +35,13 @@ class ReportError(AssessorError):
 
 class CertificateError(AssessorError):
     """A certificate could not be built, signed, rendered or sealed."""
+
+
+class ModuleImportError(AssessorError):
+    """A file or request of course-module results was refused; `problems` lists each one by line."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        first = "; ".join(f"line {line}: {message}" for line, message in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"nothing was imported: {first}{more}")

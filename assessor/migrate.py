@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 INITIAL_REVISION = "0001"
 # A table the newest revision adds: a schema made directly from the models that has it is already at head.
-NEWEST_TABLE = "outgoing_mail"
+NEWEST_TABLE = "module_results"
 _LOCK_KEY = 0x61737365  # "asse"
 
 

@@ -1,7 +1,7 @@
 """The tables of the web service (SQLModel). Plain data: the rules live in accounts, submissions and reviews."""
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import DDL, Column, Index, LargeBinary, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
@@ -268,17 +268,26 @@ class OutgoingMail(SQLModel, table=True):
 
 
 class SigningKey(SQLModel, table=True):
-    """An issuer key. Only the public JWK and the path of the private key file are stored, never the key itself."""
+    """An issuer key. Only the public JWK and the path of the private key file are stored, never the key itself.
+
+    A new key is published (in the JWKS) from `created_at` but signs only from `activates_at`, so verifiers'
+    cached key sets already hold it; the key it replaces then retires and its private file is destroyed."""
 
     __tablename__ = "signing_keys"
 
     id: int | None = Field(default=None, primary_key=True)
     kid: str = Field(max_length=64, unique=True)  # RFC 7638 thumbprint
+    key_url: str | None = Field(default=None, max_length=1000)  # its published URL, fixed at creation
+    algorithm: str = Field(default="ES256", max_length=16)
     public_jwk: str = Field(sa_column=Column(Text, nullable=False))
-    private_key_path: str = Field(max_length=1000)
+    private_key_path: str = Field(max_length=1000)  # "" once the private key is destroyed
     active: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+    activates_at: datetime | None = None
     retired_at: datetime | None = None
+    destroyed_at: datetime | None = None
+    compromised_at: datetime | None = None  # nothing it signed from then on is trusted
+    compromise_reason: str | None = Field(default=None, max_length=500)
 
 
 class Certificate(SQLModel, table=True):
@@ -292,6 +301,7 @@ class Certificate(SQLModel, table=True):
     attempt_id: int = Field(foreign_key="attempts.id", unique=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     kid: str = Field(max_length=64)
+    issuer_id: str | None = Field(default=None, max_length=1000)  # as signed, whatever the address is now
     token: str = Field(sa_column=Column(Text, nullable=False))
     pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status_list: int = 1
@@ -300,6 +310,38 @@ class Certificate(SQLModel, table=True):
     revoked_at: datetime | None = None
     revoked_reason: str | None = Field(default=None, max_length=500)
     revoked_by: int | None = Field(default=None, foreign_key="users.id")
+
+
+class ModuleResult(SQLModel, table=True):
+    """A course module a learner passed, as the course operator recorded it (by the learner's e-mail address:
+    results may arrive before the learner has an account here)."""
+
+    __tablename__ = "module_results"
+    __table_args__ = (UniqueConstraint("email", "course", "module"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, index=True)
+    course: str = Field(max_length=64)  # a rubric id
+    module: str = Field(max_length=64)
+    title: str = Field(max_length=100)
+    score: float
+    max_score: float
+    completed_on: date
+    source: str = Field(default="csv", max_length=32)  # csv, admin, api:<token name>
+    imported_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A course platform's key to the module-results API. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
 
 
 for _statement in (

@@ -126,3 +126,49 @@ def test_the_db_upgrade_command_migrates_the_configured_database(database_url, t
     assert "(unchanged)" in result.output
     result = CliRunner().invoke(main, ["db", "current"])
     assert f"current {head()}" in result.output
+
+
+def _segment(obj: dict) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def test_certificates_signed_before_es256_keep_their_key_url_and_issuer(engine):
+    """0003: each Ed25519 key keeps the URL verifiers already hold (read from a certificate it signed) and each
+    certificate keeps the issuer id it was signed with, whatever ASSESSOR_PUBLIC_URL says later."""
+    upgrade(engine, INITIAL_REVISION)
+    with engine.begin() as connection:  # an account as the first revision has it
+        connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
+                                "VALUES ('a@example.org', '', 'x', 'learner', :yes, CURRENT_TIMESTAMP)"), {"yes": True})
+    upgrade(engine, "0002")
+    old_kid, old_issuer = "T" * 43, "https://old-domain.example/issuer"
+    token = ".".join([_segment({"alg": "EdDSA", "kid": f"{old_issuer}#{old_kid}", "typ": "JWT"}),
+                      _segment({"iss": old_issuer, "id": "urn:uuid:x"}), "c2ln"])
+    with engine.begin() as connection:
+        run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
+        user = run("SELECT id FROM users").scalar_one()
+        run("INSERT INTO submissions (user_id, rubric_id, course, created_at) VALUES (:u, 'r', 'c', CURRENT_TIMESTAMP)",
+            u=user)
+        submission = run("SELECT id FROM submissions").scalar_one()
+        run("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
+            "VALUES (:h, 'r', '1', 'x', CURRENT_TIMESTAMP)", h="a" * 64)
+        run("INSERT INTO attempts (submission_id, user_id, number, rubric_id, rubric_version, rubric_sha256, course, "
+            "source_url, status, reused_report, review_state, tries, dead_letter, created_at) VALUES (:s, :u, 1, 'r', "
+            "'1', :h, 'c', 'https://git.example.org/a.git', 'done', :no, 'approved', 1, :no, CURRENT_TIMESTAMP)",
+            s=submission, u=user, no=False, h="a" * 64)
+        attempt = run("SELECT id FROM attempts").scalar_one()
+        run("INSERT INTO signing_keys (kid, public_jwk, private_key_path, active, created_at) "
+            "VALUES (:kid, '{}', '/keys/old.pem', :yes, CURRENT_TIMESTAMP)", kid=old_kid, yes=True)
+        run("INSERT INTO certificates (public_id, attempt_id, user_id, kid, token, pdf, status_list, status_index, "
+            "issued_at) VALUES ('p', :a, :u, :kid, :token, :pdf, 1, 7, CURRENT_TIMESTAMP)",
+            a=attempt, u=user, kid=old_kid, token=token, pdf=b"%PDF")
+    upgrade(engine)
+    with engine.connect() as connection:
+        key = connection.execute(text("SELECT key_url, algorithm, compromised_at FROM signing_keys")).one()
+        issuer = connection.execute(text("SELECT issuer_id FROM certificates")).scalar_one()
+        tables = set(inspect(connection).get_table_names())
+    assert tuple(key) == (f"{old_issuer}#{old_kid}", "EdDSA", None)
+    assert issuer == old_issuer and {"module_results", "api_tokens"} <= tables
+    assert schema_differences(engine) == []
