@@ -10,16 +10,15 @@ Keys: private keys are PEM files (0600) in ``keys_dir`` (0700), or one file the 
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import hashlib
+import hmac
 import logging
 import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +26,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from assessor.certificates import (
-    CertificateData,
-    CriterionResult,
-    KeyRecord,
-    build_jwks,
-    generate_key,
-    issue,
-    kid_url,
-    load_private_key,
-    public_jwk,
-    retired_keys,
-    subject_id_for,
+from assessor.certificates import CertificateData, CriterionResult, KeyRecord, build_jwks, generate_key, issue
+from assessor.certificates.credential import (
+    CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine, identity_hash_for, iso_utc,
+    sign_claims, subject_id_for,
 )
-from assessor.certificates.credential import CONTEXTS, encode_segment, iso_utc
-from assessor.certificates.keys import b64url, public_key_from_jwk, thumbprint
+from assessor.certificates.keys import (
+    ES256, algorithm_of, destroy_private_key, key_states, key_url, kid_url, load_private_key,
+    public_jwk, public_key_from_jwk, thumbprint,
+)
+from assessor.certificates import status
 from assessor.certificates.render import render_certificate_pdf, seal_pdf
 from assessor.db import utcnow
 from assessor.errors import AssessorError, CertificateError
-from assessor.models import APPROVED, Attempt, Certificate, Review, SigningKey, StoredReport, User
+from assessor.models import APPROVED, Attempt, Certificate, ModuleResult, Review, SigningKey, StoredReport, User
 
 logger = logging.getLogger("assessor.issuing")
 
 STATUS_LIST_ID = 1
 STATUS_LIST_SIZE = 131072  # bits: the spec's minimum of 16 KB, so one entry says nothing about who it is
 MAX_REASON = 500
-MULTIBASE_BASE64URL = "u"  # multibase prefix of base64url without padding
+# Verifiers may cache the JWKS this long; a new key is published at least twice as long before it signs.
+JWKS_MAX_AGE_SECONDS = 300
+ROTATION_NOTICE = timedelta(seconds=2 * JWKS_MAX_AGE_SECONDS)
 
 
 class IssuingError(AssessorError):
@@ -70,11 +66,18 @@ class IssuerSettings:
     def issuer_id(self) -> str:
         return f"{self.public_url}/issuer"
 
+    @property
+    def context_url(self) -> str:
+        return f"{self.public_url}{EXTENSION_CONTEXT_PATH}"
+
     def verify_url(self, public_id: str) -> str:
         return f"{self.public_url}/verify/{public_id}"
 
     def status_list_url(self, number: int = STATUS_LIST_ID) -> str:
         return f"{self.public_url}/status/{number}"
+
+    def badge_url(self, rubric_id: str) -> str:
+        return f"{self.public_url}/badges/{rubric_id}.png"
 
 
 def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
@@ -87,6 +90,12 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
     )
 
 
+def issuer_profile(settings: IssuerSettings) -> dict:
+    """The OB 3.0 Profile the issuer id dereferences to."""
+    return {"@context": list(CONTEXTS), "id": settings.issuer_id, "type": ["Profile"], "name": settings.issuer_name,
+            "url": settings.public_url + "/", "description": "Issues certificates for approved capstone projects."}
+
+
 # ------------------------------------------------------------------------------------------------------- keys
 
 def _secure_dir(directory: Path) -> None:
@@ -94,86 +103,223 @@ def _secure_dir(directory: Path) -> None:
     directory.chmod(0o700)
 
 
-def _add_key(session: Session, *, path: Path, active: bool) -> SigningKey:
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _add_key(session: Session, *, path: Path, settings: IssuerSettings, active: bool,
+             activates_at: datetime | None) -> SigningKey:
     private = load_private_key(path)
     kid = thumbprint(private.public_key())
     existing = session.exec(select(SigningKey).where(SigningKey.kid == kid)).first()
     if existing is not None:
         return existing
-    row = SigningKey(kid=kid, public_jwk=json.dumps(public_jwk(private.public_key(), kid)),
-                     private_key_path=str(path), active=active)
+    row = SigningKey(kid=kid, key_url=key_url(settings.issuer_id, kid), algorithm=algorithm_of(private),
+                     public_jwk=json.dumps(public_jwk(private.public_key(), kid)), private_key_path=str(path),
+                     active=active, activates_at=activates_at)
     session.add(row)
     session.flush()
     return row
 
 
-def active_key(session: Session, *, settings: IssuerSettings) -> SigningKey:
-    """The key that signs new certificates; the operator's key file, or a key created on first use."""
+def published_kid(row: SigningKey, settings: IssuerSettings) -> str:
+    """The key's URL in JWT headers and the JWKS: the one fixed when it was made (or first used)."""
+    return row.key_url or kid_url(settings.issuer_id, row.kid)
+
+
+def _new_key(session: Session, *, settings: IssuerSettings, active: bool,
+             activates_at: datetime | None) -> SigningKey:
+    _secure_dir(settings.keys_dir)
+    info = generate_key(settings.keys_dir)
+    return _add_key(session, path=info.path, settings=settings, active=active, activates_at=activates_at)
+
+
+def _retire(session: Session, row: SigningKey, *, settings: IssuerSettings, now: datetime) -> None:
+    """Stop signing with `row` and destroy its private key (a key the operator keeps elsewhere is only let go)."""
+    row.active = False
+    row.retired_at = row.retired_at or now
+    if row.private_key_path:
+        path = Path(row.private_key_path)
+        if path.parent.resolve() == settings.keys_dir.resolve():
+            destroy_private_key(path)
+            row.destroyed_at = now
+        row.private_key_path = ""
+    session.add(row)
+
+
+def _make_active(session: Session, row: SigningKey, *, settings: IssuerSettings, now: datetime) -> None:
+    for other in session.exec(select(SigningKey).where(SigningKey.active == True)).all():  # noqa: E712
+        if other.id != row.id:
+            _retire(session, other, settings=settings, now=now)
+    row.active, row.retired_at = True, None
+    row.activates_at = min(_aware(row.activates_at), now) if row.activates_at else now
+    row.key_url = published_kid(row, settings)
+    session.add(row)
+
+
+def _promote_due(session: Session, *, settings: IssuerSettings, now: datetime) -> None:
+    """The announced key whose time has come takes over (the one it replaces retires)."""
+    waiting = session.exec(select(SigningKey).where(
+        SigningKey.active == False, SigningKey.retired_at == None,  # noqa: E711,E712
+        SigningKey.compromised_at == None, SigningKey.activates_at != None)  # noqa: E711
+        .order_by(SigningKey.activates_at.desc())).all()
+    due = [row for row in waiting if _aware(row.activates_at) <= now]
+    if due:
+        _make_active(session, due[0], settings=settings, now=now)
+        session.commit()
+
+
+def active_key(session: Session, *, settings: IssuerSettings, now: datetime | None = None) -> SigningKey:
+    """The key that signs new certificates: the operator's key file, the announced key once its time has come,
+    or a P-256 key made on first use (also replacing an Ed25519 key of an earlier version)."""
+    now = now or utcnow()
     if settings.key_file is not None:
         private = load_private_key(settings.key_file)
-        kid = thumbprint(private.public_key())
-        row = session.exec(select(SigningKey).where(SigningKey.kid == kid)).first()
+        if algorithm_of(private) != ES256:
+            raise IssuingError(f"{settings.key_file} (ASSESSOR_SIGNING_KEY_FILE) is an Ed25519 key; Open Badges "
+                               f"verifiers need ES256: make a P-256 key, e.g. `openssl genpkey -algorithm EC -pkeyopt "
+                               f"ec_paramgen_curve:P-256 -out issuer.pem`")
+        row = session.exec(select(SigningKey).where(SigningKey.kid == thumbprint(private.public_key()))).first()
         if row is None:
-            row = _add_key(session, path=settings.key_file, active=False)
+            row = _add_key(session, path=settings.key_file, settings=settings, active=False, activates_at=now)
+        if row.compromised_at is not None:
+            raise IssuingError(f"the key in {settings.key_file} was declared compromised: replace the file")
         if not row.active:
-            _retire_others(session, keep=row)
-            row.active, row.retired_at = True, None
+            _make_active(session, row, settings=settings, now=now)
+            session.commit()
+        return row
+    _promote_due(session, settings=settings, now=now)
+    row = session.exec(select(SigningKey).where(SigningKey.active == True)).first()  # noqa: E712
+    if row is not None and row.algorithm == ES256 and row.private_key_path:
+        if row.key_url is None:
+            row.key_url = published_kid(row, settings)
             session.add(row)
             session.commit()
         return row
-    row = session.exec(select(SigningKey).where(SigningKey.active == True)).first()  # noqa: E712
-    if row is not None:
-        return row
-    _secure_dir(settings.keys_dir)
-    info = generate_key(settings.keys_dir)
-    row = _add_key(session, path=info.path, active=True)
+    # No key yet, or an Ed25519 key from before ES256 (what it signed keeps verifying: its public half stays).
+    row = _new_key(session, settings=settings, active=False, activates_at=now)
+    _make_active(session, row, settings=settings, now=now)
     session.commit()
     return row
 
 
-def _retire_others(session: Session, *, keep: SigningKey) -> None:
-    now = utcnow()
-    for other in session.exec(select(SigningKey).where(SigningKey.active == True)).all():  # noqa: E712
-        if other.id != keep.id:
-            other.active, other.retired_at = False, now
-            session.add(other)
-
-
-def rotate_key(session: Session, *, settings: IssuerSettings) -> SigningKey:
-    """A new active key; the old one is retired but stays in the JWKS, so what it signed still verifies."""
+def rotate_key(session: Session, *, settings: IssuerSettings, now: datetime | None = None,
+               immediately: bool = False) -> SigningKey:
+    """A new key, published at once and signing from ROTATION_NOTICE later (verifiers' cached key sets hold it
+    by then); `immediately` for an emergency. The old key then retires and its private key is destroyed, while
+    its public half stays published, so what it signed still verifies."""
+    now = now or utcnow()
     if settings.key_file is not None:
         raise IssuingError("the signing key is given by ASSESSOR_SIGNING_KEY_FILE: rotate it by changing that file")
-    _secure_dir(settings.keys_dir)
-    info = generate_key(settings.keys_dir)
-    row = _add_key(session, path=info.path, active=True)
-    _retire_others(session, keep=row)
+    _promote_due(session, settings=settings, now=now)
+    pending = session.exec(select(SigningKey).where(
+        SigningKey.active == False, SigningKey.retired_at == None,  # noqa: E711,E712
+        SigningKey.compromised_at == None, SigningKey.activates_at != None)).first()  # noqa: E711
+    if pending is not None and not immediately:
+        raise IssuingError(f"a rotation is already under way: key {pending.kid} signs from "
+                           f"{_aware(pending.activates_at):%Y-%m-%d %H:%M} UTC")
+    if pending is not None:
+        row = pending
+    else:
+        row = _new_key(session, settings=settings, active=False, activates_at=now + ROTATION_NOTICE)
+    if immediately:
+        _make_active(session, row, settings=settings, now=now)
     session.commit()
     return row
+
+
+def find_key(session: Session, *, kid: str) -> SigningKey | None:
+    """A key by its thumbprint or its published URL."""
+    if not isinstance(kid, str) or len(kid) > 1000:
+        return None
+    return session.exec(select(SigningKey).where((SigningKey.kid == kid) | (SigningKey.key_url == kid))).first()
+
+
+def compromise_key(session: Session, *, settings: IssuerSettings, kid: str, since: datetime, reason: str,
+                   admin: User | None = None, now: datetime | None = None) -> tuple[SigningKey, list[Certificate]]:
+    """Declare a key compromised from `since`: every credential it signed from then on is refused by every
+    verifier that reads our key set (ours compares with what was issued as well), the certificates we issued
+    with it since then are revoked with the reason, its private key is destroyed, and if it was signing, a new
+    key takes over at once."""
+    from assessor.submissions import record_event
+
+    now = now or utcnow()
+    reason = (reason or "").strip()
+    if not reason:
+        raise IssuingError("give the reason (how the key was exposed)")
+    if len(reason) > MAX_REASON:
+        raise IssuingError(f"keep the reason under {MAX_REASON} characters")
+    row = find_key(session, kid=kid)
+    if row is None:
+        raise IssuingError(f"no key {kid}")
+    since = _aware(since)
+    if since > now:
+        raise IssuingError("the compromise date cannot be in the future")
+    was_signing = row.active or (row.retired_at is None and row.activates_at is not None)
+    row.compromised_at = min(since, _aware(row.compromised_at)) if row.compromised_at else since
+    row.compromise_reason = reason
+    _retire(session, row, settings=settings, now=now)
+    affected = session.exec(select(Certificate).where(Certificate.kid == row.kid,
+                                                      Certificate.issued_at >= row.compromised_at,
+                                                      Certificate.revoked_at == None)).all()  # noqa: E711
+    detail = f"signing key compromised since {row.compromised_at:%Y-%m-%d %H:%M} UTC: {reason}"
+    for certificate in affected:
+        certificate.revoked_at, certificate.revoked_reason = now, detail[:MAX_REASON]
+        certificate.revoked_by = admin.id if admin is not None else None
+        session.add(certificate)
+        record_event(session, attempt_id=certificate.attempt_id, actor=admin, kind="revoked",
+                     detail=f"certificate {certificate.public_id}: {detail}"[:1000])
+    session.commit()
+    if was_signing and settings.key_file is None:
+        replacement = _new_key(session, settings=settings, active=False, activates_at=now)
+        _make_active(session, replacement, settings=settings, now=now)
+        session.commit()
+    logger.warning("key %s declared compromised since %s; %s certificates revoked", row.kid, row.compromised_at,
+                   len(affected))
+    return row, list(affected)
 
 
 def list_keys(session: Session) -> list[SigningKey]:
     return list(session.exec(select(SigningKey).order_by(SigningKey.created_at.desc(), SigningKey.id.desc())).all())
 
 
+def key_state(row: SigningKey, *, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if row.compromised_at is not None:
+        return "compromised"
+    if row.active:
+        return "active"
+    if row.retired_at is not None:
+        return "retired"
+    if row.activates_at is not None and _aware(row.activates_at) > now:
+        return "next"
+    return "published"
+
+
 def _records(session: Session, settings: IssuerSettings) -> list[KeyRecord]:
-    records = []
-    for row in list_keys(session):
-        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
-        retired = row.retired_at
-        if retired is not None and retired.tzinfo is None:
-            retired = retired.replace(tzinfo=timezone.utc)
-        records.append(KeyRecord(kid=kid_url(settings.issuer_id, row.kid),
-                                 public_key=public_key_from_jwk(json.loads(row.public_jwk)),
-                                 created=created, retired_at=retired))
-    return records
+    return [KeyRecord(kid=published_kid(row, settings), public_key=public_key_from_jwk(json.loads(row.public_jwk)),
+                      created=_aware(row.created_at), retired_at=_aware(row.retired_at),
+                      compromised_at=_aware(row.compromised_at), compromise_reason=row.compromise_reason)
+            for row in list_keys(session)]
 
 
 def jwks(session: Session, *, settings: IssuerSettings) -> dict:
-    """Every key, active and retired; retired ones listed under the non-standard ``retired`` member."""
+    """Every key (next, active, retired, compromised), with the retired and compromised ones listed beside
+    ``keys`` (JWKS has no standard member for either)."""
     records = _records(session, settings)
     document = build_jwks(records)
-    document.update(retired_keys(records))
+    document.update(key_states(records))
     return document
+
+
+def key_document(session: Session, *, settings: IssuerSettings, thumb: str) -> dict | None:
+    """The JWK a key's URL dereferences to."""
+    row = session.exec(select(SigningKey).where(SigningKey.kid == thumb)).first() if len(thumb) <= 64 else None
+    if row is None:
+        return None
+    return public_jwk(public_key_from_jwk(json.loads(row.public_jwk)), published_kid(row, settings))
 
 
 # ------------------------------------------------------------------------------------------------------ issuing
@@ -255,8 +401,12 @@ def _free_index(session: Session) -> int:
     raise IssuingError("the status list is full")
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def module_lines(session: Session, *, email: str, course: str) -> tuple[ModuleLine, ...]:
+    """The course modules recorded for this address and course, in the order they were completed."""
+    rows = session.exec(select(ModuleResult).where(ModuleResult.email == email.strip().lower(),
+                                                   ModuleResult.course == course)
+                        .order_by(ModuleResult.completed_on, ModuleResult.module)).all()
+    return tuple(ModuleLine(row.module, row.title, row.score, row.max_score, row.completed_on) for row in rows)
 
 
 def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSettings, public_id: str,
@@ -282,19 +432,19 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
     # Display names only: an account without a name is shown as "Learner", never by its email.
     learner_name = (learner.name if learner and learner.name else "Learner")[:120]
     mentor_name = (mentor.name if mentor and mentor.name else "Mentor")[:120]
-    verify_url = settings.verify_url(public_id)
-    repo_url = attempt.source_url if attempt.source_url.startswith("https://") else verify_url
+    levels_of = {criterion.id: criterion.levels for criterion in rubric.criteria}
     criteria = tuple(
-        CriterionResult(score.id, score.title[:100], f"level {score.level}" if score.level is not None else "n/a",
-                        float(score.points or 0), float(score.max_points))
+        CriterionResult(score.id, score.title[:100], score.level, float(score.points or 0), float(score.max_points),
+                        tuple(LevelDescription(level.level, level.points, level.descriptor[:200])
+                              for level in levels_of.get(score.id, ())))
         for score in result.criteria
     )
     assessed_at = _aware(stored.created_at)
     try:
-        assessed_at = datetime.fromisoformat(report.assessed_at)
-        assessed_at = _aware(assessed_at)
+        assessed_at = _aware(datetime.fromisoformat(report.assessed_at))
     except (TypeError, ValueError):
         pass
+    salt = secrets.token_hex(16)
     return CertificateData(
         certificate_id=uuid.UUID(public_id),
         subject_id=subject_id_for(settings.issuer_id, f"user-{attempt.user_id}"),
@@ -305,21 +455,28 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
         rubric_version=rubric.version,
         rubric_sha256=rubric.sha256,
         criteria=criteria,
-        total=round(result.score.percent, 2),
+        total=round(result.score.percent, 1),
         max_total=100,
         pass_mark=float(rubric.pass_mark),
-        repo_url=repo_url,
+        # Only a real public repository is named: a local or ssh source would be a meaningless link.
+        repo_url=attempt.source_url if attempt.source_url.startswith("https://") else None,
         commit=(attempt.commit or report.commit).lower(),
         report_sha256=hashlib.sha256(stored.document.encode("utf-8")).hexdigest(),
         mentor_name=mentor_name,
         assessed_at=assessed_at,
         approved_at=_aware(review.decided_at or issued_at),
         issued_at=issued_at,
-        verify_url=verify_url,
+        verify_url=settings.verify_url(public_id),
         status_list_url=settings.status_list_url(),
         status_list_index=status_index,
         issuer_id=settings.issuer_id,
         issuer_name=settings.issuer_name,
+        issuer_url=settings.public_url + "/",
+        extension_context_url=settings.context_url,
+        image_url=settings.badge_url(rubric.id),
+        identity_hash=identity_hash_for(learner.email, salt) if learner else None,
+        identity_salt=salt if learner else None,
+        modules=module_lines(session, email=learner.email, course=rubric.id) if learner else (),
     )
 
 
@@ -339,7 +496,7 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
         raise IssuingError(f"the learner of attempt {attempt_id} has not confirmed their e-mail address yet")
     key = active_key(session, settings=settings)
     private = load_private_key(key.private_key_path)
-    kid = kid_url(settings.issuer_id, key.kid)
+    kid = published_kid(key, settings)
     for _ in range(3):
         public_id = str(uuid.uuid4())
         index = _free_index(session)
@@ -352,8 +509,8 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
         except CertificateError as error:  # e.g. ASSESSOR_PUBLIC_URL is not https: retrying will not help
             raise IssuingError(f"cannot issue the certificate of attempt {attempt_id}: {error}") from error
         certificate = Certificate(public_id=public_id, attempt_id=attempt.id, user_id=attempt.user_id, kid=key.kid,
-                                  token=token, pdf=pdf, status_list=STATUS_LIST_ID, status_index=index,
-                                  issued_at=issued_at)
+                                  issuer_id=settings.issuer_id, token=token, pdf=pdf, status_list=STATUS_LIST_ID,
+                                  status_index=index, issued_at=issued_at)
         session.add(certificate)
         record_event(session, attempt=attempt, kind="certified", detail=f"certificate {public_id}")
         try:
@@ -397,36 +554,47 @@ def list_certificates(session: Session, *, limit: int = 200) -> list[Certificate
     return list(session.exec(select(Certificate).order_by(Certificate.id.desc()).limit(limit)).all())
 
 
-def is_revoked_token(session: Session, *, credential: dict) -> Certificate | None:
-    """The revoked certificate a verified credential belongs to, if it is revoked."""
-    cred_id = str(credential.get("id", ""))
-    public_id = cred_id.removeprefix("urn:uuid:")
+NOT_ISSUED, REVOKED = "not_issued", "revoked"
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """What our records say of a credential whose signature verified."""
+
+    status: str  # valid, revoked, not_issued or tampered
+    reason: str
+    certificate: Certificate | None
+
+
+def check_record(session: Session, *, credential: dict, token: str) -> RecordCheck:
+    """A signature is not enough: the token must be exactly one we issued (a leaked key signs anything) and the
+    certificate must not be revoked."""
+    public_id = str(credential.get("id", "")).removeprefix("urn:uuid:")
     certificate = get_certificate(session, public_id=public_id)
-    if certificate is not None and certificate.revoked_at is not None:
-        return certificate
-    return None
+    if certificate is None:
+        return RecordCheck(NOT_ISSUED, "we never issued a certificate with this id", None)
+    if not hmac.compare_digest(certificate.token.encode(), token.strip().encode()):
+        return RecordCheck("tampered", "signed with our key, but not the certificate we issued under this id",
+                           None)
+    if certificate.revoked_at is not None:
+        return RecordCheck(REVOKED, f"revoked: {certificate.revoked_reason}", certificate)
+    return RecordCheck("valid", "this is the certificate we issued, and it is not revoked", certificate)
 
 
 # -------------------------------------------------------------------------------------------------- status list
 
 def encode_bitstring(indexes: list[int], size: int = STATUS_LIST_SIZE) -> str:
-    """The spec's encodedList: multibase ("u" prefix) base64url, no padding, of the GZIP-compressed bitstring;
-    index 0 is the left-most bit of the first byte."""
-    bits = bytearray(size // 8)
-    for index in indexes:
-        bits[index // 8] |= 0x80 >> (index % 8)
-    return MULTIBASE_BASE64URL + b64url(gzip.compress(bytes(bits), mtime=0))
+    return status.encode_bitstring(indexes, size)
 
 
 def decode_bitstring(encoded: str) -> bytes:
-    if not encoded.startswith(MULTIBASE_BASE64URL):
-        raise IssuingError("encodedList is not multibase base64url (no 'u' prefix)")
-    body = encoded[len(MULTIBASE_BASE64URL):]
-    return gzip.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    try:
+        return status.decode_bitstring(encoded)
+    except CertificateError as error:
+        raise IssuingError(str(error)) from None
 
 
-def bit_is_set(bitstring: bytes, index: int) -> bool:
-    return bool(bitstring[index // 8] & (0x80 >> (index % 8)))
+bit_is_set = status.bit_is_set
 
 
 def status_list_credential(session: Session, *, settings: IssuerSettings, number: int = STATUS_LIST_ID,
@@ -450,15 +618,12 @@ def status_list_credential(session: Session, *, settings: IssuerSettings, number
         },
     }
     key = active_key(session, settings=settings)
-    private = load_private_key(key.private_key_path)
-    header = {"alg": "EdDSA", "kid": kid_url(settings.issuer_id, key.kid), "typ": "JWT"}
     claims = {**credential, "iss": settings.issuer_id, "jti": url, "nbf": int(now.timestamp())}
-    signing_input = f"{encode_segment(header)}.{encode_segment(claims)}"
-    token = f"{signing_input}.{b64url(private.sign(signing_input.encode('ascii')))}"
+    token = sign_claims(claims, load_private_key(key.private_key_path), published_kid(key, settings))
     return credential, token
 
 
 __all__ = [
-    "IssuerSettings", "IssuingError", "active_key", "certificate_for_attempt", "get_certificate", "issue_certificate",
+    "IssuerSettings", "IssuingError", "active_key", "check_record", "compromise_key", "certificate_for_attempt", "get_certificate", "issue_certificate",
     "jwks", "list_certificates", "list_keys", "revoke", "rotate_key", "settings_from_config", "status_list_credential",
 ]

@@ -12,6 +12,7 @@ from sqlmodel import Session, func, select
 
 from assessor import issuing
 from assessor.certificates import verify_credential, verify_pdf
+from assessor.certificates.describe import describe
 from assessor.models import CHANGES_REQUESTED, Certificate, Event
 
 from tests.web.certificate_helpers import approve, settings
@@ -54,12 +55,19 @@ def test_issue_is_idempotent_and_records_what_an_employer_needs(db, app, approve
     assert learner.email not in text and "ada.private" not in text
     subject = credential["credentialSubject"]
     assert subject["name"] == "Ada Lovelace"
-    assert [r["level"] for r in subject["result"]] == ["level 2", "level 1", "level 1", "level 1", "level 2", "level 2"]
+    view = describe(credential)
+    # each criterion's level out of the rubric's top level (tests 0-2, coverage and complexity 0-1, ...)
+    assert [line.level for line in view.criteria] == ["level 2 of 2", "level 1 of 1", "level 1 of 1",
+                                                      "level 1 of 2", "level 2 of 2", "level 2 of 2"]
+    assert view.pass_mark == "60" and view.approved_by == "Mona Mentor"
     repo, assessment = credential["evidence"]
-    assert repo["commit"] == approved.commit and repo["id"] == approved.source_url
-    assert assessment["rubric"]["id"] == "test-capstone" and len(assessment["rubric"]["sha256"]) == 64
-    assert assessment["approvedBy"] == "Mona Mentor" and assessment["passMark"] == 60
+    assert repo["commit"] == approved.commit
+    assert repo["id"] == view.repository == approved.source_url
+    assert assessment["rubricId"] == "test-capstone" and len(assessment["rubricSha256"]) == 64
     assert len(assessment["reportSha256"]) == 64
+    # stored at issue time: the issuer id and the key's URL, what verifiers resolve for ever after
+    assert first.issuer_id == settings(app).issuer_id == credential["issuer"]["id"]
+    assert pyjwt.get_unverified_header(first.token)["kid"] == f"{first.issuer_id}/keys/{first.kid}"
     assert credential["credentialStatus"]["statusListIndex"] == str(first.status_index)
     # the stored PDF is sealed and verifies
     assert verify_pdf(first.pdf, keys, retired=keys).ok
@@ -122,21 +130,63 @@ def test_operator_key_file(db, app, tmp_path):
         issuing.rotate_key(db, settings=settings(app))
 
 
-def test_rotation_keeps_old_certificates_valid(db, app, approved, make_attempt, make_user, mentor):
+def test_rotation_publishes_the_next_key_before_it_signs_then_destroys_the_old_one(
+        db, app, approved, make_attempt, make_user, mentor):
     old = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
     first_key = issuing.active_key(db, settings=settings(app))
-    new_key = issuing.rotate_key(db, settings=settings(app))
-    assert new_key.kid != first_key.kid
+    first_private = Path(first_key.private_key_path)
+    rotated_at = issuing.utcnow()
+    next_key = issuing.rotate_key(db, settings=settings(app), now=rotated_at)
+    assert next_key.kid != first_key.kid and issuing.key_state(next_key) == "next"
+    # published at once, while the old key goes on signing for the notice period (longer than the JWKS cache)
+    keys = issuing.jwks(db, settings=settings(app))
+    assert {k["kid"].rsplit("/", 1)[1] for k in keys["keys"]} == {first_key.kid, next_key.kid}
+    assert issuing.ROTATION_NOTICE.total_seconds() >= 2 * issuing.JWKS_MAX_AGE_SECONDS
+    assert issuing.active_key(db, settings=settings(app), now=rotated_at).kid == first_key.kid
+    with pytest.raises(issuing.IssuingError, match="under way"):
+        issuing.rotate_key(db, settings=settings(app), now=rotated_at)
+    # the notice over, the new key signs; the old one is retired and its private key is gone from the disk
+    later = rotated_at + issuing.ROTATION_NOTICE
+    assert issuing.active_key(db, settings=settings(app), now=later).kid == next_key.kid
+    db.refresh(first_key)
+    assert issuing.key_state(first_key) == "retired" and first_key.destroyed_at is not None
+    assert not first_private.exists() and first_key.private_key_path == ""
     second = make_attempt(make_user(name="Grace"))
     approve(db, app, second, mentor)
     new = issuing.issue_certificate(db, attempt_id=second.id, settings=settings(app))
-    assert new.kid == new_key.kid and old.kid == first_key.kid
+    assert new.kid == next_key.kid and old.kid == first_key.kid
     keys = issuing.jwks(db, settings=settings(app))
-    assert {k["kid"].split("#")[1] for k in keys["keys"]} == {first_key.kid, new_key.kid}
-    assert [r["kid"].split("#")[1] for r in keys["retired"]] == [first_key.kid]
-    assert verify_credential(old.token, keys, retired=keys).ok
+    assert [r["kid"].rsplit("/", 1)[1] for r in keys["retired"]] == [first_key.kid]
+    assert verify_credential(old.token, keys, retired=keys).ok  # the public half stays published
     assert verify_credential(new.token, keys, retired=keys).ok
     assert verify_pdf(old.pdf, keys, retired=keys).ok
+
+
+def test_an_emergency_rotation_switches_at_once(db, app):
+    first_key = issuing.active_key(db, settings=settings(app))
+    new_key = issuing.rotate_key(db, settings=settings(app), immediately=True)
+    assert issuing.active_key(db, settings=settings(app)).kid == new_key.kid
+    db.refresh(first_key)
+    assert issuing.key_state(first_key) == "retired" and not Path(app.config["KEYS_DIR"], f"{first_key.kid}.pem").exists()
+
+
+def test_changing_the_public_url_keeps_earlier_certificates_valid(db, app, approved, make_attempt, make_user,
+                                                                  mentor):
+    old = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    old_issuer = old.issuer_id
+    app.config["PUBLIC_URL"] = "https://certificates.new-domain.example"
+    moved = settings(app)
+    keys = issuing.jwks(db, settings=moved)
+    # the key keeps the id it was published under; the old certificate verifies from the new domain's JWKS
+    assert pyjwt.get_unverified_header(old.token)["kid"] in {k["kid"] for k in keys["keys"]}
+    assert verify_credential(old.token, keys, retired=keys).ok
+    assert issuing.check_record(db, credential=verify_credential(old.token, keys).credential,
+                                token=old.token).status == "valid"
+    assert issuing.issuer_profile(moved)["id"] == "https://certificates.new-domain.example/issuer" != old_issuer
+    second = make_attempt(make_user(name="Grace"))
+    approve(db, app, second, mentor)
+    new = issuing.issue_certificate(db, attempt_id=second.id, settings=moved)
+    assert new.issuer_id == moved.issuer_id and old.issuer_id == old_issuer
 
 
 def test_pyjwt_verifies_the_credential_with_the_jwks(db, app, approved):
@@ -145,12 +195,12 @@ def test_pyjwt_verifies_the_credential_with_the_jwks(db, app, approved):
     header = pyjwt.get_unverified_header(certificate.token)
     jwk = next(k for k in keys["keys"] if k["kid"] == header["kid"])
     public = pyjwt.PyJWK(jwk).key
-    claims = pyjwt.decode(certificate.token, public, algorithms=["EdDSA"],
+    claims = pyjwt.decode(certificate.token, public, algorithms=["ES256"],
                           issuer=settings(app).issuer_id, options={"require": ["iss", "nbf", "sub", "jti"]})
     assert claims["jti"] == f"urn:uuid:{certificate.public_id}"
     with pytest.raises(pyjwt.InvalidSignatureError):
         forged = certificate.token[:-4] + ("AAAA" if not certificate.token.endswith("AAAA") else "BBBB")
-        pyjwt.decode(forged, public, algorithms=["EdDSA"], options={"verify_aud": False})
+        pyjwt.decode(forged, public, algorithms=["ES256"], options={"verify_aud": False})
 
 
 def test_status_list_has_the_revoked_bit(db, app, approved, make_user):
@@ -170,7 +220,7 @@ def test_status_list_has_the_revoked_bit(db, app, approved, make_user):
     assert issuing.bit_is_set(bits, certificate.status_index) and sum(bin(b).count("1") for b in bits) == 1
     keys = issuing.jwks(db, settings=settings(app))
     jwk = keys["keys"][0]
-    claims = pyjwt.decode(token, pyjwt.PyJWK(jwk).key, algorithms=["EdDSA"])
+    claims = pyjwt.decode(token, pyjwt.PyJWK(jwk).key, algorithms=["ES256"])
     assert claims["credentialSubject"]["encodedList"] == credential["credentialSubject"]["encodedList"]
 
 
