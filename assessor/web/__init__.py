@@ -21,10 +21,12 @@ def default_config(instance: Path) -> dict:
         WORK_ROOT=str(paths.work_root),
         CACHE_DIR=str(instance / "cache"),
         KEYS_DIR=str(instance / "keys"),  # certificate signing keys (0700 dir, 0600 files)
-        SIGNING_KEY_FILE=None,  # or the operator's own Ed25519 PEM (ASSESSOR_SIGNING_KEY_FILE)
+        SIGNING_KEY_FILE=None,  # or the operator's own P-256 PEM (ASSESSOR_SIGNING_KEY_FILE)
         PUBLIC_URL="https://localhost",  # https base URL printed on certificates (verify links, issuer id)
         ISSUER_NAME="Capstone Assessor",
         CERTIFICATE_UPLOAD_MAX=5 * 1024 * 1024,
+        VERIFY_API_PER_MINUTE=60,  # POST /api/v1/verify checks from one network address per minute
+        LINKEDIN_ORGANIZATION_ID=None,  # the issuer's LinkedIn company id, so "Add to profile" names it
         ALLOW_LOCAL_SOURCES=False,
         ALLOWED_SCHEMES=["https"],
         ALLOWED_HOSTS=None,
@@ -96,8 +98,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     learner.init_app(app)
     mentor.init_app(app)
     admin.init_app(app)
-    from assessor.web import admin_certificates, public
+    from assessor.web import admin_certificates, admin_modules, api, public
 
     public.init_app(app)
     admin_certificates.init_app(app)
+    admin_modules.init_app(app)
+    api.init_app(app)
     return app

@@ -46,4 +46,6 @@ def revoke(public_id: str):
 @role_required("admin")
 def keys():
     settings = issuing.settings_from_config(current_app.config)
-    return render_template("admin/keys.html", keys=issuing.list_keys(db()), operator_key=settings.key_file)
+    return render_template("admin/keys.html", keys=issuing.list_keys(db()), operator_key=settings.key_file,
+                           key_state=issuing.key_state,
+                           published_kid=lambda row: issuing.published_kid(row, settings))

@@ -123,10 +123,12 @@ def _certificate_context(attempt, rubric, result) -> dict | None:
     settings = issuing.settings_from_config(current_app.config)
     verify_url = settings.verify_url(certificate.public_id)
     issued = certificate.issued_at
+    organization = current_app.config.get("LINKEDIN_ORGANIZATION_ID")
+    # With the operator's company id LinkedIn links the issuer's page; the name alone is plain text.
+    issuer = {"organizationId": str(organization)} if organization else {"organizationName": settings.issuer_name}
     linkedin = "https://www.linkedin.com/profile/add?" + urlencode({
-        "startTask": "CERTIFICATION_NAME", "name": f"{rubric.course}: {rubric.title}",
-        "organizationName": settings.issuer_name, "issueYear": issued.year, "issueMonth": issued.month,
-        "certUrl": verify_url, "certId": certificate.public_id,
+        "startTask": "CERTIFICATION_NAME", "name": f"{rubric.course}: {rubric.title}", **issuer,
+        "issueYear": issued.year, "issueMonth": issued.month, "certUrl": verify_url, "certId": certificate.public_id,
     })
     return {"certificate": certificate, "verify_url": verify_url, "linkedin_url": linkedin}
 

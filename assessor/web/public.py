@@ -1,42 +1,48 @@
-"""Public certificate pages (no login): the verify page and API, the JWKS, the status list, upload-to-verify."""
+"""Public certificate pages and documents (no login): the verify page, upload-to-verify and its JSON API, the
+certificate API, badge images, and what verifiers fetch (issuer profile, keys, JWKS, status list, our context)."""
 
 import base64
 import json
+from datetime import timedelta
 from functools import lru_cache
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from assessor import issuing
-from assessor.certificates import verify_credential, verify_pdf
+from assessor import issuing, ratelimit, verification
+from assessor.certificates import identity_matches
 from assessor.certificates import verify as v
+from assessor.certificates.badge import badge_png, badge_svg, bake_png, bake_svg
+from assessor.certificates.credential import EXTENSION_CONTEXT_PATH, JWT_CLAIMS, extension_context
+from assessor.certificates.describe import describe
+from assessor.errors import RubricError
 from assessor.models import Attempt
-from assessor.submissions import load_report
-from assessor.web.extensions import csrf, db, engine
+from assessor.submissions import find_available, load_report
+from assessor.web.extensions import csrf, db, engine, rubrics
 
 bp = Blueprint("public", __name__)
 
 VALID, REVOKED, UNKNOWN = "valid", "revoked", "unknown"
-
-# What each verdict means, in plain words for someone who never heard of us.
-VERDICTS = {
-    "valid": ("Genuine", "This certificate was issued by us and has not been changed."),
-    "revoked": ("Revoked", "This certificate was issued by us but has since been revoked: it is no longer valid."),
-    v.TAMPERED: ("Tampered", "The certificate has been changed after it was issued: its signature does not match."),
-    v.UNKNOWN_KEY: ("Unknown signer", "This certificate was not signed by any of our keys."),
-    v.MALFORMED: ("Not a certificate", "This is not a certificate we can read."),
-    v.NOT_YET_VALID: ("Not yet valid", "This certificate is dated in the future."),
-    v.NOT_PDF: ("Not a PDF", "The file is not a PDF document."),
-    v.TRUNCATED: ("Damaged file", "The PDF is cut short or damaged."),
-    v.TOO_LARGE: ("Too large", "The file is larger than any certificate we issue."),
-    v.NO_CREDENTIAL: ("No certificate inside", "The PDF does not carry one of our credentials."),
-    v.UNSEALED: ("Not sealed", "The PDF carries no issuer seal: it was not produced by us as is."),
-    v.MODIFIED: ("Modified", "The PDF was changed after we sealed it."),
-}
+_MINUTE = timedelta(minutes=1)
+# Documents that wallets and verifiers in other origins read from a browser: open to any origin, read only.
+OPEN_ENDPOINTS = frozenset({"certificate_api", "certificate_jwt", "jwks", "status_list", "issuer", "issuer_key",
+                            "context", "verify_api", "badge", "certificate_badge"})
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.after_request(_open_to_other_origins)
+
+
+def _open_to_other_origins(response):
+    if request.blueprint == bp.name and (request.endpoint or "").split(".")[-1] in OPEN_ENDPOINTS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS" if request.endpoint.endswith(
+            "verify_api") else "GET, HEAD, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        response.headers["Access-Control-Max-Age"] = "86400"
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "cross-origin")
+    return response
 
 
 def _settings() -> issuing.IssuerSettings:
@@ -50,13 +56,7 @@ def token_payload(token: str) -> dict:
 
 
 def _credential(token: str) -> dict:
-    return {k: val for k, val in token_payload(token).items() if k not in ("iss", "jti", "nbf", "sub")}
-
-
-def _status(certificate) -> str:
-    if certificate is None:
-        return UNKNOWN
-    return REVOKED if certificate.revoked_at is not None else VALID
+    return {k: val for k, val in token_payload(token).items() if k not in JWT_CLAIMS}
 
 
 def _iso(moment) -> str | None:
@@ -85,16 +85,87 @@ def evidence_summary(attempt: Attempt | None) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------------------------------------- the verify page
+
+def _certificate_page(public_id: str, *, identity: dict | None = None, code: int = 200):
+    session = db()
+    certificate = issuing.get_certificate(session, public_id=public_id)
+    if certificate is None:
+        return render_template("public/certificate.html", outcome=None, public_id=public_id), 404
+    settings = _settings()
+    outcome = verification.verify_issued(session, settings=settings, certificate=certificate)
+    credential = outcome.credential or _credential(certificate.token)
+    attempt = session.get(Attempt, certificate.attempt_id)
+    return render_template("public/certificate.html", outcome=outcome, certificate=certificate,
+                           view=describe(credential), evidence=evidence_summary(attempt), public_id=public_id,
+                           identity=identity, canonical_url=settings.verify_url(certificate.public_id),
+                           badge_url=f"{settings.verify_url(certificate.public_id)}/badge.png"), code
+
+
 @bp.route("/verify/<public_id>")
 def verify_certificate(public_id: str):
-    certificate = issuing.get_certificate(db(), public_id=public_id)
-    status = _status(certificate)
-    credential = _credential(certificate.token) if certificate else None
-    attempt = db().get(Attempt, certificate.attempt_id) if certificate else None
-    return render_template("public/certificate.html", status=status, certificate=certificate,
-                           credential=credential, evidence=evidence_summary(attempt), public_id=public_id,
-                           verdicts=VERDICTS), 200 if certificate else 404
+    return _certificate_page(public_id)
 
+
+@bp.route("/verify/<public_id>/identity", methods=["POST"])
+def check_identity(public_id: str):
+    """An employer asks: is this certificate about the person with this e-mail address? Only a salted hash is in
+    the credential, so the answer is computed here and the address is not kept."""
+    certificate = issuing.get_certificate(db(), public_id=public_id)
+    if certificate is None:
+        abort(404)
+    email = (request.form.get("email") or "").strip()[:254]
+    if not email or "@" not in email:
+        return _certificate_page(public_id, identity={"email": email, "error": "Enter an e-mail address."},
+                                 code=400)
+    if not ratelimit.hit(db(), key=f"identity:ip:{request.remote_addr}", window=_MINUTE) <= 30:
+        return _certificate_page(public_id, identity={"email": email, "error": "Too many checks; wait a minute."},
+                                 code=429)
+    matches = identity_matches(_credential(certificate.token), email)
+    return _certificate_page(public_id, identity={"email": email, "matches": matches})
+
+
+def _badge_texts(credential: dict) -> dict:
+    achievement = credential["credentialSubject"]["achievement"]
+    course, _, capstone = achievement["name"].partition(": ")
+    return {"title": course, "subtitle": capstone or "Capstone", "issuer": credential["issuer"].get("name", "")}
+
+
+@bp.route("/verify/<public_id>/badge.<any(png, svg):kind>")
+def certificate_badge(public_id: str, kind: str):
+    """The learner's badge with their credential baked in (OB 3.0 baking): any badge tool reads it back."""
+    row = issuing.certificate_status(engine(), public_id=public_id)
+    if row is None:
+        abort(404)
+    texts = _badge_texts(_credential(row.token))
+    if kind == "png":
+        body, mimetype = bake_png(badge_png(**texts), row.token), "image/png"
+    else:
+        body, mimetype = bake_svg(badge_svg(**texts), row.token).encode("utf-8"), "image/svg+xml"
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'inline; filename="badge-{row.public_id}.{kind}"'
+    return response
+
+
+@bp.route("/badges/<rubric_id>.<any(png, svg):kind>")
+def badge(rubric_id: str, kind: str):
+    """A course's badge image (what the achievement's `image` points at)."""
+    try:
+        rubric = find_available(rubrics(), rubric_id)
+    except RubricError:
+        rubric = None
+    if rubric is None:
+        abort(404)
+    texts = {"title": rubric.course, "subtitle": rubric.title, "issuer": _settings().issuer_name}
+    if kind == "png":
+        response = current_app.response_class(badge_png(**texts), mimetype="image/png")
+    else:
+        response = current_app.response_class(badge_svg(**texts), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+# ------------------------------------------------------------------------------------------- the certificate API
 
 @bp.route("/api/v1/certificates/<public_id>")
 def certificate_api(public_id: str):
@@ -112,13 +183,13 @@ def _api_body(public_id: str, token: str, issued_at: str | None, revoked_at: str
               public_url: str) -> bytes:
     """The JSON document, built once per certificate state (every input is part of the cache key)."""
     revocation = {"revoked_at": revoked_at, "reason": reason} if revoked_at is not None else None
+    base = str(public_url or "https://localhost").rstrip("/")
     return json.dumps({
         "id": public_id,
         "status": REVOKED if revoked_at is not None else VALID,
         "issued_at": issued_at,
         "revocation": revocation,
-        "verify_url": issuing.IssuerSettings(keys_dir=None, public_url=str(public_url or "https://localhost")
-                                             .rstrip("/")).verify_url(public_id),
+        "verify_url": f"{base}/verify/{public_id}",
         "credential": _credential(token),
         "credential_jwt_url": f"/api/v1/certificates/{public_id}/credential.jwt",
     }, separators=(",", ":")).encode("utf-8")
@@ -133,11 +204,37 @@ def certificate_jwt(public_id: str):
     return current_app.response_class(row.token, mimetype="application/vc+jwt")
 
 
+# ------------------------------------------------------------------------------------------- what verifiers fetch
+
+def _json(document: dict, *, mimetype: str = "application/json", max_age: int | None = None):
+    response = current_app.response_class(json.dumps(document, indent=1), mimetype=mimetype)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}" if max_age is not None else "no-cache"
+    return response
+
+
 @bp.route("/.well-known/jwks.json")
 def jwks():
-    response = jsonify(issuing.jwks(db(), settings=_settings()))
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    # Cached no longer than a rotation gives notice: a new key is published twice this long before it signs.
+    return _json(issuing.jwks(db(), settings=_settings()), max_age=issuing.JWKS_MAX_AGE_SECONDS)
+
+
+@bp.route("/issuer")
+def issuer():
+    return _json(issuing.issuer_profile(_settings()), mimetype="application/ld+json", max_age=3600)
+
+
+@bp.route("/issuer/keys/<thumb>")
+def issuer_key(thumb: str):
+    """Where each key's id points: its public JWK."""
+    document = issuing.key_document(db(), settings=_settings(), thumb=thumb)
+    if document is None:
+        return jsonify({"error": "no such key"}), 404
+    return _json(document, mimetype="application/jwk+json", max_age=issuing.JWKS_MAX_AGE_SECONDS)
+
+
+@bp.route(EXTENSION_CONTEXT_PATH)
+def context():
+    return _json(extension_context(_settings().context_url), mimetype="application/ld+json", max_age=86400)
 
 
 @bp.route("/status/<int:number>")
@@ -154,53 +251,83 @@ def status_list(number: int):
     return response
 
 
-def check_upload(pdf: bytes | None, token: str | None) -> tuple[str, str, dict | None]:
-    """(verdict, reason, credential): a PDF or pasted JWT against our keys, then against revocation."""
-    session = db()
-    settings = _settings()
-    keys = issuing.jwks(session, settings=settings)
-    if pdf is not None:
-        verdict = verify_pdf(pdf, keys, retired=keys)
-    else:
-        verdict = verify_credential(token or "", keys, retired=keys)
-    if not verdict.ok:
-        return verdict.status, verdict.reason, None
-    revoked = issuing.is_revoked_token(session, credential=verdict.credential)
-    if revoked is not None:
-        return REVOKED, f"revoked: {revoked.revoked_reason}", verdict.credential
-    return VALID, verdict.reason, verdict.credential
+# ------------------------------------------------------------------------------------------- upload to verify
+
+def _read_upload(limit: int):
+    """(pdf bytes or None, pasted token, error response or None), within the size limit."""
+    request.max_content_length = limit + 64 * 1024  # room for the form fields around the file
+    try:
+        upload = request.files.get("pdf")
+        token = (request.form.get("token") or "").strip()
+    except RequestEntityTooLarge:
+        return None, "", v.TOO_LARGE
+    if upload is not None and upload.filename:
+        pdf = upload.stream.read(limit + 1)
+        if len(pdf) > limit:
+            return None, "", v.TOO_LARGE
+        return pdf, token, None
+    return None, token, None
 
 
 @bp.route("/verify", methods=["GET", "POST"])
 @csrf.exempt  # checked below, once the larger upload limit of this page is in place
 def verify_upload():
     if request.method == "GET":
-        return render_template("public/verify.html", result=None)
+        return render_template("public/verify.html", outcome=None)
     limit = int(current_app.config["CERTIFICATE_UPLOAD_MAX"])
-    request.max_content_length = limit + 64 * 1024  # room for the form fields around the file
+    request.max_content_length = limit + 64 * 1024
     try:
         csrf.protect()
-        upload = request.files.get("pdf")
-        token = (request.form.get("token") or "").strip()
     except RequestEntityTooLarge:
-        return _verdict_page(v.TOO_LARGE, f"uploads are limited to {limit // (1024 * 1024)} MB", None, 413)
-    pdf = None
-    if upload is not None and upload.filename:
-        pdf = upload.stream.read(limit + 1)
-        if len(pdf) > limit:
-            return _verdict_page(v.TOO_LARGE, f"uploads are limited to {limit // (1024 * 1024)} MB", None, 413)
-    elif not token:
-        return render_template("public/verify.html", result=None,
+        return _too_large_page(limit)
+    pdf, token, problem = _read_upload(limit)
+    if problem:
+        return _too_large_page(limit)
+    if pdf is None and not token:
+        return render_template("public/verify.html", outcome=None,
                                error="Choose a PDF certificate or paste a credential."), 400
-    status, reason, credential = check_upload(pdf, token)
-    return _verdict_page(status, reason, credential, 200)
+    outcome = verification.verify_submission(db(), settings=_settings(), pdf=pdf, token=token)
+    return _outcome_page(outcome)
 
 
-def _verdict_page(status: str, reason: str, credential: dict | None, code: int):
-    title, meaning = VERDICTS.get(status, ("Not valid", "This certificate could not be verified."))
-    certificate = None
-    if credential is not None:
-        certificate = issuing.get_certificate(db(), public_id=str(credential.get("id", "")).removeprefix("urn:uuid:"))
-    result = {"status": status, "title": title, "meaning": meaning, "reason": reason, "credential": credential,
-              "certificate": certificate}
-    return render_template("public/verify.html", result=result), code
+def _too_large_page(limit: int):
+    reason = f"uploads are limited to {limit // (1024 * 1024)} MB"
+    outcome = verification.Outcome(v.TOO_LARGE, reason, (v.Check("size", False, reason),))
+    return _outcome_page(outcome, 413)
+
+
+def _outcome_page(outcome, code: int = 200):
+    view = describe(outcome.credential) if outcome.credential else None
+    return render_template("public/verify.html", outcome=outcome, view=view), code
+
+
+@bp.route("/api/v1/verify", methods=["POST", "OPTIONS"])
+@csrf.exempt  # a machine API: no cookies are read, nothing changes
+def verify_api():
+    """`{"credential": "<JWT>"}` as JSON, or a PDF as the multipart field `pdf`; answers the status and every
+    check performed. Limited per client address."""
+    if request.method == "OPTIONS":
+        return current_app.response_class(status=204)
+    per_minute = int(current_app.config.get("VERIFY_API_PER_MINUTE", 60))
+    if ratelimit.hit(db(), key=f"verify-api:ip:{request.remote_addr}", window=_MINUTE) > per_minute:
+        return jsonify({"status": "error", "reason": f"more than {per_minute} checks a minute from your address"}), 429
+    limit = int(current_app.config["CERTIFICATE_UPLOAD_MAX"])
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        token = body.get("credential") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            return jsonify({"status": "error", "reason": 'send {"credential": "<VC-JWT>"} or a PDF as "pdf"'}), 400
+        pdf = None
+    elif request.mimetype == "multipart/form-data":
+        pdf, token, problem = _read_upload(limit)
+        if problem:
+            return jsonify({"status": v.TOO_LARGE, "reason": f"uploads are limited to {limit} bytes"}), 413
+        if pdf is None and not token:
+            return jsonify({"status": "error", "reason": 'send a PDF as the field "pdf"'}), 400
+    else:
+        return jsonify({"status": "error", "reason": "send JSON or multipart/form-data"}), 415
+    outcome = verification.verify_submission(db(), settings=_settings(), pdf=pdf, token=token)
+    body = outcome.as_dict()
+    if outcome.certificate is not None:
+        body["verify_url"] = _settings().verify_url(outcome.certificate.public_id)
+    return jsonify(body)

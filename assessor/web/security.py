@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Flask, has_request_context, render_template, request
+from flask import Flask, has_request_context, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -39,7 +39,8 @@ class SessionInterface(SecureCookieSessionInterface):
 # The largest id any table can hold on either database (PostgreSQL's integer): a larger one is simply not found.
 MAX_ID = 2**31 - 1
 # Endpoints that take a file upload; every other form is text only.
-UPLOAD_ENDPOINTS = frozenset({"public.verify_upload"})
+UPLOAD_ENDPOINTS = frozenset({"public.verify_upload", "public.verify_api", "admin_modules.upload",
+                              "api.module_results"})
 
 
 class IdConverter(IntegerConverter):
@@ -101,6 +102,8 @@ def _security_headers(response):
 
 def _render_error(code: int, detail: str | None = None):
     title, message = MESSAGES.get(code, (f"Error {code}", "The request could not be completed."))
+    if request.path.startswith("/api/"):  # programs get JSON, never an HTML page
+        return jsonify({"status": "error", "error": title, "reason": detail or message}), code
     return render_template("errors/error.html", code=code, title=title, message=detail or message), code
 
 

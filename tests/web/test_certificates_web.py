@@ -5,6 +5,7 @@ import io
 import os
 import re
 import stat
+import threading
 
 import click
 import pytest
@@ -143,15 +144,56 @@ def test_admin_pages_need_admin(client, auth, make_user, certificate):
 
 def test_keys_page_and_jwks_after_rotation(client, auth, db, app, certificate, make_user):
     old_kid = certificate.kid
-    issuing.rotate_key(db, settings=settings(app))
-    jwks = client.get("/.well-known/jwks.json").get_json()
+    next_key = issuing.rotate_key(db, settings=settings(app))
+    jwks_response = client.get("/.well-known/jwks.json")
+    jwks = jwks_response.get_json()
     assert len(jwks["keys"]) == 2 and all("d" not in key for key in jwks["keys"])
-    assert [entry["kid"] for entry in jwks["retired"]] == [f"https://certs.example.org/issuer#{old_kid}"]
+    # cached for less than the rotation's notice, so every verifier holds the next key before it signs
+    assert jwks_response.headers["Cache-Control"] == f"public, max-age={issuing.JWKS_MAX_AGE_SECONDS}"
+    assert jwks["retired"] == [] and {k["kid"] for k in jwks["keys"]} == {
+        f"https://certs.example.org/issuer/keys/{old_kid}", f"https://certs.example.org/issuer/keys/{next_key.kid}"}
+    issuing.active_key(db, settings=settings(app), now=issuing.utcnow() + issuing.ROTATION_NOTICE)
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    assert [entry["kid"] for entry in jwks["retired"]] == [f"https://certs.example.org/issuer/keys/{old_kid}"]
     auth.as_(make_user("admin"))
     html = client.get("/admin/keys").get_data(as_text=True)
-    assert old_kid in html and "retired" in html and "active" in html
+    assert old_kid in html and 'data-state="retired"' in html and 'data-state="active"' in html
+    assert "destroyed" in html
     auth.logout()
     assert verdict_of(upload(client, pdf=certificate.pdf)) == "valid"  # the old certificate still verifies
+
+
+def test_each_key_id_dereferences_to_its_key_and_the_issuer_to_its_profile(client, certificate):
+    import jwt as pyjwt
+
+    kid = pyjwt.get_unverified_header(certificate.token)["kid"]
+    assert kid.startswith("https://certs.example.org/issuer/keys/")
+    path = kid.removeprefix("https://certs.example.org")
+    jwk = client.get(path)
+    assert jwk.status_code == 200 and jwk.mimetype == "application/jwk+json"
+    assert jwk.get_json()["kid"] == kid and jwk.get_json()["kty"] == "EC" and "d" not in jwk.get_json()
+    profile = client.get("/issuer")
+    assert profile.status_code == 200 and profile.get_json()["id"] == "https://certs.example.org/issuer"
+    assert profile.get_json()["type"] == ["Profile"]
+    assert client.get("/issuer/keys/" + "A" * 43).status_code == 404
+    assert client.get("/issuer/keys/" + "A" * 500).status_code == 404
+
+
+def test_what_verifiers_fetch_is_open_to_any_origin_read_only(client, certificate):
+    paths = ["/.well-known/jwks.json", "/status/1", "/issuer", "/contexts/capstone-v1.jsonld",
+             f"/api/v1/certificates/{certificate.public_id}", f"/api/v1/certificates/{certificate.public_id}/credential.jwt"]
+    for path in paths:
+        response = client.get(path, headers={"Origin": "https://wallet.example"})
+        assert response.status_code == 200, path
+        assert response.headers["Access-Control-Allow-Origin"] == "*", path
+        assert response.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS", path
+        assert "Access-Control-Allow-Credentials" not in response.headers
+        preflight = client.options(path, headers={"Origin": "https://wallet.example",
+                                                  "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code in (200, 204) and preflight.headers["Access-Control-Allow-Origin"] == "*"
+    # pages that use the session are not opened
+    assert "Access-Control-Allow-Origin" not in client.get(f"/verify/{certificate.public_id}").headers
+    assert "Access-Control-Allow-Origin" not in client.get("/login").headers
 
 
 def upload(client, *, pdf: bytes | None = None, token: str | None = None, csrf: bool = True):
@@ -202,7 +244,7 @@ def test_upload_verdicts_never_500(client, certificate, db, make_user):
     header, payload, signature = certificate.token.split(".")
     assert verdict_of(upload(client, token=f"{header}.{payload[:-2]}AA.{signature}")) in {"tampered", "malformed"}
     none_header = "eyJhbGciOiJub25lIiwia2lkIjoieCIsInR5cCI6IkpXVCJ9"  # {"alg":"none","kid":"x","typ":"JWT"}
-    assert verdict_of(upload(client, token=f"{none_header}.{payload}.")) in {"tampered", "malformed"}
+    assert verdict_of(upload(client, token=f"{none_header}.{payload}.")) in {"tampered", "malformed", "unknown_key"}
     assert verdict_of(upload(client, token="not a jwt")) == "malformed"
     assert upload(client).status_code == 400  # nothing given
     assert upload(client, token=certificate.token, csrf=False).status_code == 400  # CSRF is on
@@ -236,27 +278,73 @@ def cli(app, monkeypatch):
     return lambda *args: runner.invoke(group, list(args), catch_exceptions=False)
 
 
+@pytest.fixture
+def served(app):
+    """The app on a real HTTP server, as `assessor verify` on another machine would reach the issuer."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
 def test_cli_verify_offline_with_jwks_file(cli, client, certificate, tmp_path):
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(client.get("/.well-known/jwks.json").data)
     good = tmp_path / "cert.pdf"
     good.write_bytes(certificate.pdf)
-    result = cli("verify", str(good), "--jwks", str(jwks))
+    result = cli("verify", str(good), "--jwks", str(jwks), "--offline")
     assert result.exit_code == 0, result.output
-    assert "valid" in result.output and "Ada Lovelace" in result.output
+    assert "valid" in result.output and "revocation not checked" in result.output and "Ada Lovelace" in result.output
     token = tmp_path / "cert.jwt"
     token.write_text(certificate.token)
-    assert cli("verify", str(token), "--jwks", str(jwks)).exit_code == 0
+    assert cli("verify", str(token), "--jwks", str(jwks), "--offline").exit_code == 0
     bad = tmp_path / "bad.pdf"
     flipped = bytearray(certificate.pdf)
     flipped[len(flipped) // 2] ^= 0x01
     bad.write_bytes(bytes(flipped))
-    result = cli("verify", str(bad), "--jwks", str(jwks))
+    result = cli("verify", str(bad), "--jwks", str(jwks), "--offline")
     assert result.exit_code == 1 and result.output.split(":")[0] in {"tampered", "modified", "malformed", "no_credential"}
     assert cli("verify", str(tmp_path / "missing.pdf"), "--jwks", str(jwks)).exit_code == 2
     (tmp_path / "notjwks.json").write_text("[]")
     assert cli("verify", str(good), "--jwks", str(tmp_path / "notjwks.json")).exit_code == 2
-    assert cli("verify", str(good)).exit_code == 0  # the instance's own keys
+    assert cli("verify", str(good), "--jwks", "https://certs.example.org/.well-known/jwks.json",
+               "--offline").exit_code == 2  # offline reads no URL
+
+
+def test_cli_verify_reads_the_signed_status_list_and_reports_a_revocation(cli, client, db, certificate, make_user,
+                                                                          tmp_path):
+    jwks, status, pdf = tmp_path / "jwks.json", tmp_path / "status.jwt", tmp_path / "cert.pdf"
+    jwks.write_bytes(client.get("/.well-known/jwks.json").data)
+    pdf.write_bytes(certificate.pdf)
+    status.write_bytes(client.get("/status/1", headers={"Accept": "application/vc+jwt"}).data)
+    result = cli("verify", str(pdf), "--jwks", str(jwks), "--status-list", str(status))
+    assert result.exit_code == 0 and "not revoked" in result.output, result.output
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=make_user("admin"), reason="plagiarised")
+    status.write_bytes(client.get("/status/1", headers={"Accept": "application/vc+jwt"}).data)
+    result = cli("verify", str(pdf), "--jwks", str(jwks), "--status-list", str(status))
+    assert result.exit_code == 1 and result.output.startswith("revoked"), result.output
+    # a status list that is not signed by the issuer is not taken on trust
+    status.write_bytes(client.get("/status/1").data)  # the unsigned JSON form
+    result = cli("verify", str(pdf), "--jwks", str(jwks), "--status-list", str(status))
+    assert result.exit_code == 1 and result.output.startswith("unverified"), result.output
+    # this instance's own records say revoked, with the reason
+    result = cli("verify", str(pdf))
+    assert result.exit_code == 1 and result.output.strip() == "revoked: plagiarised", result.output
+
+
+def test_cli_verify_from_the_issuers_urls_only(cli, served, db, certificate, make_user, tmp_path):
+    pdf = tmp_path / "cert.pdf"
+    pdf.write_bytes(certificate.pdf)
+    jwks_url = f"{served}/.well-known/jwks.json"
+    result = cli("verify", str(pdf), "--jwks", jwks_url)
+    assert result.exit_code == 0 and "not revoked" in result.output, result.output
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=make_user("admin"), reason="copied capstone")
+    result = cli("verify", str(pdf), "--jwks", jwks_url)
+    # the status list from the JWKS's origin, and the reason from the issuer's certificate API
+    assert result.exit_code == 1 and result.output.strip() == "revoked: copied capstone", result.output
 
 
 def test_cli_certificates_and_keys(cli, certificate, db, app):
@@ -267,13 +355,36 @@ def test_cli_certificates_and_keys(cli, certificate, db, app):
     assert result.exit_code == 0 and "revoked" in result.output
     assert "revoked" in cli("certificates", "list").output
     rotated = cli("keys", "rotate")
-    assert rotated.exit_code == 0, rotated.output
+    assert rotated.exit_code == 0 and "published" in rotated.output, rotated.output
+    assert cli("keys", "rotate").exit_code == 2  # one rotation at a time
     keys = cli("keys", "list").output.splitlines()
-    assert len(keys) == 2 and "active" in keys[0] and "retired" in keys[1]
+    assert len(keys) == 2 and "next (signs from" in keys[0] and "active" in keys[1]
     for line in keys:
         path = line.split()[-1]
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert "ES256" in line and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    now = cli("keys", "rotate", "--now")
+    assert now.exit_code == 0 and "new active key" in now.output
+    keys = cli("keys", "list").output.splitlines()
+    assert "active" in keys[0] and "retired" in keys[1] and keys[1].endswith("private key destroyed")
     assert cli("certificates", "issue", str(certificate.attempt_id)).output.startswith(certificate.public_id)
+
+
+def test_cli_declares_a_key_compromised(cli, certificate, db, app, tmp_path):
+    from datetime import timedelta
+
+    kid = certificate.kid
+    since = (certificate.issued_at - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    assert cli("keys", "compromised", kid, "--since", "yesterday", "--reason", "x").exit_code == 2
+    assert cli("keys", "compromised", "no-such-key", "--since", since, "--reason", "x").exit_code == 2
+    assert cli("keys", "compromised", kid, "--since", since, "--reason", " ").exit_code == 2
+    result = cli("keys", "compromised", kid, "--since", since, "--reason", "backup copied to a public bucket")
+    assert result.exit_code == 0 and "1 certificate(s) revoked" in result.output, result.output
+    keys = cli("keys", "list").output.splitlines()
+    assert "active" in keys[0] and "compromised since" in keys[1] and "public bucket" in keys[1]
+    pdf = tmp_path / "cert.pdf"
+    pdf.write_bytes(certificate.pdf)
+    result = cli("verify", str(pdf))
+    assert result.exit_code == 1 and result.output.startswith("key_compromised"), result.output
 
 
 def test_init_creates_the_signing_key(tmp_path, rubrics_dir, monkeypatch):
