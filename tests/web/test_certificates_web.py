@@ -408,3 +408,16 @@ def test_init_creates_the_signing_key(tmp_path, rubrics_dir, monkeypatch):
     assert len(list((instance / "keys").glob("*.pem"))) == 1  # kept, not replaced
     listed = runner.invoke(group, ["keys", "list"], catch_exceptions=False)
     assert listed.exit_code == 0 and "active" in listed.output
+
+
+@pytest.mark.parametrize("organization, expected, absent", [
+    (None, "organizationName=Capstone+Assessor", "organizationId"),
+    ("2414183", "organizationId=2414183", "organizationName"),
+])
+def test_linkedin_link_names_the_issuer_by_its_company_id_when_set(app, client, auth, certificate, learner,
+                                                                  organization, expected, absent):
+    app.config["LINKEDIN_ORGANIZATION_ID"] = organization
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{certificate.attempt_id}").get_data(as_text=True)
+    linkedin = re.search(r'href="(https://www\.linkedin\.com/profile/add\?[^"]+)"', page).group(1)
+    assert expected in linkedin and absent not in linkedin
