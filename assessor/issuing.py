@@ -246,11 +246,7 @@ def compromise_key(session: Session, *, settings: IssuerSettings, kid: str, sinc
     from assessor.submissions import record_event
 
     now = now or utcnow()
-    reason = (reason or "").strip()
-    if not reason:
-        raise IssuingError("give the reason (how the key was exposed)")
-    if len(reason) > MAX_REASON:
-        raise IssuingError(f"keep the reason under {MAX_REASON} characters")
+    reason = _reason(reason, missing="give the reason (how the key was exposed)")
     row = find_key(session, kid=kid)
     if row is None:
         raise IssuingError(f"no key {kid}")
@@ -526,15 +522,21 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
     raise IssuingError(f"could not allocate a certificate for attempt {attempt_id}")
 
 
+def _reason(text: str | None, *, missing: str) -> str:
+    """A revocation's reason, as shown to verifiers: required and bounded."""
+    reason = (text or "").strip()
+    if not reason:
+        raise IssuingError(missing)
+    if len(reason) > MAX_REASON:
+        raise IssuingError(f"keep the reason under {MAX_REASON} characters")
+    return reason
+
+
 def revoke(session: Session, *, certificate_id: str, admin: User | None, reason: str) -> Certificate:
     """Revoke with a reason; revoking again keeps the first revocation."""
     from assessor.submissions import record_event
 
-    reason = (reason or "").strip()
-    if not reason:
-        raise IssuingError("give a reason for the revocation")
-    if len(reason) > MAX_REASON:
-        raise IssuingError(f"keep the reason under {MAX_REASON} characters")
+    reason = _reason(reason, missing="give a reason for the revocation")
     certificate = get_certificate(session, public_id=certificate_id)
     if certificate is None:
         raise IssuingError(f"no certificate {certificate_id}")

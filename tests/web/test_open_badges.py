@@ -263,37 +263,34 @@ def _loader(contexts, client):
     return load
 
 
-def _terms(node, found: set) -> set:
+def _member_names(node, found: set, *, skip=frozenset()) -> set:
+    """Every member name in a JSON document, but keywords (@...) and `skip`."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if not key.startswith("@") and key not in ("id", "type"):
+            if not key.startswith("@") and key not in skip:
                 found.add(key)
-            _terms(value, found)
+            _member_names(value, found, skip=skip)
     elif isinstance(node, list):
         for item in node:
-            _terms(item, found)
+            _member_names(item, found, skip=skip)
     return found
 
 
-def _iris(node, found: set) -> set:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if not key.startswith("@"):
-                found.add(key)
-            _iris(value, found)
-    elif isinstance(node, list):
-        for item in node:
-            _iris(item, found)
-    return found
+def _terms(credential) -> set:
+    return _member_names(credential, set(), skip={"id", "type"})
+
+
+def _iris(expanded) -> set:
+    return _member_names(expanded, set())
 
 
 def test_json_ld_expansion_keeps_every_term(certificate, contexts, client):
     payload = payload_of(certificate.token)
     credential = {k: v for k, v in payload.items() if k not in ("iss", "jti", "nbf", "sub")}
     expanded = jsonld.expand(credential, {"documentLoader": _loader(contexts, client)})
-    iris = _iris(expanded, set())
+    iris = _iris(expanded)
     local_names = {re.split(r"[#/]", iri)[-1].lower() for iri in iris}  # OB maps criteria to ...#Criteria
-    dropped = sorted(term for term in _terms(credential, set()) if term.lower() not in local_names)
+    dropped = sorted(term for term in _terms(credential) if term.lower() not in local_names)
     assert dropped == []
     # OB's own properties carry OB's meaning, ours our vocabulary
     ob = "https://purl.imsglobal.org/spec/vc/ob/vocab.html#"
@@ -309,7 +306,7 @@ def test_json_ld_expansion_would_catch_an_undefined_term(certificate, contexts, 
     credential = {k: v for k, v in payload.items() if k not in ("iss", "jti", "nbf", "sub")}
     credential["credentialSubject"]["favouriteColour"] = "green"
     expanded = jsonld.expand(credential, {"documentLoader": _loader(contexts, client)})
-    assert not any(iri.endswith("favouriteColour") for iri in _iris(expanded, set()))
+    assert not any(iri.endswith("favouriteColour") for iri in _iris(expanded))
 
 
 # ---------------------------------------------------------------- the PDF, read by pikepdf and pyHanko
