@@ -1,8 +1,8 @@
 """The demo: one command that shows a newcomer the whole product on SQLite.
 
 `prepare_demo` makes (or, run again, reuses) a mentor and a learner account with fresh random passwords, assigns
-the mentor to the demo course, and writes the two sample capstones as local git repositories under the instance
-folder's `demo/`. `assessor demo` prints what it made and then serves like `assessor serve`, with local git
+the mentor to the demo course, records the learner's results in the course's modules (as a course platform
+would), and writes the sample capstones as local git repositories under the instance folder's `demo/`. `assessor demo` prints what it made and then serves like `assessor serve`, with local git
 sources allowed for that process (and its worker) only.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from assessor import accounts
+from assessor import accounts, modules
 from assessor.db import utcnow
 from assessor.samples import SAMPLE_KINDS, create_sample_repo
 
@@ -22,6 +22,14 @@ DEMO_RUBRIC = "scalable-architectures-resilient-core"
 DEMO_FOLDER = "demo"
 LEARNER_EMAIL = "learner@demo.example.org"
 MENTOR_EMAIL = "mentor@demo.example.org"
+# The Build and Integration modules of Scalable Architectures (weeks 7-18), as the course platform reports them.
+DEMO_MODULES = (
+    ("sa-07-data-access", "Indexing, query tuning and data access patterns", 88, "2026-09-04"),
+    ("sa-09-caching", "Caching with Redis and HTTP cache strategies", 92, "2026-09-18"),
+    ("sa-11-auth", "Authentication, sessions, JWT and access control", 79.5, "2026-10-02"),
+    ("sa-13-api-safety", "Rate limiting, idempotency and API safety controls", 85, "2026-10-16"),
+    ("sa-15-consistency", "Transactions, consistency and distributed trade-offs", 90, "2026-10-30"),
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ def prepare_demo(engine, instance: Path, *, rubric_id: str = DEMO_RUBRIC) -> Dem
             ensure_account(session, email=MENTOR_EMAIL, role="mentor", name="Demo Mentor", courses=(rubric_id,)),
             ensure_account(session, email=LEARNER_EMAIL, role="learner", name="Demo Learner"),
         )
+        rows = modules.check_records(
+            [(number, {"email": LEARNER_EMAIL, "course": rubric_id, "module": module, "title": title, "score": score,
+                       "max_score": 100, "completed_on": day})
+             for number, (module, title, score, day) in enumerate(DEMO_MODULES, start=1)],
+            courses={rubric_id})
+        modules.import_rows(session, rows, source="demo")
         session.commit()
     repos = ensure_sample_repos(Path(instance) / DEMO_FOLDER)
     return DemoSetup(accounts=made, repos=repos, rubric_id=rubric_id)

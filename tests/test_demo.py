@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session
 
-from assessor import accounts, demo
+from assessor import accounts, demo, modules
 from assessor.cli import main
 from assessor.db import init_db
 from assessor.web import create_app
@@ -52,6 +52,9 @@ def test_demo_makes_a_mentor_of_the_course_a_learner_and_both_samples(engine, tm
         mentor = accounts.find_user(session, email=by_role["mentor"].email)
         assert mentor.role == "mentor"
         assert accounts.assigned_courses(session, user=mentor) == [demo.DEMO_RUBRIC]
+        # the learner's course modules, as a course platform would have sent them, for the certificate to list
+        recorded = modules.results_for(session, email=demo.LEARNER_EMAIL, course=demo.DEMO_RUBRIC)
+        assert [row.module for row in recorded] == [module for module, *_ in demo.DEMO_MODULES]
     assert set(setup.repos) == {"passing", "falling-short", "node-passing"}
     for path in setup.repos.values():
         assert path.is_relative_to((tmp_path / "instance" / "demo").resolve())
