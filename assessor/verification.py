@@ -33,6 +33,12 @@ MEANINGS = {
 }
 
 
+# How each outcome looks: good (green), warn (amber: cannot say yes yet), bad (red: do not trust it).
+TONES = {engine.VALID: "good", engine.NOT_YET_VALID: "warn", engine.UNSEALED: "warn", engine.TOO_LARGE: "warn",
+         engine.NOT_PDF: "warn", engine.MALFORMED: "warn", engine.NO_CREDENTIAL: "warn"}
+ICONS = {"good": "✓", "warn": "!", "bad": "✗"}
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str
@@ -44,6 +50,14 @@ class Outcome:
     @property
     def title(self) -> str:
         return MEANINGS.get(self.status, ("Not valid", ""))[0]
+
+    @property
+    def tone(self) -> str:
+        return TONES.get(self.status, "bad")
+
+    @property
+    def icon(self) -> str:
+        return ICONS[self.tone]
 
     @property
     def meaning(self) -> str:

@@ -24,7 +24,7 @@ def build_app(root: Path):
     from sqlmodel import Session
 
     from assessor import accounts, issuing
-    from assessor.db import init_db
+    from assessor.db import init_db, utcnow
     from assessor.models import Attempt, Submission
     from assessor.rubric import find_rubric
     from assessor.submissions import snapshot_rubric, store_report
@@ -44,6 +44,7 @@ def build_app(root: Path):
     init_db(engine)
     with Session(engine, expire_on_commit=False) as db:
         learner = accounts.create_user(db, email="l@example.org", password="correct horse battery", name="Ada")
+        learner.email_verified_at = utcnow()  # certificates name a confirmed address
         mentor = accounts.create_user(db, email="m@example.org", password="correct horse battery", role="mentor",
                                       name="Mona", courses=["test-capstone"])
         rubric = find_rubric("test-capstone", rubrics)

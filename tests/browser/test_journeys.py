@@ -177,6 +177,7 @@ def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_serv
     journey["pdf"] = pdf
     (ARTIFACTS / "certificate.pdf").write_bytes(pdf)  # for the README's picture of the certificate
     verify_link = page.get_by_label("Verify link").input_value()
+    expect(page.get_by_role("button", name="Copy link")).to_be_visible()  # shown once its script runs
     verify_path = urlsplit(verify_link).path
     assert re.fullmatch(r"/verify/[\w-]+", verify_path), verify_link
     journey["verify_path"] = verify_path
@@ -187,6 +188,8 @@ def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_serv
     try:
         employer.goto(live_server.url.rstrip("/") + verify_path)
         expect(employer.locator("body")).to_contain_text("Demo Learner")
+        # the course modules the demo recorded for its learner, beside the capstone
+        expect(employer.locator("#modules")).to_contain_text("Caching with Redis and HTTP cache strategies")
         assert_labelled(employer)
         employer.wait_for_load_state("networkidle")
         shoot(employer, "readme-verify-page", full_page=False)
@@ -197,6 +200,7 @@ def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_serv
         employer.get_by_role("button", name="Check").click()
         expect(employer.locator("[data-verdict]")).to_have_attribute("data-verdict", "valid")
         expect(employer.locator("#verdict")).to_contain_text("Genuine")
+        journey["genuine_colour"] = employer.locator("#verdict").evaluate("e => getComputedStyle(e).borderTopColor")
         shoot(employer, "readme-verify-upload")
     finally:
         employer_context.close()
@@ -221,6 +225,10 @@ def test_a_forged_certificate_is_not_valid(live_server, page, journey):
     expect(verdict).to_be_visible()
     assert verdict.get_attribute("data-verdict") != "valid"
     expect(page.locator("#verdict")).not_to_contain_text("Genuine")
+    # not the same grey box as a genuine one: its own colour and icon
+    colour = page.locator("#verdict").evaluate("e => getComputedStyle(e).borderTopColor")
+    assert colour != journey.get("genuine_colour") and colour != "rgb(217, 217, 222)"
+    expect(page.locator("#verdict .verdict-icon")).to_have_text(re.compile("[✗!]"))
 
 
 def test_sign_in_failures_say_what_went_wrong(live_server, page):

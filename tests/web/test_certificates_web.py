@@ -421,3 +421,16 @@ def test_linkedin_link_names_the_issuer_by_its_company_id_when_set(app, client, 
     page = client.get(f"/learner/attempts/{certificate.attempt_id}").get_data(as_text=True)
     linkedin = re.search(r'href="(https://www\.linkedin\.com/profile/add\?[^"]+)"', page).group(1)
     assert expected in linkedin and absent not in linkedin
+
+
+def test_a_revoked_certificate_is_no_longer_offered_for_download_or_linkedin(client, auth, db, certificate, learner,
+                                                                           make_user):
+    auth.as_(learner)
+    url = f"/learner/attempts/{certificate.attempt_id}"
+    page = client.get(url).get_data(as_text=True)
+    assert "Download the PDF" in page and "Add to LinkedIn profile" in page and 'data-copy="verify-link"' in page
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=make_user("admin"), reason="copied work")
+    page = client.get(url).get_data(as_text=True)
+    assert "This certificate was revoked" in page and "copied work" in page
+    assert "Download the PDF" not in page and "linkedin.com" not in page
+    assert certificate.public_id in page  # the verify link stays: it now says revoked
