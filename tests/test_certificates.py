@@ -749,3 +749,25 @@ def test_sealing_and_verifying_work_inside_a_running_event_loop(pdf, issuer):
     with ThreadPoolExecutor(max_workers=1) as pool:
         verdict = pool.submit(asyncio.run, seal_and_verify_in_a_loop()).result()
     assert verdict.status == "valid", verdict.reason
+
+
+def test_a_sealed_certificate_says_its_version_archival_claim_and_seal_agree(sealed, issuer):
+    from assessor.certificates.verify import archival_check
+
+    verdict = verify_pdf(sealed, issuer.jwks, now=ISSUED)
+    archival = next(check for check in verdict.checks if check.name == "archival format")
+    assert archival.ok and "PDF/A-3b, PDF 1.7" in archival.detail
+    # a file that claimed PDF 2.0 in its catalog would contradict PDF/A-3
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(sealed)))
+    from pypdf.generic import NameObject
+
+    writer.root_object[NameObject("/Version")] = NameObject("/2.0")
+    out = io.BytesIO()
+    writer.write(out)
+    check = archival_check(out.getvalue())
+    assert not check.ok and "2.0 contradicts" in check.detail
+    stripped = PdfWriter(clone_from=PdfReader(io.BytesIO(sealed)))
+    del stripped.root_object["/Metadata"]
+    out = io.BytesIO()
+    stripped.write(out)
+    assert "no PDF/A conformance" in archival_check(out.getvalue()).detail

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -356,6 +357,33 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
     return Verdict(VALID, "seal intact, nothing changed since sealing", kid=kid)
 
 
+_PDFA_PART = re.compile(rb"pdfaid:part(?:>|=[\"'])\s*(\d)")
+_PDFA_CONFORMANCE = re.compile(rb"pdfaid:conformance(?:>|=[\"'])\s*([ABU])")
+
+
+def archival_check(pdf: bytes) -> Check:
+    """Whether the file is what PDF/A-3b needs and claims: PDF 1.7 at most (also after sealing: no later catalog
+    version), and XMP metadata saying PDF/A-3B. Informative: the seal already vouches for every byte."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    header = pdf[5:8]
+    try:
+        root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+        catalog_version = str(root.get("/Version", "")).lstrip("/")
+        metadata = root["/Metadata"].get_object().get_data() if "/Metadata" in root else b""
+    except (PyPdfError, KeyError, ValueError, TypeError, AttributeError, RecursionError, OSError) as exc:
+        return Check("archival format", False, f"cannot read the PDF's version and metadata: {type(exc).__name__}")
+    part, conformance = _PDFA_PART.search(metadata), _PDFA_CONFORMANCE.search(metadata)
+    claim = f"PDF/A-{part.group(1).decode()}{conformance.group(1).decode().lower()}" if part and conformance else None
+    version = catalog_version or header.decode("ascii", "replace")
+    if claim != "PDF/A-3b":
+        return Check("archival format", False, f"the file claims {claim or 'no PDF/A conformance'}, not PDF/A-3b")
+    if version > "1.7" or header > b"1.7":
+        return Check("archival format", False, f"PDF {version} contradicts its PDF/A-3b claim (PDF 1.7 based)")
+    return Check("archival format", True, f"PDF/A-3b, PDF {version}: version, archival claim and seal agree")
+
+
 def _pdf_verdict(status: str, reason: str, checks: tuple[Check, ...] = (), kid: str | None = None) -> Verdict:
     return Verdict(status, reason, None, kid, checks + (Check("pdf", False, reason),))
 
@@ -395,7 +423,7 @@ def verify_pdf(
     if not seal.ok:
         return Verdict(seal.status, seal.reason, None, verdict.kid, checks + (Check("seal", False, seal.reason),))
     return Verdict(VALID, "credential and seal check out", verdict.credential, verdict.kid,
-                   checks + (Check("seal", True, seal.reason),))
+                   checks + (Check("seal", True, seal.reason), archival_check(pdf_bytes)))
 
 
 def token_of(pdf_bytes: bytes) -> str | None:
