@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from typing import Any
 
+from assessor.measure.artifacts import section_words
+
 Facts = dict[str, Any]
 
 # How many of the weakest files or worst functions the evidence names.
@@ -50,7 +52,9 @@ def coverage_facts(test_run) -> tuple[Facts, list[str]]:
     weakest = sorted(coverage.files, key=lambda item: item.line_percent)[:EVIDENCE_ITEMS]
     for item in weakest:
         if item.line_percent < 100:
-            evidence.append(f"{item.path}: line {item.line_percent:.1f}%, {len(item.missing_lines)} lines not run")
+            missed = len(item.missing_lines)
+            evidence.append(f"{item.path}: line {item.line_percent:.1f}%, {missed} line{'' if missed == 1 else 's'} "
+                            f"not run")
     # Code without a single branch has nothing to miss, so it meets any branch threshold.
     return {"line_percent": coverage.line_percent, "branch_percent": 100.0 if branch is None else branch}, evidence
 
@@ -97,15 +101,21 @@ def artifact_facts(results: Sequence) -> tuple[Facts, list[str]]:
     """Facts for an `artifact` criterion: how many documents were found, and how many are complete."""
     evidence = []
     for result in results:
+        sections = "; ".join(section_words(section) for section in result.missing_sections)
+        fields = ", ".join(result.missing_fields)
         if result.status == "missing":
-            evidence.append(f"{result.title}: missing")
+            where = " or ".join(f"`{pattern}`" for pattern in result.expected) or "the path the rubric names"
+            wanted = "".join([f", with the sections {sections}" if sections else "",
+                              f", with the fields {fields}" if fields else ""])
+            evidence.append(f"{result.title}: missing; add it as {where}{wanted}")
         elif result.status == "complete":
             evidence.append(f"{result.title}: complete ({result.path})")
         else:
-            gaps = [f"missing sections: {', '.join(result.missing_sections)}"] if result.missing_sections else []
-            if result.missing_fields:
-                gaps.append(f"missing fields: {', '.join(result.missing_fields)}")
-            evidence.append(f"{result.title}: incomplete ({result.path}) " + "; ".join(gaps))
+            gaps = [f"add the sections {sections}"] if sections else []
+            if fields:
+                gaps.append(f"add the fields {fields}")
+            # Without a missing section or field, what is wrong (too short, empty) is in its problems below.
+            evidence.append(f"{result.title}: incomplete ({result.path})" + (": " + "; ".join(gaps) if gaps else ""))
         evidence.extend(f"{result.title}: {problem}" for problem in result.problems)
     return {
         "found": sum(1 for result in results if result.status != "missing"),

@@ -104,6 +104,7 @@ def _criterion_from_dict(data: dict[str, Any]) -> CriterionScore:
         id=data["id"], kind=data["kind"], title=data["title"], weight=data["weight"],
         max_points=data["max_points"], status=data["status"], level=data["level"], points=data["points"],
         descriptor=data["descriptor"], evidence=tuple(data["evidence"]), assessed_by=data["assessed_by"],
+        top_level=data.get("top_level"),  # absent from reports stored before it was recorded
     )
 
 

@@ -14,20 +14,30 @@ class Threshold:
     compare: Callable[[Any, Any], bool]
     symbol: str
     label: str
+    need: str  # what the level asks for, in words: {wanted} and {have} are filled in
 
 
-# Every threshold a rubric level can set: which measured fact it reads and how it compares.
+# Every threshold a rubric level can set: which measured fact it reads, how it compares, and how to say it.
 THRESHOLDS: dict[str, Threshold] = {
-    "min_tests": Threshold("passed", operator.ge, "≥", "tests passed"),
-    "all_pass": Threshold("all_pass", operator.eq, "=", "all tests pass"),
-    "min_line": Threshold("line_percent", operator.ge, "≥", "line coverage %"),
-    "min_branch": Threshold("branch_percent", operator.ge, "≥", "branch coverage %"),
-    "max_average": Threshold("average", operator.le, "≤", "average complexity"),
-    "max_worst": Threshold("worst", operator.le, "≤", "worst function's complexity"),
-    "max_share_c_or_worse": Threshold("share_c_or_worse", operator.le, "≤", "% of blocks ranked C or worse"),
-    "min_maintainability": Threshold("maintainability", operator.ge, "≥", "maintainability index"),
-    "min_found": Threshold("found", operator.ge, "≥", "documents found"),
-    "min_complete": Threshold("complete", operator.ge, "≥", "documents complete"),
+    "min_tests": Threshold("passed", operator.ge, "≥", "tests passed",
+                           "at least {wanted} passing tests (now {have})"),
+    "all_pass": Threshold("all_pass", operator.eq, "=", "all tests pass", "every test passing (some fail now)"),
+    "min_line": Threshold("line_percent", operator.ge, "≥", "line coverage %",
+                          "line coverage of at least {wanted}% (now {have}%)"),
+    "min_branch": Threshold("branch_percent", operator.ge, "≥", "branch coverage %",
+                            "branch coverage of at least {wanted}% (now {have}%)"),
+    "max_average": Threshold("average", operator.le, "≤", "average complexity",
+                             "an average complexity of at most {wanted} (now {have})"),
+    "max_worst": Threshold("worst", operator.le, "≤", "worst function's complexity",
+                           "no function more complex than {wanted} (the worst is {have})"),
+    "max_share_c_or_worse": Threshold("share_c_or_worse", operator.le, "≤", "% of blocks ranked C or worse",
+                                      "at most {wanted}% of functions ranked C or worse (now {have}%)"),
+    "min_maintainability": Threshold("maintainability", operator.ge, "≥", "maintainability index",
+                                     "a maintainability index of at least {wanted} (now {have})"),
+    "min_found": Threshold("found", operator.ge, "≥", "documents found",
+                           "at least {wanted} of the required documents present (now {have})"),
+    "min_complete": Threshold("complete", operator.ge, "≥", "documents complete",
+                              "at least {wanted} documents with every required section and field (now {have})"),
 }
 
 SCORED, NOT_MEASURED, PENDING = "scored", "not_measured", "pending"
@@ -46,6 +56,7 @@ class CriterionScore:
     descriptor: str | None = None
     evidence: tuple[str, ...] = ()
     assessed_by: str = "automated"
+    top_level: int | None = None  # the rubric's highest level for this criterion ("level 2 of 3")
 
     @property
     def weighted(self) -> float | None:
@@ -68,6 +79,7 @@ class CriterionScore:
             "descriptor": self.descriptor,
             "assessed_by": self.assessed_by,
             "evidence": list(self.evidence),
+            "top_level": self.top_level,
         }
 
 
@@ -120,9 +132,10 @@ def unmet_thresholds(level: Level, facts: Mapping[str, Any], toolchain: str | No
     for key, wanted in level.thresholds_for(toolchain).items():
         threshold = THRESHOLDS[key]
         have = facts.get(threshold.fact)
-        if have is None or not threshold.compare(have, wanted):
-            shown = "not measured" if have is None else _format(have)
-            lines.append(f"{threshold.label} {threshold.symbol} {_format(wanted)} (have {shown})")
+        if have is None:
+            lines.append(f"{threshold.need.split(' (')[0].format(wanted=_format(wanted))} (not measured)")
+        elif not threshold.compare(have, wanted):
+            lines.append(threshold.need.format(wanted=_format(wanted), have=_format(have)))
     return lines
 
 
@@ -150,14 +163,17 @@ def score_measured(criterion: Criterion, facts: Mapping[str, Any] | None, eviden
         return CriterionScore(
             id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
             max_points=criterion.max_points, status=NOT_MEASURED, evidence=(not_measured_reason, *evidence),
+            top_level=criterion.levels[-1].level,
         )
     level = reached_level(criterion, facts, toolchain)
     next_levels = [candidate for candidate in criterion.levels if candidate.level > level.level]
-    hints = tuple(f"for level {next_levels[0].level}: {line}" for line in unmet_thresholds(next_levels[0], facts, toolchain)) if next_levels else ()
+    top = criterion.levels[-1].level
+    hints = tuple(f"to reach level {next_levels[0].level} of {top}: {line}"
+                  for line in unmet_thresholds(next_levels[0], facts, toolchain)) if next_levels else ()
     return CriterionScore(
         id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
         max_points=criterion.max_points, status=SCORED, level=level.level, points=level.points,
-        descriptor=level.descriptor, evidence=(*evidence, *hints),
+        descriptor=level.descriptor, evidence=(*evidence, *hints), top_level=top,
     )
 
 
@@ -165,6 +181,7 @@ def score_pending(criterion: Criterion, reason: str = "awaiting self-assessment 
     return CriterionScore(
         id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
         max_points=criterion.max_points, status=PENDING, evidence=(reason,), assessed_by="mentor",
+        top_level=criterion.levels[-1].level,
     )
 
 
@@ -175,6 +192,7 @@ def score_given(criterion: Criterion, level_number: int, *, assessed_by: str, ev
         id=criterion.id, kind=criterion.kind, title=criterion.title, weight=criterion.weight,
         max_points=criterion.max_points, status=SCORED, level=level.level, points=level.points,
         descriptor=level.descriptor, evidence=tuple(evidence), assessed_by=assessed_by,
+        top_level=criterion.levels[-1].level,
     )
 
 

@@ -269,6 +269,12 @@ def _supersede_older(session: Session, *, attempt_id: int) -> None:
 # Stored reports
 # ---------------------------------------------------------------------------------------------------------------
 
+def latest_attempt_id(session: Session, *, attempt: Attempt) -> int | None:
+    """The newest attempt of the same submission (what replaced a superseded one)."""
+    return session.exec(select(Attempt.id).where(Attempt.submission_id == attempt.submission_id)
+                        .order_by(Attempt.number.desc(), Attempt.id.desc())).first()
+
+
 def report_key(commit: str, rubric_id: str, version: str, sha256: str) -> str:
     return f"{commit}:{rubric_id}:{version}:{sha256}"
 

@@ -290,7 +290,25 @@ def test_results_come_back_in_spec_order_as_json_ready_dicts(make_repo):
     assert json.loads(json.dumps(results)) == results
     assert [(r["id"], r["status"]) for r in results] == [("slos", "missing"), ("runbook", "complete")]
     assert set(results[0]) == {"id", "title", "status", "path", "missing_sections", "missing_fields", "words",
-                               "problems"}
+                               "problems", "expected"}
+    assert results[0]["expected"] == list(SLOS.patterns)  # where a missing document belongs
+
+
+def test_a_missing_document_says_where_it_belongs_and_what_it_needs_in_words(make_repo):
+    from assessor.facts import artifact_facts
+
+    spec = ArtifactSpec(id="adr", title="Decision memo", patterns=("docs/adr/*.md", "ADR.md"),
+                        sections=("Context", "Alternatives|Options considered|Options"), fields=("Status",))
+    repo = make_repo({"README.md": "# Service\n"})
+    facts, evidence = artifact_facts(check_artifacts(repo, [spec]))
+    assert facts == {"found": 0, "complete": 0}
+    assert evidence[0] == ("Decision memo: missing; add it as `docs/adr/*.md` or `ADR.md`, with the sections Context; "
+                           "Alternatives (or Options considered, Options), with the fields Status")
+    assert "|" not in evidence[0]
+    repo = make_repo({"ADR.md": "# Memo\n\n## Context\n\nWhy.\n"})
+    _, evidence = artifact_facts(check_artifacts(repo, [spec]))
+    assert evidence[0] == ("Decision memo: incomplete (ADR.md): add the sections Alternatives (or Options considered, "
+                           "Options); add the fields Status")
 
 
 def test_missing_checkout_is_a_measure_error(tmp_path):

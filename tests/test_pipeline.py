@@ -72,7 +72,7 @@ def test_falling_short_sample_fails_with_evidence_a_mentor_can_act_on(tmp_path, 
     assert {gate.id: gate.status for gate in report.gates}["tests-pass"] == "failed"
     assert report.tests["failed"] == 1
     tests = report.criterion("contract-tests")
-    assert tests.level == 1 and "for level 2: all tests pass = yes (have no)" in tests.evidence
+    assert tests.level == 1 and "to reach level 2 of 3: every test passing (some fail now)" in tests.evidence
     complexity = report.criterion("complexity")
     assert any("stock_report: complexity 18 (rank C)" in line for line in complexity.evidence)
     memo = next(artifact for artifact in report.artifacts if artifact["criterion"] == "decision-memo")

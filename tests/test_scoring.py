@@ -107,8 +107,9 @@ def test_measured_score_carries_points_and_a_hint_for_the_next_level(rubric):
     assert (score.status, score.level, score.points, score.max_points) == ("scored", 1, 2, 4)
     assert score.weighted == pytest.approx(10)
     assert score.evidence[0] == "line 78%"
-    assert "for level 2: line coverage % ≥ 85 (have 78.0)" in score.evidence
-    assert "for level 2: branch coverage % ≥ 70 (have 52)" in score.evidence
+    assert "to reach level 2 of 2: line coverage of at least 85% (now 78.0%)" in score.evidence
+    assert "to reach level 2 of 2: branch coverage of at least 70% (now 52%)" in score.evidence
+    assert score.top_level == 2
 
 
 def test_unmeasured_criterion_is_never_zero_or_full(rubric):
@@ -166,3 +167,26 @@ def test_automated_score_excludes_mentor_levels(rubric):
     _, score = decide(rubric, _scores(rubric, tests=2, coverage=2, complexity=1, runbook=2, defense=2))
     assert score.automated == pytest.approx(70)
     assert score.total == pytest.approx(100)
+
+
+@pytest.mark.parametrize(("key", "wanted", "have", "line"), [
+    ("min_tests", 5, 3, "at least 5 passing tests (now 3)"),
+    ("all_pass", True, False, "every test passing (some fail now)"),
+    ("min_line", 80, 62.5, "line coverage of at least 80% (now 62.5%)"),
+    ("min_branch", 70, 40.0, "branch coverage of at least 70% (now 40%)"),
+    ("max_average", 5, 7.25, "an average complexity of at most 5 (now 7.2)"),
+    ("max_worst", 10, 14, "no function more complex than 10 (the worst is 14)"),
+    ("max_share_c_or_worse", 10, 25.0, "at most 10% of functions ranked C or worse (now 25%)"),
+    ("min_maintainability", 65, 50.5, "a maintainability index of at least 65 (now 50.5)"),
+    ("min_found", 2, 1, "at least 2 of the required documents present (now 1)"),
+    ("min_complete", 2, 0, "at least 2 documents with every required section and field (now 0)"),
+    ("min_line", 80, None, "line coverage of at least 80% (not measured)"),
+])
+def test_what_a_level_asks_for_is_said_in_words(key, wanted, have, line):
+    from assessor.rubric import Level
+    from assessor.scoring import THRESHOLDS, unmet_thresholds
+
+    level = Level(level=2, points=2, descriptor="", thresholds={key: wanted})
+    facts = {} if have is None else {THRESHOLDS[key].fact: have}
+    assert unmet_thresholds(level, facts) == [line]
+    assert "=" not in line and "have" not in line  # no internals: no operators, no "(have no)"

@@ -56,6 +56,7 @@ class ArtifactResult:
     missing_fields: tuple[str, ...]
     words: int
     problems: tuple[str, ...]
+    expected: tuple[str, ...] = ()  # the rubric's path patterns, to say where a missing document belongs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +68,14 @@ class ArtifactResult:
             "missing_fields": list(self.missing_fields),
             "words": self.words,
             "problems": list(self.problems),
+            "expected": list(self.expected),
         }
+
+
+def section_words(spec_string: str) -> str:
+    """A section as a reader says it: "Alternatives|Options considered" is "Alternatives (or Options considered)"."""
+    first, *others = [name.strip() for name in spec_string.split("|")]
+    return f"{first} (or {', '.join(others)})" if others else first
 
 
 
@@ -201,8 +209,9 @@ def _check_one(root: Path, tree: _Tree, spec: ArtifactSpec) -> ArtifactResult:
     if not readable:
         problems = [problem for candidate in candidates for problem in candidate.problems]
         return ArtifactResult(
-            id=spec.id, title=spec.title, status="missing", path=None, missing_sections=(), missing_fields=(),
-            words=0, problems=tuple(problems + _link_notes(tree, patterns)),
+            id=spec.id, title=spec.title, status="missing", path=None, missing_sections=spec.sections,
+            missing_fields=spec.fields, words=0, problems=tuple(problems + _link_notes(tree, patterns)),
+            expected=spec.patterns,
         )
     best = max(readable, key=lambda candidate: candidate.passed)  # first of equals: the shortest path
     problems = list(best.problems)
@@ -214,7 +223,7 @@ def _check_one(root: Path, tree: _Tree, spec: ArtifactSpec) -> ArtifactResult:
     return ArtifactResult(
         id=spec.id, title=spec.title, status="complete" if best.complete else "incomplete", path=best.path,
         missing_sections=best.missing_sections, missing_fields=best.missing_fields, words=best.words,
-        problems=tuple(problems),
+        problems=tuple(problems), expected=spec.patterns,
     )
 
 

@@ -8,10 +8,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from assessor import reviews, submissions
+from assessor.attempt_summary import summarise
 from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
-from assessor.models import APPROVED, CHANGES_REQUESTED
+from assessor.models import APPROVED, CHANGES_REQUESTED, SUPERSEDED
 from assessor.pipeline import STAGES
 from assessor.web.extensions import db, huey, job_settings, rubrics
 from assessor.web.forms import SubmitForm, attach_error, choice
@@ -101,13 +102,18 @@ def attempt(attempt_id: int):
         levels = reviews.review_levels(session, review=review)
         result = reviews.final_score(rubric, report, levels)
         calibration = reviews.calibration_rows(rubric, reviews.self_assessments(session, attempt=attempt), result)
+    selves = reviews.self_assessments(session, attempt=attempt)
+    can_self_assess = reviews.can_self_assess(attempt)
+    certificate = _certificate_context(attempt, rubric, result)
+    summary = summarise(attempt=attempt, report=report, result=result, answered=len(selves),
+                        can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]))
     return render_template(
         "learner/attempt.html", attempt=attempt, report=report, rubric=rubric, charts=charts,
-        status=submissions.status_payload(attempt, STAGES),
-        selves=reviews.self_assessments(session, attempt=attempt), can_self_assess=reviews.can_self_assess(attempt),
+        status=submissions.status_payload(attempt, STAGES), selves=selves, can_self_assess=can_self_assess,
         review=review if decided else None, levels=levels, result=result, calibration=calibration,
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
-        certificate=_certificate_context(attempt, rubric, result),
+        certificate=certificate, summary=summary, latest=submissions.latest_attempt_id(session, attempt=attempt)
+        if attempt.review_state == SUPERSEDED else None,
     )
 
 

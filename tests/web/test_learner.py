@@ -1,6 +1,7 @@
 """The learner's journey, and the rules that keep one learner out of another's work."""
 
 import json
+import re
 
 import pytest
 from sqlmodel import Session, func, select
@@ -271,3 +272,58 @@ def test_error_pages_are_friendly(client, auth, make_user):
     assert client.put("/learner/submit").status_code == 405
     huge = client.post("/learner/submit", data={"source": "x" * (600 * 1024)})
     assert huge.status_code == 413
+
+
+def summary_of(client, attempt) -> tuple[str, str]:
+    """The attempt page's first section: its next step and its text."""
+    html = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    match = re.search(r'<section id="summary"[^>]*data-next="([a-z_]+)"(.*?)</section>', html, re.S)
+    assert match, "no summary at the top of the attempt page"
+    assert html.index('id="summary"') < html.index('id="progress"')  # the outcome comes first
+    return match.group(1), re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(2)))
+
+
+@pytest.mark.parametrize(("status", "review_state", "passed", "next_step", "words"), [
+    ("queued", "open", 2, "wait", "Being assessed"),
+    ("failed", "open", 2, "resubmit", "could not finish"),
+    ("scored", "open", 2, "self_assess", "for your mentor to score"),
+    ("scored", "open", 0, "resubmit", "Cannot pass as it stands"),
+    ("scored", "changes_requested", 2, "resubmit", "asked for changes"),
+    ("scored", "superseded", 2, "latest", "Replaced by a later attempt"),
+])
+def test_the_attempt_page_opens_with_where_it_stands_and_the_next_step(client, auth, make_user, make_attempt,
+                                                                      status, review_state, passed, next_step, words):
+    learner = make_user()
+    attempt = make_attempt(learner, status=status, review_state=review_state, passed=passed,
+                           failure_reason="the repository could not be cloned" if status == "failed" else None)
+    if review_state == "superseded":
+        make_attempt(learner)  # the attempt that replaced it
+    auth.as_(learner)
+    step, text = summary_of(client, attempt)
+    assert step == next_step and words in text, text
+
+
+def test_after_self_assessing_the_next_step_is_the_review_and_after_approval_the_certificate(
+        client, auth, db, app, make_user, make_attempt):
+    from assessor import issuing
+    from tests.web.certificate_helpers import approve, settings
+
+    learner = make_user(name="Ada")
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{attempt.id}/self-assessment").get_data(as_text=True)
+    fields = {name: "1" for name in re.findall(r'name="(level-[\w-]+)"', page)}
+    fields.update({name.replace("level-", "justification-"): "I did this carefully." for name in list(fields)})
+    response = auth.post(f"/learner/attempts/{attempt.id}/self-assessment", fields,
+                         token_from=f"/learner/attempts/{attempt.id}/self-assessment")
+    assert response.status_code in (200, 302)
+    assert summary_of(client, attempt)[0] == "await_review"
+    approve(db, app, attempt, make_user("mentor", courses=["test-capstone"]))
+    step, text = summary_of(client, attempt)
+    assert step == "certificate_pending" and "Passed:" in text
+    issuing.issue_certificate(db, attempt_id=attempt.id, settings=settings(app))
+    step, text = summary_of(client, attempt)
+    assert step == "download" and "pass mark" in text
+    page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert "still to be scored" not in page  # the automated report's open criteria are scored now
+    assert "before the mentor&#39;s review" in page or "before the mentor's review" in page
