@@ -31,6 +31,7 @@ EVENT_LABELS = {
     "assessment_requeued": "assessment queued again (retry)",
     "requeued_by_admin": "queued again by an administrator",
     "superseded": "superseded by a newer attempt",
+    "chosen_for_review": "sent to review instead of the newer attempt",
     "self_assessed": "self-assessed",
     "review_started": "review started",
     "reviewed": "reviewed",
@@ -143,6 +144,32 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
     record_event(session, attempt=attempt, kind="submitted", actor=user,
                  detail=f"{url}" + (f" at {ref}" if ref else "") + f" against {rubric.id} v{rubric.version}")
     return attempt
+
+
+def awaiting_review(session: Session, *, user: User, rubric_id: str) -> Attempt | None:
+    """The learner's attempt for this rubric that a new submission would replace in the mentor's queue."""
+    return session.exec(select(Attempt).where(Attempt.user_id == user.id, Attempt.rubric_id == rubric_id,
+                                              Attempt.status == SCORED, Attempt.review_state == OPEN)
+                        .order_by(Attempt.id.desc())).first()
+
+
+def choose_for_review(session: Session, *, attempt: Attempt, user: User) -> Attempt:
+    """Send a superseded attempt to review again in place of the one that replaced it (while no mentor has
+    started on either); returns the attempt that now leaves the queue."""
+    if attempt.review_state != SUPERSEDED or attempt.status != SCORED:
+        raise SubmissionError("only an attempt that a newer one replaced can be sent to review instead")
+    current = session.exec(select(Attempt).where(Attempt.submission_id == attempt.submission_id,
+                                                 Attempt.id != attempt.id, Attempt.review_state == OPEN,
+                                                 Attempt.status == SCORED)).first()
+    if current is None:
+        raise SubmissionError("the newer attempt is already being reviewed (or decided): this one cannot replace it")
+    current.review_state, attempt.review_state = SUPERSEDED, OPEN
+    session.add_all([current, attempt])
+    record_event(session, attempt=attempt, kind="chosen_for_review", actor=user,
+                 detail=f"attempt {attempt.number} goes to review; attempt {current.number} leaves the queue")
+    record_event(session, attempt=current, kind="superseded", actor=user,
+                 detail=f"the learner sent attempt {attempt.number} to review instead")
+    return current
 
 
 def set_job_id(session: Session, *, attempt: Attempt, job_id: str | None) -> None:

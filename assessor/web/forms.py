@@ -48,6 +48,7 @@ class SubmitForm(FlaskForm):
     source = StringField("Repository URL", [DataRequired(message="enter the URL of your git repository"),
                                             Length(max=1024, message="that URL is too long")])
     ref = StringField("Branch, tag or commit (optional; default: the default branch)", [Optional(), Length(max=255)])
+    replace_pending = BooleanField("Replace the attempt waiting for review with this one once it is assessed")
 
 
 class ActionForm(FlaskForm):

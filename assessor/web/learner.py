@@ -15,7 +15,7 @@ from assessor.jobs import enqueue_attempt
 from assessor.models import APPROVED, CHANGES_REQUESTED, SUPERSEDED
 from assessor.pipeline import STAGES
 from assessor.web.extensions import db, huey, job_settings, rubrics
-from assessor.web.forms import SubmitForm, attach_error, choice
+from assessor.web.forms import ActionForm, SubmitForm, attach_error, choice
 
 bp = Blueprint("learner", __name__, url_prefix="/learner")
 
@@ -49,9 +49,15 @@ def submit():
     form.rubric.choices = [choice(rubric.id, f"{rubric.course}: {rubric.title} (v{rubric.version})") for rubric in offered]
     if request.method == "GET" and request.args.get("rubric"):
         form.rubric.data = request.args.get("rubric")
-    if form.validate_on_submit():
+    session = db()
+    pending = (submissions.awaiting_review(session, user=current_user, rubric_id=form.rubric.data)
+               if form.rubric.data else None)
+    valid = form.validate_on_submit()
+    if valid and pending is not None and not form.replace_pending.data:
+        attach_error(form, "replace_pending", f"attempt {pending.number} is waiting for a mentor's review: tick "
+                                              f"the box to replace it, or keep it by not submitting now")
+    elif valid:
         rubric = submissions.find_available(offered, form.rubric.data)
-        session = db()
         try:
             attempt = submissions.create_attempt(session, user=current_user, rubric=rubric, source=form.source.data,
                                                  ref=form.ref.data, policy=job_settings().source_policy,
@@ -74,7 +80,25 @@ def submit():
                 session.commit()
             return redirect(url_for("learner.attempt", attempt_id=attempt.id))
     status = 400 if form.errors else 200
-    return render_template("learner/submit.html", form=form, has_rubrics=bool(offered)), status
+    return render_template("learner/submit.html", form=form, has_rubrics=bool(offered), pending=pending), status
+
+
+@bp.route("/attempts/<int:attempt_id>/choose-for-review", methods=["POST"])
+@login_required
+def choose_for_review(attempt_id: int):
+    attempt = _own_attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    try:
+        replaced = submissions.choose_for_review(session, attempt=attempt, user=current_user)
+    except submissions.SubmissionError as error:
+        session.rollback()
+        flash(str(error), "error")
+    else:
+        session.commit()
+        flash(f"Attempt {attempt.number} goes to review; attempt {replaced.number} has left the queue.", "success")
+    return redirect(url_for("learner.attempt", attempt_id=attempt.id))
 
 
 def _report_context(attempt):
@@ -113,7 +137,7 @@ def attempt(attempt_id: int):
         review=review if decided else None, levels=levels, result=result, calibration=calibration,
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
         certificate=certificate, summary=summary, latest=submissions.latest_attempt_id(session, attempt=attempt)
-        if attempt.review_state == SUPERSEDED else None,
+        if attempt.review_state == SUPERSEDED else None, action_form=ActionForm(),
     )
 
 

@@ -327,3 +327,47 @@ def test_after_self_assessing_the_next_step_is_the_review_and_after_approval_the
     page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
     assert "still to be scored" not in page  # the automated report's open criteria are scored now
     assert "before the mentor&#39;s review" in page or "before the mentor's review" in page
+
+
+def test_replacing_an_attempt_that_waits_for_review_is_confirmed_and_can_be_undone(client, auth, db, make_user,
+                                                                                make_attempt, make_repo):
+    from assessor.models import OPEN, SUPERSEDED
+    from assessor.submissions import _supersede_older
+
+    learner = make_user()
+    waiting = make_attempt(learner)
+    auth.as_(learner)
+    page = client.get("/learner/submit?rubric=test-capstone").get_data(as_text=True)
+    assert 'id="replace-warning"' in page and f"Attempt {waiting.number} is waiting for a mentor" in page
+    repo = make_repo(CAPSTONE)
+    refused = submit(auth, source=str(repo))
+    assert refused.status_code == 400 and "tick the box to replace it" in refused.get_data(as_text=True)
+    assert count(db, Attempt) == 1  # nothing queued without the learner's say-so
+    accepted = submit(auth, source=str(repo), replace_pending="y")
+    assert accepted.status_code == 302 and count(db, Attempt) == 2
+    newer = db.exec(select(Attempt).order_by(Attempt.id.desc())).first()
+    newer.status = "scored"
+    db.add(newer)
+    _supersede_older(db, attempt_id=newer.id)  # what finishing the new assessment does
+    db.commit()
+
+    db.refresh(waiting)
+    assert waiting.review_state == SUPERSEDED
+    page = client.get(f"/learner/attempts/{waiting.id}").get_data(as_text=True)
+    assert "Replaced by a later attempt" in page and "A mentor has started the review" not in page
+    assert f"Send attempt {waiting.number} to review instead" in page
+    done = auth.post(f"/learner/attempts/{waiting.id}/choose-for-review", token_from=f"/learner/attempts/{waiting.id}")
+    assert done.status_code == 302
+    db.refresh(waiting)
+    db.refresh(newer)
+    assert (waiting.review_state, newer.review_state) == (OPEN, SUPERSEDED)
+    page = client.get(f"/learner/attempts/{waiting.id}").get_data(as_text=True)
+    assert f"Attempt {waiting.number} goes to review" in page
+    # the other way round is refused once it is the one in the queue
+    again = auth.post(f"/learner/attempts/{waiting.id}/choose-for-review", token_from=f"/learner/attempts/{waiting.id}")
+    assert again.status_code == 302
+    assert "only an attempt that a newer one replaced" in client.get(f"/learner/attempts/{waiting.id}").get_data(as_text=True)
+    other = make_user()
+    auth.logout()
+    auth.as_(other)
+    assert client.post(f"/learner/attempts/{newer.id}/choose-for-review").status_code in (400, 404)

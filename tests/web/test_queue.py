@@ -59,9 +59,11 @@ TINY_CAPSTONE = {
 WAIT_SECONDS = 240
 
 
-def submit(client, source: str) -> int:
+def submit(client, source: str, *, replace: bool = False) -> int:
+    """`replace`: the learner confirms that this attempt replaces the one waiting for review."""
     token = csrf_token(client, "/learner/submit")
-    response = client.post("/learner/submit", data={"rubric": "test-capstone", "source": source, "csrf_token": token})
+    data = {"rubric": "test-capstone", "source": source, "csrf_token": token, **({"replace_pending": "y"} if replace else {})}
+    response = client.post("/learner/submit", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     return int(response.location.rsplit("/", 1)[1])
 
@@ -98,7 +100,7 @@ def test_submission_is_assessed_by_the_worker_and_the_same_commit_reuses_the_rep
     html = client.get(f"/learner/attempts/{first}").get_data(as_text=True)
     assert "2 passed, 0 failed" in html and "Automated report" in html and "<svg" in html
 
-    second = submit(client, str(repo))  # resubmitting the same commit: a new attempt, no new assessment
+    second = submit(client, str(repo), replace=True)  # resubmitting the same commit: a new attempt, no new assessment
     status, _ = wait_until_finished(client, second)
     assert status["status"] == SCORED
     with Session(app.extensions["assessor.engine"]) as session:
