@@ -1,6 +1,10 @@
 """The `assessor` command line: check a capstone, inspect rubrics."""
 
+import os
+import shutil
 import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -58,24 +62,96 @@ def check(source, rubric_id, ref, as_json, output, timeout, allowed_hosts, allow
     settings = PipelineSettings(work_root=paths.work_root, cache_dir=paths.cache, source_policy=policy,
                                 unsafe_no_sandbox=unsafe_no_sandbox, wall_seconds=timeout)
     started = time.monotonic()
+    ticker = StageTimer(started, enabled=sys.stderr.isatty())
 
     def progress(stage: str, message: str) -> None:
+        ticker.clear()
         click.echo(click.style(f"[{time.monotonic() - started:6.1f}s] {stage:<10}", dim=True) + f" {message}", err=True)
+        ticker.stage(stage)
 
     try:
         rubric = find_rubric(rubric_id, paths.rubrics)
         paths.ensure()
         report = assess(source, rubric, settings=settings, ref=ref, progress=progress)
     except AssessorError as error:
+        ticker.stop()
         fail(str(error))
+    ticker.stop()
     document = report_to_json(report)
     if output:
         output.write_text(document + "\n")
-    click.echo(document if as_json else render_report(report))
+    if as_json:
+        click.echo(document)
+        return
+    colour = wants_colour(sys.stdout.isatty(), os.environ)
+    click.echo(render_report(report, width=shutil.get_terminal_size((100, 24)).columns, colour=colour), color=colour)
 
 
-def render_report(report: Report) -> str:
-    """A table a person can scan in a terminal."""
+def wants_colour(is_terminal: bool, environ) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set to anything (https://no-color.org)."""
+    return is_terminal and not environ.get("NO_COLOR")
+
+
+class StageTimer:
+    """On a terminal, the running stage's elapsed time on one line that rewrites itself each second."""
+
+    def __init__(self, started: float, *, enabled: bool) -> None:
+        self.started, self.enabled = started, enabled
+        self.current: str | None = None
+        self.since = started
+        self.shown = 0  # length of the line on screen, to blank it (plain spaces: no escape codes, NO_COLOR-proof)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        if enabled:
+            threading.Thread(target=self._run, daemon=True).start()
+
+    def stage(self, name: str) -> None:
+        with self.lock:
+            self.current, self.since = name, time.monotonic()
+
+    def clear(self) -> None:
+        if self.enabled:
+            with self.lock:
+                if self.shown:
+                    click.echo("\r" + " " * self.shown + "\r", nl=False, err=True)
+                    self.shown = 0
+
+    def stop(self) -> None:
+        self.done.set()
+        self.clear()
+
+    def _run(self) -> None:
+        while not self.done.wait(1.0):
+            with self.lock:
+                if self.current and time.monotonic() - self.since >= 2:
+                    text = f"  {self.current}... {time.monotonic() - self.since:.0f} s"
+                    click.echo("\r" + text.ljust(self.shown), nl=False, err=True)
+                    self.shown = len(text)
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    """Evidence and notes wrap (every word matters); only table cells are cut short."""
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=True, break_on_hyphens=False) or [indent]
+
+
+def _fit(text: str, width: int) -> str:
+    """One line of at most `width` characters, an ellipsis where it was cut."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+OUTCOME_COLOURS = {"pass": "green", "fail": "red", "pending": "yellow"}
+STATUS_COLOURS = {"scored": None, "not_measured": "yellow", "pending": "cyan"}
+MENTOR_SCORES_IT = "a manual criterion: a mentor scores it in a review (in the web app)"
+
+
+def render_report(report: Report, *, width: int = 100, colour: bool = False) -> str:
+    """A table a person can scan in a terminal of `width` columns (colour only when asked: a TTY, no NO_COLOR)."""
+    def paint(text: str, fg: str | None, bold: bool = False) -> str:
+        return click.style(text, fg=fg, bold=bold) if colour and (fg or bold) else text
+
+    width = max(width, 60)
+    title_width = max(16, width - 42)
     lines = [
         f"{report.rubric.title} (rubric {report.rubric.id} v{report.rubric.version})",
         f"source {report.source}  commit {report.commit[:12]}",
@@ -88,37 +164,50 @@ def render_report(report: Report) -> str:
         state = f"started in {started['seconds']:.2f} s" if started["status"] == "started" else \
             f"did not start: {started['problem']}"
         lines.append(f"service {started['name']} on port {started['port']}: {state}")
+    lines = [_fit(line, width) for line in lines]
     lines += [
         "",
-        f"{'criterion':<34} {'status':<13} {'level':>5} {'points':>11} {'weighted':>9}",
+        paint(f"{'criterion':<{title_width}} {'status':<13} {'level':>5} {'points':>11} {'weighted':>9}", None, True),
     ]
     for score in report.criteria:
-        level = "-" if score.level is None else str(score.level)
+        level = "-" if score.level is None else (f"{score.level}/{score.top_level}" if score.top_level is not None
+                                                 else str(score.level))
         points = "-" if score.points is None else f"{score.points:g}/{score.max_points:g}"
         weighted = "-" if score.weighted is None else f"{score.weighted:.1f}/{score.weight:g}"
-        lines.append(f"{score.title[:34]:<34} {score.status:<13} {level:>5} {points:>11} {weighted:>9}")
-        for item in score.evidence:
-            lines.append(f"    {item}")
+        status = paint(f"{score.status.replace('_', ' '):<13}", STATUS_COLOURS.get(score.status))
+        lines.append(f"{_fit(score.title, title_width):<{title_width}} {status} {level:>5} {points:>11} {weighted:>9}")
+        # A local run has no mentor: say who scores a manual criterion rather than that one is awaited.
+        evidence = [MENTOR_SCORES_IT] if score.status == "pending" else score.evidence
+        for item in evidence:
+            lines += _wrap(item, width, "    ")
     if report.failures:
         lines += ["", "failing tests:"]
         for failure in report.failures[:FAILURES_SHOWN]:
             where = f" ({failure['file']}:{failure['line']})" if failure.get("file") else ""
-            lines.append(f"    {failure['outcome']}: {failure['classname']}::{failure['name']}{where}")
+            line = _fit(f"    {failure['outcome']}: {failure['classname']}::{failure['name']}{where}", width)
+            lines.append(line.replace(failure["outcome"], paint(failure["outcome"], "red"), 1))
             if failure.get("message"):
-                lines.append(f"        {failure['message'][:200]}")
+                lines += _wrap(failure["message"][:200], width, "        ")
     if report.notes:
         lines += ["", "notes:"]
-        lines += [f"    - {note}" for note in report.notes]
+        for note in report.notes:
+            lines += _wrap(f"- {note}", width, "    ")
     if report.output_tail:
         lines += ["", "last lines of the test output:"]
-        lines += [f"    {line}" for line in report.output_tail.rstrip().splitlines()[-TAIL_LINES:]]
+        lines += [_fit(f"    {line}", width) for line in report.output_tail.rstrip().splitlines()[-TAIL_LINES:]]
     lines.append("")
     for gate in report.gates:
-        lines.append(f"gate {gate.id}: {gate.status} ({gate.description})")
+        lines.append(_fit(f"gate {gate.id}: {gate.status} ({gate.description})", width))
     score = report.score
-    lines.append(f"automated score {score.automated:.1f} of {score.max:g}; total so far {score.total:.1f} "
-                 f"({score.percent:.1f}%), pass mark {score.pass_mark:g}%")
-    lines.append(f"outcome: {report.outcome.upper()}" + (f" ({'; '.join(score.reasons)})" if score.reasons else ""))
+    lines.append(_fit(f"automated score {score.automated:.1f} of {score.max:g}; total so far {score.total:.1f} "
+                      f"({score.percent:.1f}%), pass mark {score.pass_mark:g}%", width))
+    reasons = [reason for reason in score.reasons if "still to be scored" not in reason]
+    if report.outcome == "pending":
+        reasons.append("manual criteria are scored by a mentor")
+    head = f"outcome: {report.outcome.upper()}"
+    wrapped = _wrap(head + (f" ({'; '.join(reasons)})" if reasons else ""), width, "")
+    lines.append(paint(head, OUTCOME_COLOURS.get(report.outcome), True) + wrapped[0][len(head):])
+    lines += wrapped[1:]
     return "\n".join(lines)
 
 

@@ -30,6 +30,8 @@ def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
     os.environ["ASSESSOR_SMTP_HOST"] = "127.0.0.1"
     os.environ["ASSESSOR_SMTP_PORT"] = str(mailbox.start())
     os.environ["ASSESSOR_SMTP_SECURITY"] = "none"
+    # A short, readable start: the queue's and the server's routine lines are for operators (warnings still show).
+    os.environ.setdefault("ASSESSOR_LOG_LEVEL", "WARNING")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     # Certificates' QR codes and verify links must open this demo server.
     os.environ.setdefault("ASSESSOR_PUBLIC_URL", f"http://{shown_host}:{port}")

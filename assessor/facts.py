@@ -6,6 +6,7 @@ from typing import Any
 from assessor.measure.artifacts import section_words
 
 Facts = dict[str, Any]
+EXPECTED_PATTERNS_SHOWN = 3  # where a missing document belongs: the first few of the rubric's names
 
 # How many of the weakest files or worst functions the evidence names.
 EVIDENCE_ITEMS = 5
@@ -104,7 +105,10 @@ def artifact_facts(results: Sequence) -> tuple[Facts, list[str]]:
         sections = "; ".join(section_words(section) for section in result.missing_sections)
         fields = ", ".join(result.missing_fields)
         if result.status == "missing":
-            where = " or ".join(f"`{pattern}`" for pattern in result.expected) or "the path the rubric names"
+            shown = [f"`{pattern}`" for pattern in result.expected[:EXPECTED_PATTERNS_SHOWN]]
+            more = len(result.expected) - len(shown)
+            where = (" or ".join(shown) or "the path the rubric names") + (
+                f" (or {more} other name{'s' if more != 1 else ''} the rubric accepts)" if more > 0 else "")
             wanted = "".join([f", with the sections {sections}" if sections else "",
                               f", with the fields {fields}" if fields else ""])
             evidence.append(f"{result.title}: missing; add it as {where}{wanted}")

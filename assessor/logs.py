@@ -50,13 +50,23 @@ def handler(fmt: str | None = None, stream=None) -> logging.Handler:
     return result
 
 
-def configure(fmt: str | None = None, level: int = logging.INFO) -> None:
-    """The process's logging: one handler on the root logger, text or JSON lines."""
+# Libraries whose INFO lines say nothing an operator acts on (alembic announces its dialect on every start).
+QUIET_LIBRARIES = ("alembic",)
+
+
+def configure(fmt: str | None = None, level: int | None = None) -> None:
+    """The process's logging: one handler on the root logger, text or JSON lines; the level from
+    ASSESSOR_LOG_LEVEL (INFO unless set)."""
+    if level is None:
+        named = os.environ.get("ASSESSOR_LOG_LEVEL", "INFO").upper()
+        level = logging.getLevelName(named) if isinstance(logging.getLevelName(named), int) else logging.INFO
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler(fmt))
     root.setLevel(level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 @contextmanager

@@ -37,7 +37,7 @@ THRESHOLDS: dict[str, Threshold] = {
     "min_found": Threshold("found", operator.ge, "≥", "documents found",
                            "at least {wanted} of the required documents present (now {have})"),
     "min_complete": Threshold("complete", operator.ge, "≥", "documents complete",
-                              "at least {wanted} documents with every required section and field (now {have})"),
+                              "every required section and field in at least {wanted} of the documents (now {have})"),
 }
 
 SCORED, NOT_MEASURED, PENDING = "scored", "not_measured", "pending"

@@ -77,3 +77,72 @@ def test_missing_local_repository_is_a_clear_error(runner, tmp_path):
     result = runner.invoke(main, ["check", str(tmp_path / "nowhere"), "--rubric", "senior-backend-capstone"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
+
+
+@pytest.fixture
+def pending_report():
+    from assessor.rubric import parse_rubric
+
+    from tests.web.conftest import build_report
+    from tests.web.rubrics import TEST_RUBRIC
+
+    rubric = parse_rubric(TEST_RUBRIC.encode(), source="test-capstone.toml")
+    return build_report(rubric, passed=2, line=62.5)
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_table_fits_the_terminal_with_ellipses(pending_report, width):
+    from assessor.cli import render_report
+
+    table = render_report(pending_report, width=width)
+    assert max(len(line) for line in table.splitlines()) <= width
+    assert "\x1b[" not in table  # no colour unless asked
+
+
+def test_a_local_run_says_who_scores_manual_criteria_and_levels_out_of_the_top(pending_report):
+    from assessor.cli import render_report
+
+    table = render_report(pending_report, width=200)
+    assert "awaiting" not in table and "still to be scored" not in table
+    assert "a mentor scores it in a review" in table
+    assert "outcome: PENDING (manual criteria are scored by a mentor)" in table
+    assert "2/2" in table  # the tests criterion: level 2 of 2
+    coloured = render_report(pending_report, width=200, colour=True)
+    assert "\x1b[" in coloured and click_unstyle(coloured) == table
+
+
+def click_unstyle(text: str) -> str:
+    import click
+
+    return click.unstyle(text)
+
+
+@pytest.mark.parametrize(("is_terminal", "environ", "expected"), [
+    (True, {}, True),
+    (True, {"NO_COLOR": "1"}, False),
+    (True, {"NO_COLOR": ""}, True),  # set but empty does not count, as no-color.org says
+    (False, {}, False),
+])
+def test_colour_only_on_a_terminal_and_never_with_no_color(is_terminal, environ, expected):
+    from assessor.cli import wants_colour
+
+    assert wants_colour(is_terminal, environ) is expected
+
+
+def test_a_long_stage_shows_its_running_time_on_a_terminal(capsys):
+    import time
+
+    from assessor.cli import StageTimer
+
+    timer = StageTimer(time.monotonic(), enabled=True)
+    timer.stage("testing")
+    time.sleep(3.2)
+    timer.stop()
+    err = capsys.readouterr().err
+    assert "testing... 2 s" in err or "testing... 3 s" in err
+    assert err.endswith("\r" + " " * len("  testing... 3 s") + "\r") or err.endswith("\r" + " " * len("  testing... 2 s") + "\r")
+    assert "\x1b" not in err  # blanked with spaces: no escape codes
+    quiet = StageTimer(time.monotonic(), enabled=False)  # not a terminal: nothing at all
+    quiet.stage("testing")
+    quiet.stop()
+    assert capsys.readouterr().err == ""

@@ -120,17 +120,20 @@ def test_the_demo_command_prints_the_banner_and_serves_with_local_sources_allowe
 
         served.update(host=host, port=port, workers=workers,
                       allow_local=make_app().config["ALLOW_LOCAL_SOURCES"],
-                      env=os.environ.get("ASSESSOR_ALLOW_LOCAL_SOURCES"))
+                      env=os.environ.get("ASSESSOR_ALLOW_LOCAL_SOURCES"), log_level=os.environ.get("ASSESSOR_LOG_LEVEL"))
 
     monkeypatch.setattr("assessor.cli_admin.serve", fake_serve)
     monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setenv("ASSESSOR_ALLOW_LOCAL_SOURCES", "false")  # restored after the test
+    monkeypatch.setenv("ASSESSOR_LOG_LEVEL", "unset")  # so the demo's own setting is undone after the test
+    monkeypatch.delenv("ASSESSOR_LOG_LEVEL")
     result = CliRunner().invoke(main, ["demo", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/" in result.output
     assert demo.LEARNER_EMAIL in result.output and demo.MENTOR_EMAIL in result.output
     assert str((tmp_path / "instance" / "demo" / "passing").resolve()) in result.output
-    assert served == {"host": "127.0.0.1", "port": 8123, "workers": 2, "allow_local": True, "env": "true"}
+    assert served == {"host": "127.0.0.1", "port": 8123, "workers": 2, "allow_local": True, "env": "true",
+                      "log_level": "WARNING"}  # a short start-up: the server and worker log warnings only
     assert (tmp_path / "instance" / "secret_key").exists()
 
 
@@ -152,3 +155,25 @@ def test_the_demo_mailbox_is_a_real_smtp_server_saving_each_message(tmp_path):
     assert len(saved) == 1
     message = message_from_bytes(saved[0].read_bytes())
     assert message["To"] == "learner@example.org" and message["Subject"] == "Confirm your e-mail address"
+
+
+def test_logging_keeps_library_chatter_out_and_takes_its_level_from_the_environment(monkeypatch):
+    import logging
+
+    from assessor import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, logging.getLogger("alembic").level)
+    try:
+        monkeypatch.setenv("ASSESSOR_LOG_LEVEL", "warning")
+        logs.configure()
+        assert root.level == logging.WARNING
+        monkeypatch.setenv("ASSESSOR_LOG_LEVEL", "no-such-level")
+        logs.configure()
+        assert root.level == logging.INFO
+        assert not logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+        assert logging.getLogger("assessor.jobs").isEnabledFor(logging.INFO)
+    finally:  # the test run's own logging, as it was
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("alembic").setLevel(saved[2])

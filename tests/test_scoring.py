@@ -179,7 +179,7 @@ def test_automated_score_excludes_mentor_levels(rubric):
     ("max_share_c_or_worse", 10, 25.0, "at most 10% of functions ranked C or worse (now 25%)"),
     ("min_maintainability", 65, 50.5, "a maintainability index of at least 65 (now 50.5)"),
     ("min_found", 2, 1, "at least 2 of the required documents present (now 1)"),
-    ("min_complete", 2, 0, "at least 2 documents with every required section and field (now 0)"),
+    ("min_complete", 2, 0, "every required section and field in at least 2 of the documents (now 0)"),
     ("min_line", 80, None, "line coverage of at least 80% (not measured)"),
 ])
 def test_what_a_level_asks_for_is_said_in_words(key, wanted, have, line):
