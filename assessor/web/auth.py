@@ -37,9 +37,10 @@ def _safe_next(target: str | None) -> str | None:
 
 @bp.route("/")
 def index():
+    """Signed in: the home of one's role. Otherwise what the product is, for each kind of visitor."""
     if current_user.is_authenticated:
         return redirect_home()
-    return redirect(url_for("auth.login"))
+    return render_template("auth/landing.html")
 
 
 @bp.route("/signup", methods=["GET", "POST"])

@@ -29,6 +29,19 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     login_manager.user_loader(_load_user)
+    app.add_template_filter(human_time)
+
+
+def human_time(value) -> str:
+    """A stored ISO time as a reader says it: "2 Dec 2026, 14:05 UTC" (text that is not a time is shown as is)."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 def engine():

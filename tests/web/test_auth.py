@@ -1,5 +1,6 @@
 """Accounts: sign up, sign in, sign out, rate limiting, password hashing, cookies and headers."""
 
+import pytest
 from sqlmodel import select
 
 from assessor import accounts
@@ -134,3 +135,30 @@ def test_inactive_user_cannot_sign_in(client, auth, make_user, db):
     db.add(user)
     db.commit()
     assert auth.login(user.email).status_code == 400
+
+
+def test_the_front_page_says_what_the_product_is_to_each_visitor_and_signed_in_users_go_home(client, auth, make_user):
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for heading in ("Learners", "Mentors", "Employers", "Course operators"):
+        assert f">{heading}</h2>" in html
+    assert 'href="/verify"' in html and 'href="/signup"' in html
+    auth.as_(make_user())
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize(("role", "present", "absent"), [
+    ("learner", ["My submissions", "Submit", "Calibration"], ["Reviews", "Accounts"]),
+    ("mentor", ["Reviews"], ["My submissions", "Calibration", "Accounts"]),
+    ("admin", ["Reviews", "Accounts", "Jobs", "Certificates", "Modules", "Mail"], ["My submissions", "Calibration"]),
+])
+def test_each_role_gets_its_own_navigation(client, auth, make_user, role, present, absent):
+    import re as regex
+
+    auth.as_(make_user(role))
+    html = client.get("/account").get_data(as_text=True)
+    nav = regex.search(r'<nav aria-label="Main">(.*?)</nav>', html, regex.S).group(1)
+    links = regex.findall(r">([^<]+)</a>", nav)
+    assert all(name in links for name in present), links
+    assert not any(name in links for name in absent), links

@@ -371,3 +371,23 @@ def test_replacing_an_attempt_that_waits_for_review_is_confirmed_and_can_be_undo
     auth.logout()
     auth.as_(other)
     assert client.post(f"/learner/attempts/{newer.id}/choose-for-review").status_code in (400, 404)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("2026-11-23T12:00:00+00:00", "23 Nov 2026, 12:00 UTC"),
+    ("2026-11-23T13:30:00+01:30", "23 Nov 2026, 12:00 UTC"),
+    ("2026-01-05T08:07:00Z", "5 Jan 2026, 08:07 UTC"),
+    ("not a time", "not a time"),
+])
+def test_times_are_shown_as_readers_say_them(value, shown):
+    from assessor.web.extensions import human_time
+
+    assert human_time(value) == shown
+
+
+def test_the_report_page_shows_the_assessment_time_in_words(client, auth, make_user, make_attempt):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    html = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert '<time datetime="2026-11-23T12:00:00+00:00">23 Nov 2026, 12:00 UTC</time>' in html
