@@ -9,7 +9,6 @@ from sqlmodel import Session
 from assessor import issuing
 from assessor.certificates import Check, verify_credential, verify_pdf
 from assessor.certificates import verify as engine
-from assessor.certificates.verify import token_of
 
 REVOKED, NOT_ISSUED = issuing.REVOKED, issuing.NOT_ISSUED
 
@@ -75,12 +74,11 @@ def verify_submission(session: Session, *, settings: issuing.IssuerSettings, pdf
     keys = issuing.jwks(session, settings=settings)
     if pdf is not None:
         verdict = verify_pdf(pdf, keys, retired=keys)
-        token = token_of(pdf) if verdict.ok else None
     else:
         verdict = verify_credential(token or "", keys, retired=keys)
     if not verdict.ok:
         return Outcome(verdict.status, verdict.reason, verdict.checks)
-    record = issuing.check_record(session, credential=verdict.credential, token=token or "")
+    record = issuing.check_record(session, credential=verdict.credential, token=verdict.token)
     checks = verdict.checks + (Check("issued record", record.status in ("valid", REVOKED), record.reason
                                      if record.status != REVOKED else "this is the certificate we issued"),)
     if record.status in (REVOKED, "valid"):

@@ -624,6 +624,7 @@ def _swap_attachment(sealed: bytes, new_token: str) -> bytes:
 def test_sealed_pdf_verifies(sealed, issuer, token):
     verdict = verify_pdf(sealed, issuer.jwks, now=ISSUED)
     assert verdict.status == "valid", verdict.reason
+    assert verdict.token == token  # what a caller compares with the issued record
     reader = PdfReader(io.BytesIO(sealed))
     assert "/DocMDP" in reader.trailer["/Root"]["/Perms"]  # a certification seal, not a plain signature
     xmp = reader.trailer["/Root"]["/Metadata"].get_data().decode()

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -108,13 +109,7 @@ def test_a_local_run_says_who_scores_manual_criteria_and_levels_out_of_the_top(p
     assert "outcome: PENDING (manual criteria are scored by a mentor)" in table
     assert "2/2" in table  # the tests criterion: level 2 of 2
     coloured = render_report(pending_report, width=200, colour=True)
-    assert "\x1b[" in coloured and click_unstyle(coloured) == table
-
-
-def click_unstyle(text: str) -> str:
-    import click
-
-    return click.unstyle(text)
+    assert "\x1b[" in coloured and click.unstyle(coloured) == table
 
 
 @pytest.mark.parametrize(("is_terminal", "environ", "expected"), [

@@ -26,7 +26,6 @@ from assessor.certificates.keys import (
     kid_url,
     load_private_key,
     public_jwk,
-    retired_keys,
 )
 from assessor.certificates.verify import Check, Verdict, verify_credential, verify_pdf
 
@@ -50,7 +49,6 @@ __all__ = [
     "kid_url",
     "load_private_key",
     "public_jwk",
-    "retired_keys",
     "score_text",
     "sign_credential",
     "subject_id_for",

@@ -84,7 +84,7 @@ def describe(credential: dict) -> CredentialView:
             continue
         described = descriptions.get(result.get("resultDescription"), {})
         kind = described.get("resultType")
-        if kind in ("RubricScore", "Percent"):
+        if kind == "RubricScore":
             total, max_total = _figure(result.get("value")), _figure(described.get("valueMax"))
             pass_mark = _figure(described.get("requiredValue"))
         elif "completedOn" in result:

@@ -202,7 +202,6 @@ def key_states(records: list[KeyRecord]) -> dict:
     }
 
 
-retired_keys = key_states  # the earlier name
 
 
 def public_key_from_jwk(jwk: dict) -> PublicKey:

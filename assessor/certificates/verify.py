@@ -71,6 +71,7 @@ class Verdict:
     credential: dict | None = field(default=None, compare=False)
     kid: str | None = None
     checks: tuple[Check, ...] = field(default=(), compare=False)
+    token: str | None = field(default=None, compare=False)  # the compact JWS that verified (also from a PDF)
 
     @property
     def ok(self) -> bool:
@@ -95,8 +96,8 @@ class _Trail:
         self.checks.append(Check(name, False, reason))
         return Verdict(status, reason, None, kid, tuple(self.checks))
 
-    def done(self, reason: str, credential: dict, kid: str) -> Verdict:
-        return Verdict(VALID, reason, credential, kid, tuple(self.checks))
+    def done(self, reason: str, credential: dict, kid: str, token: str) -> Verdict:
+        return Verdict(VALID, reason, credential, kid, tuple(self.checks), token)
 
 
 def _decode_json_segment(segment: str) -> dict | None:
@@ -180,8 +181,8 @@ def _moment(text) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _verified_jws(token, jwks: dict, trail: _Trail) -> tuple[dict, str] | Verdict:
-    """(payload, kid) of a compact JWS our issuer signed, or the failing Verdict."""
+def _verified_jws(token, jwks: dict, trail: _Trail) -> tuple[dict, str, str] | Verdict:
+    """(payload, kid, token as text) of a compact JWS our issuer signed, or the failing Verdict."""
     if isinstance(token, bytes):
         try:
             token = token.decode("ascii")
@@ -224,7 +225,7 @@ def _verified_jws(token, jwks: dict, trail: _Trail) -> tuple[dict, str] | Verdic
     if not signature_matches(public_key, signature, f"{parts[0]}.{parts[1]}".encode("ascii")):
         return trail.fail(TAMPERED, "signature", "signature does not match", kid)
     trail.passed("signature", "the signature matches the content")
-    return payload, kid
+    return payload, kid, token
 
 
 def verify_credential(
@@ -242,7 +243,7 @@ def verify_credential(
     checked = _verified_jws(token, jwks, trail)
     if isinstance(checked, Verdict):
         return checked
-    payload, kid = checked
+    payload, kid, token = checked
     problem = _claims_problem(payload)
     if problem:
         # Correctly signed but not shaped as we issue: a signing bug, not a forgery.
@@ -266,7 +267,7 @@ def verify_credential(
     if payload["nbf"] > current.timestamp() + CLOCK_SKEW_SECONDS:
         return trail.fail(NOT_YET_VALID, "dates", "validFrom is in the future", kid)
     trail.passed("dates", "issued in the past")
-    return trail.done("signature and claims check out", credential, kid)
+    return trail.done("signature and claims check out", credential, kid, token)
 
 
 # ---------------------------------------------------------------- PDFs
@@ -419,17 +420,11 @@ def verify_pdf(
         if require_seal:
             reason = "the PDF carries no issuer seal (its credential alone verifies)"
             return Verdict(UNSEALED, reason, None, verdict.kid, checks + (Check("seal", False, reason),))
-        return Verdict(VALID, verdict.reason, verdict.credential, verdict.kid, checks)
+        return Verdict(VALID, verdict.reason, verdict.credential, verdict.kid, checks, verdict.token)
     if not seal.ok:
         return Verdict(seal.status, seal.reason, None, verdict.kid, checks + (Check("seal", False, seal.reason),))
     return Verdict(VALID, "credential and seal check out", verdict.credential, verdict.kid,
-                   checks + (Check("seal", True, seal.reason), archival_check(pdf_bytes)))
-
-
-def token_of(pdf_bytes: bytes) -> str | None:
-    """The credential a (shape-checked) PDF carries, for comparing with what was issued."""
-    token, problem = extract_credential_token(bytes(pdf_bytes))
-    return token if problem is None else None
+                   checks + (Check("seal", True, seal.reason), archival_check(pdf_bytes)), verdict.token)
 
 
 # ---------------------------------------------------------------- revocation
@@ -448,7 +443,7 @@ def check_revocation(status_token: str, jwks: dict, credential: dict) -> Check:
     checked = _verified_jws(status_token, jwks, _Trail())
     if isinstance(checked, Verdict):
         return Check("revocation", False, f"the status list does not verify: {checked.reason}")
-    payload, _kid = checked
+    payload, _kid, _token = checked
     subject = payload.get("credentialSubject") if isinstance(payload.get("credentialSubject"), dict) else {}
     if ("BitstringStatusListCredential" not in (payload.get("type") or []) or subject.get("statusPurpose") != "revocation"
             or payload.get("iss") != (credential.get("issuer") or {}).get("id")):

@@ -39,8 +39,7 @@ class SessionInterface(SecureCookieSessionInterface):
 # The largest id any table can hold on either database (PostgreSQL's integer): a larger one is simply not found.
 MAX_ID = 2**31 - 1
 # Endpoints that take a file upload; every other form is text only.
-UPLOAD_ENDPOINTS = frozenset({"public.verify_upload", "public.verify_api", "admin_modules.upload",
-                              "api.module_results"})
+UPLOAD_ENDPOINTS = frozenset({"public.verify_upload", "public.verify_api", "admin_modules.upload"})
 
 
 class IdConverter(IntegerConverter):
