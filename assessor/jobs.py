@@ -48,6 +48,7 @@ from assessor.intake import SourcePolicy, resolve_commit
 from assessor.logs import attempt_context
 from assessor.metrics import Metrics
 from assessor.models import QUEUED, RUNNING, Attempt, User
+from assessor.source_store import store_sources
 from assessor.submissions import (
     attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, requeue_running, set_stage,
     store_report,
@@ -478,7 +479,7 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
 
     pipeline_settings = PipelineSettings(
         work_root=settings.work_root, cache_dir=settings.cache_dir, source_policy=settings.source_policy,
-        unsafe_no_sandbox=settings.unsafe_no_sandbox, wall_seconds=settings.wall_seconds)
+        unsafe_no_sandbox=settings.unsafe_no_sandbox, wall_seconds=settings.wall_seconds, keep_sources=True)
     report = assess(source, rubric, settings=pipeline_settings, ref=ref, progress=progress)
     if timer is not None:
         timer.close()
@@ -486,6 +487,9 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     if killed_by and metrics is not None:
         metrics.sandbox_kills.labels(killed_by).inc()
     with sessions() as session:
+        if getattr(report, "sources", None) is not None:
+            measured = {entry.get("path") for entry in (report.coverage or {}).get("files") or ()}
+            store_sources(session, commit=report.commit, snapshot=report.sources, measured=measured)
         stored, reused = store_report(session, report=report)
         if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused, try_number=try_number):
             logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id, stored.id)

@@ -155,6 +155,7 @@ class Attempt(SQLModel, table=True):
     started_at: datetime | None = None
     heartbeat_at: datetime | None = None
     finished_at: datetime | None = None
+    self_assessed_at: datetime | None = None  # the learner submitted the self-assessment (else: none or a draft)
 
     @property
     def finished(self) -> bool:
@@ -168,7 +169,7 @@ class SelfAssessment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     attempt_id: int = Field(foreign_key="attempts.id", index=True)
     criterion_id: str = Field(max_length=64)
-    level: int
+    level: int | None = None  # None only in a draft
     justification: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -342,6 +343,40 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+
+class SourceFileRow(SQLModel, table=True):
+    """One text file of an assessed commit, as the code view shows it (zlib-compressed UTF-8)."""
+
+    __tablename__ = "source_files"
+    __table_args__ = (UniqueConstraint("commit", "path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    commit: str = Field(max_length=40, index=True)
+    path: str = Field(max_length=1000)
+    lines: int = 0
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Its highlighted lines joined by newlines, compressed: Pygments takes ~0.1 s per 1,000 lines here, too slow
+    # for a page, so it is done once (in the worker, or on the first view past the worker's budget).
+    highlighted: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class LineComment(SQLModel, table=True):
+    """A mentor's comment on a line or a range of lines of one attempt's code, optionally tied to a criterion."""
+
+    __tablename__ = "line_comments"
+    __table_args__ = (Index("ix_line_comments_attempt", "attempt_id", "path", "start_line"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempts.id")
+    author_id: int = Field(foreign_key="users.id")
+    path: str = Field(max_length=1000)
+    start_line: int
+    end_line: int
+    criterion_id: str | None = Field(default=None, max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 for _statement in (

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from assessor import facts, toolchains
+from assessor import facts, sources, toolchains
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.intake import CloneLimits, SourcePolicy, check_source, clone
 from assessor.manifest import merged, read_manifest
@@ -49,6 +49,7 @@ class PipelineSettings:
     unsafe_no_sandbox: bool = False
     wall_seconds: float | None = None  # one run's override of the rubric's wall-clock limit
     keep_work_dir: bool = False
+    keep_sources: bool = False  # the text files at the commit, for the code view (Report.sources)
 
 
 def _ignore_progress(stage: str, message: str) -> None:
@@ -106,6 +107,8 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
         with clock.stage("cloning", f"cloning {source}" + (f" at {ref}" if ref else "")):
             checkout = clone(source, job_dir / "checkout", ref=ref, policy=settings.source_policy,
                              limits=settings.clone_limits)
+            # Read before any learner code runs, so what the code view shows is exactly the assessed commit.
+            source_files = sources.snapshot(checkout.path) if settings.keep_sources else None
         with clock.stage("measuring", f"measuring commit {checkout.commit[:12]}"):
             project = _recognise(checkout.path, rubric)
             complexity = project.toolchain.measure_complexity(project.plan) if project.plan else None
@@ -169,6 +172,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             notes=tuple(_notes(project, environment, test_run)),
             services=_services_summary(project, test_run),
             failures=tuple(run_data.get("failures", ())),
+            sources=source_files,
         )
     finally:
         if not settings.keep_work_dir:

@@ -7,6 +7,7 @@ from typing import Any
 from assessor.errors import ReportError
 from assessor.rubric import Rubric
 from assessor.scoring import CriterionScore, GateResult, Score
+from assessor.sources import SourceSnapshot
 
 SCHEMA_VERSION = 1
 MAX_REPORT_BYTES = 8 * 1024 * 1024
@@ -48,6 +49,8 @@ class Report:
     notes: tuple[str, ...] = ()
     services: dict[str, Any] | None = None
     failures: tuple[dict[str, Any], ...] = ()
+    # Not part of the JSON: stored beside it, once per commit (see assessor.codeview).
+    sources: SourceSnapshot | None = field(default=None, compare=False, repr=False)
 
     @property
     def outcome(self) -> str:

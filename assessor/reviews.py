@@ -16,7 +16,7 @@ from assessor.models import (
 from assessor.report import Report
 from assessor.rubric import Rubric
 from assessor.scoring import CriterionScore, GateResult, Score, decide, score_given, score_pending
-from assessor.submissions import attempt_rubric, load_report, record_event
+from assessor.submissions import attempt_rubric, load_report, previous_attempt, record_event
 
 MAX_TEXT = 4000
 DECISIONS = (APPROVED, CHANGES_REQUESTED)
@@ -282,6 +282,31 @@ def final_score(rubric: Rubric, report: Report, levels: Mapping[str, ReviewLevel
             scores.append(score_pending(criterion))
     gates, score = decide(rubric, scores)
     return FinalScore(tuple(scores), tuple(gates), score)
+
+
+def preview_score(rubric: Rubric, report: Report, chosen: Mapping[str, Any]) -> FinalScore:
+    """The final score the chosen levels (criterion id → level as typed) would give, for the decision bar; a level
+    that is not one of the criterion's counts as not set."""
+    levels = {}
+    for criterion in rubric.criteria:
+        try:
+            level = _level_number(criterion, chosen.get(criterion.id))
+        except ValueError:
+            level = None
+        levels[criterion.id] = ReviewLevel(criterion_id=criterion.id, level=level)
+    return final_score(rubric, report, levels)
+
+
+def previous_review(session: Session, *, attempt: Attempt) -> tuple[Attempt | None, dict[str, ReviewLevel], str]:
+    """The learner's previous assessed attempt of this capstone, and its decided review's levels and overall
+    comment (empty while that attempt is not decided)."""
+    previous = previous_attempt(session, attempt=attempt)
+    if previous is None:
+        return None, {}, ""
+    review = get_review(session, attempt=previous)
+    if review is None or review.decided_at is None:
+        return previous, {}, ""
+    return previous, review_levels(session, review=review), review.comment
 
 
 def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rubric, report: Report,

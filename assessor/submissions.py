@@ -38,6 +38,7 @@ EVENT_LABELS = {
     "overridden": "automated level overridden",
     "approved": "approved",
     "changes_requested": "changes requested",
+    "line_comment": "commented on the code",
 }
 
 
@@ -371,6 +372,14 @@ def attempt_for_owner(session: Session, *, user: User, attempt_id: int) -> Attem
     if attempt is None or attempt.user_id != user.id:
         return None
     return attempt
+
+
+def previous_attempt(session: Session, *, attempt: Attempt) -> Attempt | None:
+    """The learner's latest earlier assessed attempt of the same capstone: what this one is compared with."""
+    return session.exec(select(Attempt).where(Attempt.submission_id == attempt.submission_id,
+                                              Attempt.number < attempt.number, Attempt.status == SCORED,
+                                              Attempt.commit.is_not(None))
+                        .order_by(Attempt.number.desc()).limit(1)).first()
 
 
 def learner_attempts(session: Session, *, user: User) -> list[Attempt]:

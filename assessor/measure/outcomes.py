@@ -74,6 +74,7 @@ class FileCoverage:
     excluded_lines: int
     line_percent: float
     branch_percent: float
+    partial_lines: list[int] = field(default_factory=list)  # lines where a branch was never taken
 
 
 @dataclass(frozen=True)

@@ -98,10 +98,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     learner.init_app(app)
     mentor.init_app(app)
     admin.init_app(app)
-    from assessor.web import admin_certificates, admin_modules, api, public
+    from assessor.web import admin_certificates, admin_modules, api, code, public
 
     public.init_app(app)
     admin_certificates.init_app(app)
     admin_modules.init_app(app)
     api.init_app(app)
+    code.init_app(app)
     return app

@@ -7,13 +7,14 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from assessor import reviews, submissions
+from assessor import line_comments, reviews, submissions
 from assessor.attempt_summary import summarise
 from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
 from assessor.models import APPROVED, CHANGES_REQUESTED, SUPERSEDED
 from assessor.pipeline import STAGES
+from assessor.source_store import has_sources
 from assessor.web.extensions import db, huey, job_settings, rubrics
 from assessor.web.forms import ActionForm, SubmitForm, attach_error, choice
 
@@ -131,8 +132,10 @@ def attempt(attempt_id: int):
     certificate = _certificate_context(attempt, rubric, result)
     summary = summarise(attempt=attempt, report=report, result=result, answered=len(selves),
                         can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]))
+    code_comments = line_comments.comments_for(session, attempt=attempt, rubric=rubric) if decided else []
     return render_template(
-        "learner/attempt.html", attempt=attempt, report=report, rubric=rubric, charts=charts,
+        "learner/attempt.html", attempt=attempt, code_comments=code_comments,
+        has_code=has_sources(session, commit=attempt.commit), report=report, rubric=rubric, charts=charts,
         status=submissions.status_payload(attempt, STAGES), selves=selves, can_self_assess=can_self_assess,
         review=review if decided else None, levels=levels, result=result, calibration=calibration,
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),

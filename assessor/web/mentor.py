@@ -1,13 +1,14 @@
 """The mentor's journey: the review queue, the review page, decisions, and learners' calibration."""
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import notifications, reviews, submissions
+from assessor import line_comments, notifications, reviews, submissions
 from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
 from assessor.jobs import enqueue_certificate, enqueue_mail
+from assessor.source_store import has_sources
 from assessor.web.extensions import db, huey, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm
 
@@ -58,7 +59,7 @@ def dashboard():
                            courses=[(cid, titles.get(cid, cid)) for cid in course_ids])
 
 
-def _review_context(attempt, *, values=None, errors=None, comment=None):
+def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_approve=False):
     session = db()
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     report = submissions.load_report(session, attempt=attempt)
@@ -69,7 +70,14 @@ def _review_context(attempt, *, values=None, errors=None, comment=None):
     if values is None:
         values = {cid: (row.level, row.comment, row.override_reason or "") for cid, row in levels.items()}
     learner = session.get(User, attempt.user_id)
+    previous, previous_levels, previous_comment = reviews.previous_review(session, attempt=attempt)
+    chosen = {cid: value[0] for cid, value in values.items()}
     return dict(
+        bar_score=reviews.preview_score(rubric, report, chosen) if report is not None else None,
+        previous=previous, previous_levels=previous_levels, previous_comment=previous_comment,
+        has_code=has_sources(session, commit=attempt.commit), confirm_approve=confirm_approve,
+        code_comments=line_comments.comments_for(session, attempt=attempt, rubric=rubric),
+        error_links=_error_links(rubric, errors or {}),
         attempt=attempt, rubric=rubric, report=report, review=review, levels=levels, result=result, selves=selves,
         values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
         learner=learner, timeline=submissions.timeline(session, attempt=attempt),
@@ -80,6 +88,36 @@ def _review_context(attempt, *, values=None, errors=None, comment=None):
         mine=review is not None and review.mentor_id == current_user.id,
         decided=review is not None and review.decided_at is not None,
     )
+
+
+def _error_links(rubric, errors: dict[str, str]) -> list[tuple[str, str]]:
+    """(field id, what to fix) for each field in error, in page order, for the banner's links."""
+    links = []
+    for criterion in rubric.criteria:
+        for prefix, what in (("level", "level"), ("reason", "reason for the override"), ("comment", "comment")):
+            key = f"{prefix}-{criterion.id}"
+            if key in errors:
+                links.append((key, f"{criterion.title}, {what}: {errors[key]}"))
+    if "comment" in errors:
+        links.append(("comment", f"Overall comment: {errors['comment']}"))
+    return links
+
+
+@bp.route("/attempts/<int:attempt_id>/preview.json")
+@role_required("mentor", "admin")
+def preview(attempt_id: int):
+    """The final score the levels chosen on the page would give (the decision bar asks as levels change)."""
+    attempt = _attempt(attempt_id)
+    session = db()
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    report = submissions.load_report(session, attempt=attempt)
+    if report is None:
+        abort(404)
+    result = reviews.preview_score(rubric, report, {criterion.id: request.args.get(f"level-{criterion.id}")
+                                                    for criterion in rubric.criteria})
+    return jsonify({"total": round(result.score.total, 1), "max": result.score.max,
+                    "percent": round(result.score.percent, 1), "outcome": result.outcome,
+                    "reasons": list(result.score.reasons)})
 
 
 @bp.route("/attempts/<int:attempt_id>")
@@ -121,6 +159,10 @@ def save(attempt_id: int):
                               request.form.get(f"reason-{criterion.id}", ""))
                for criterion in rubric.criteria}
     comment = request.form.get("comment", "")
+    if action == "approve" and request.form.get("confirmed") != "yes":
+        # Approving issues a certificate: it is asked once more (the page's dialog does it without a round trip).
+        context = _review_context(attempt, values=entries, comment=comment, confirm_approve=True)
+        return render_template("mentor/review.html", **context)
     try:
         decided = reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
                                       entries=entries, comment=comment, decision=DECISION_BUTTONS[action])

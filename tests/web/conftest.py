@@ -95,18 +95,24 @@ def csrf_token(client, path: str = "/login") -> str:
 class Auth:
     def __init__(self, client):
         self.client = client
+        self.signed_in = False
 
     def login(self, email: str, password: str = PASSWORD):
         token = csrf_token(self.client, "/login")
         return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
     def as_(self, user):
+        """Signed in as `user` (signing out whoever was first)."""
+        if self.signed_in:
+            self.logout()
         response = self.login(user.email)
         assert response.status_code == 302, response.get_data(as_text=True)
+        self.signed_in = True
         return self
 
     def logout(self):
         token = csrf_token(self.client, "/learner/")
+        self.signed_in = False
         return self.client.post("/logout", data={"csrf_token": token})
 
     def post(self, path: str, data: dict | None = None, *, token_from: str | None = None):

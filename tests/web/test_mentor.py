@@ -26,7 +26,7 @@ def mentor(make_user):
 def review_data(**overrides):
     data = {"level-tests": "2", "level-coverage": "1", "level-complexity": "1", "level-docs": "1",
             "level-design": "2", "level-defense": "1", "comment-design": "clear layering", "comment": "",
-            "action": "save"}
+            "action": "save", "confirmed": "yes"}
     data.update(overrides)
     return data
 
@@ -265,3 +265,57 @@ def test_unscored_attempts_are_not_reviewable(client, auth, make_user, make_atte
     queued = make_attempt(make_user(), status="queued")
     auth.as_(mentor)
     assert client.get(review_url(queued)).status_code == 404
+
+
+def test_approving_asks_once_more_and_changes_nothing_until_confirmed(client, auth, make_user, make_attempt, mentor, db):
+    attempt = make_attempt(make_user(name="Lee Learner"))
+    auth.as_(mentor)
+    start(auth, attempt)
+    asked = save(auth, attempt, action="approve", confirmed="", comment="Nice.")
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "Approve?" in html and "issues a signed certificate to Lee Learner" in html
+    assert 'name="confirmed" value="yes"' in html and "Nice." in html  # what was typed is kept
+    db.expire_all()
+    assert db.get(Attempt, attempt.id).review_state == IN_REVIEW and count(db, ReviewLevel) == 0
+    assert save(auth, attempt, action="approve", comment="Nice.").status_code == 302  # confirmed
+    db.expire_all()
+    assert db.get(Attempt, attempt.id).review_state == APPROVED
+
+
+@pytest.mark.parametrize("levels, outcome", [
+    ({"level-design": "2", "level-defense": "1"}, "pass"),
+    ({"level-design": "0", "level-defense": "0"}, "fail"),
+    ({"level-design": "", "level-defense": "9"}, "pending"),   # not set, and not one of the levels
+])
+def test_the_decision_bar_score_is_the_engines_final_score(client, auth, make_user, make_attempt, mentor, app, db,
+                                                           levels, outcome):
+    attempt = make_attempt(make_user())
+    auth.as_(mentor)
+    preview = client.get(f"{review_url(attempt)}/preview.json", query_string=levels).get_json()
+    rubric = find_rubric("test-capstone", Path(app.config["RUBRICS_DIR"]))
+    chosen = {key.removeprefix("level-"): value for key, value in levels.items()}
+    expected = final_score(rubric, load_report(db, attempt=attempt),
+                           {cid: ReviewLevel(criterion_id=cid, level=int(value))
+                            for cid, value in chosen.items() if value in ("0", "1", "2")})
+    assert (preview["outcome"], preview["percent"]) == (outcome, round(expected.score.percent, 1))
+    assert expected.outcome == outcome
+
+
+def test_review_page_links_each_error_and_offers_descriptors_and_the_previous_attempt(
+        client, auth, make_user, make_attempt, mentor):
+    learner = make_user()
+    first = make_attempt(learner)
+    auth.as_(mentor)
+    start(auth, first)
+    assert save(auth, first, **{"level-design": "1", "comment-design": "split the service layer",
+                                "comment": "Split it.", "action": "request_changes"}).status_code == 302
+    second = make_attempt(learner)
+    start(auth, second)
+    refused = save(auth, second, **{"level-tests": "1", "level-defense": "", "action": "approve"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400
+    assert '<a href="#reason-tests">Tests pass, reason for the override: an override needs a written reason</a>' in html
+    assert '<a href="#level-defense">' in html
+    assert "2 · 2 pts (automated): two tests, all passing" in html      # the descriptor in the picker
+    assert "Attempt 1" in html and "split the service layer" in html and "Split it." in html
+    assert f'href="/attempts/{second.id}/changes"' in html

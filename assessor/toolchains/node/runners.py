@@ -158,9 +158,9 @@ def coverage_from_istanbul(data: dict, *, root: Path, relative_root: str, source
         if figures is None:
             problems.append(source)
             continue
-        statements, covered, branches, covered_branches, missing = figures
+        statements, covered, branches, covered_branches, missing, partial = figures
         files.append(FileCoverage(path=prefix, statements=statements, covered_lines=covered, missing_lines=missing,
-                                  branches=branches, covered_branches=covered_branches,
+                                  branches=branches, covered_branches=covered_branches, partial_lines=partial,
                                   excluded_lines=(ignore_comments or {}).get(source, 0),
                                   line_percent=percent(covered, statements),
                                   branch_percent=percent(covered_branches, branches)))
@@ -168,8 +168,8 @@ def coverage_from_istanbul(data: dict, *, root: Path, relative_root: str, source
 
 
 def _file_figures(entry: dict, line_count: int):
-    """(lines, covered lines, branches, covered branches, missing lines), or None when the entry is malformed or
-    names lines the file does not have."""
+    """(lines, covered lines, branches, covered branches, missing lines, lines with an untaken branch), or None
+    when the entry is malformed or names lines the file does not have."""
     statement_map, counts = entry.get("statementMap"), entry.get("s")
     branch_map, branch_counts = entry.get("branchMap"), entry.get("b")
     if not all(isinstance(value, dict) for value in (statement_map, counts, branch_map, branch_counts)):
@@ -184,11 +184,25 @@ def _file_figures(entry: dict, line_count: int):
             return None
         lines[line] = max(lines.get(line, 0), count)
     branches = covered_branches = 0
+    partial: set[int] = set()
     for key, arms in branch_counts.items():
         if key not in branch_map or not isinstance(arms, list) or not all(isinstance(n, int) for n in arms):
             return None
         branches += len(arms)
         covered_branches += sum(1 for count in arms if count > 0)
+        line = _branch_line(branch_map[key])
+        if line is not None and 0 < line <= max(line_count, 1) and any(count == 0 for count in arms):
+            partial.add(line)
     missing = sorted(line for line, count in lines.items() if count == 0)
-    return len(lines), sum(1 for count in lines.values() if count > 0), branches, covered_branches, missing
+    partial -= set(missing)
+    return (len(lines), sum(1 for count in lines.values() if count > 0), branches, covered_branches, missing,
+            sorted(partial))
+
+
+def _branch_line(branch: object) -> int | None:
+    if not isinstance(branch, dict):
+        return None
+    start = (branch.get("loc") or {}).get("start") if isinstance(branch.get("loc"), dict) else None
+    line = start.get("line") if isinstance(start, dict) else branch.get("line")
+    return line if isinstance(line, int) else None
 

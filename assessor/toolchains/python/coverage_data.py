@@ -162,6 +162,8 @@ def _file_coverage(name: str, entry: dict) -> FileCoverage:
         path=name, statements=statements, covered_lines=covered, missing_lines=list(entry.get("missing_lines", [])),
         branches=branches, covered_branches=covered_branches, excluded_lines=len(entry.get("excluded_lines", [])),
         line_percent=percent(covered, statements), branch_percent=percent(covered_branches, branches),
+        partial_lines=sorted({int(arc[0]) for arc in entry.get("missing_branches", []) if int(arc[0]) > 0}
+                             - set(entry.get("missing_lines", []))),
     )
 
 

@@ -1,0 +1,90 @@
+"""Mentors' comments on lines of a learner's code: left during a review, shown to the learner once it is decided."""
+
+from sqlmodel import Session, func, select
+
+from assessor.codeview import Comment
+from assessor.models import Attempt, LineComment, User
+from assessor.reviews import ReviewError, get_review
+from assessor.rubric import Rubric
+from assessor.submissions import record_event
+
+MAX_COMMENT_CHARS = 4000
+MAX_RANGE_LINES = 500
+
+
+def can_comment(session: Session, *, attempt: Attempt, user: User) -> bool:
+    """Only the mentor reviewing the attempt, until the decision."""
+    review = get_review(session, attempt=attempt)
+    return review is not None and review.mentor_id == user.id and review.decided_at is None
+
+
+def add_comment(session: Session, *, attempt: Attempt, author: User, rubric: Rubric, path: str, line_count: int | None,
+                start_line: object, end_line: object, criterion_id: object, body: object) -> LineComment:
+    """Validate and store one comment; `line_count` is the file's length at the attempt's commit (None: no such
+    file). Raises ReviewError with one message per form field."""
+    if not can_comment(session, attempt=attempt, user=author):
+        raise ReviewError("start the review before commenting on the code (and only until it is decided)")
+    errors: dict[str, str] = {}
+    if line_count is None:
+        raise ReviewError(f"{path} is not a file of the assessed commit")
+    start = _line_number(start_line)
+    end = _line_number(end_line) if end_line not in (None, "") else start
+    if start is None or not 1 <= start <= line_count:
+        errors["start_line"] = f"choose a line between 1 and {line_count}"
+    elif end is None or not start <= end <= line_count:
+        errors["end_line"] = f"the last line must be between {start} and {line_count}"
+    elif end - start + 1 > MAX_RANGE_LINES:
+        errors["end_line"] = f"a comment covers at most {MAX_RANGE_LINES} lines"
+    criterion = criterion_id.strip() if isinstance(criterion_id, str) else ""
+    if criterion and criterion not in {c.id for c in rubric.criteria}:
+        errors["criterion"] = "choose one of the rubric's criteria, or none"
+    text = body.strip() if isinstance(body, str) else ""
+    if not text:
+        errors["body"] = "write the comment"
+    elif len(text) > MAX_COMMENT_CHARS:
+        errors["body"] = f"keep the comment under {MAX_COMMENT_CHARS:,} characters (it has {len(text):,})"
+    if errors:
+        raise ReviewError("the comment was not saved", errors)
+    comment = LineComment(attempt_id=attempt.id, author_id=author.id, path=path, start_line=start, end_line=end,
+                          criterion_id=criterion or None, body=text)
+    session.add(comment)
+    record_event(session, kind="line_comment", attempt=attempt, actor=author,
+                 detail=f"{path}:{start}" + (f"-{end}" if end != start else ""))
+    session.commit()
+    return comment
+
+
+def delete_comment(session: Session, *, attempt: Attempt, user: User, comment_id: int) -> None:
+    comment = session.get(LineComment, comment_id)
+    if comment is None or comment.attempt_id != attempt.id or comment.author_id != user.id \
+            or not can_comment(session, attempt=attempt, user=user):
+        raise ReviewError("that comment cannot be removed (only by its author, until the review is decided)")
+    session.delete(comment)
+    session.commit()
+
+
+def _line_number(value: object) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def comments_for(session: Session, *, attempt: Attempt, rubric: Rubric | None = None,
+                 path: str | None = None) -> list[Comment]:
+    titles = {criterion.id: criterion.title for criterion in rubric.criteria} if rubric else {}
+    query = (select(LineComment, User).join(User, LineComment.author_id == User.id)
+             .where(LineComment.attempt_id == attempt.id))
+    if path is not None:
+        query = query.where(LineComment.path == path)
+    rows = session.exec(query.order_by(LineComment.path, LineComment.start_line, LineComment.id)).all()
+    return [Comment(row.id, row.path, row.start_line, row.end_line, row.body, user.display_name,
+                    titles.get(row.criterion_id, row.criterion_id) if row.criterion_id else None, row.created_at)
+            for row, user in rows]
+
+
+def comment_counts(session: Session, *, attempt: Attempt) -> dict[str, int]:
+    rows = session.exec(select(LineComment.path, func.count()).where(LineComment.attempt_id == attempt.id)
+                        .group_by(LineComment.path)).all()
+    return {path: count for path, count in rows}
+

@@ -1,0 +1,176 @@
+"""The code view: an attempt's files with the evidence on them, mentors' line comments, changes since the last attempt."""
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from assessor import codeview, line_comments, reviews, submissions
+from assessor.codeview import carry_over, line_mapping
+from assessor.models import Attempt
+from assessor.source_store import changed_sources, has_sources, read_highlighted, read_source, source_paths
+from assessor.web.extensions import db
+from assessor.web.forms import ActionForm
+
+bp = Blueprint("code", __name__, url_prefix="/attempts")
+
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _viewable(attempt_id: int) -> tuple[Attempt, bool]:
+    """The attempt and whether the viewer is its learner; 404 for anyone who may not see it."""
+    session = db()
+    attempt = submissions.attempt_for_owner(session, user=current_user, attempt_id=attempt_id)
+    if attempt is not None:
+        return attempt, True
+    if current_user.role in ("mentor", "admin"):
+        attempt = reviews.attempt_for_mentor(session, mentor=current_user, attempt_id=attempt_id)
+        if attempt is not None:
+            return attempt, False
+    abort(404)
+
+
+def _comments_visible(attempt: Attempt, is_learner: bool) -> bool:
+    """A learner reads the mentor's comments with the decision, like the levels; mentors always."""
+    if not is_learner:
+        return True
+    review = reviews.get_review(db(), attempt=attempt)
+    return review is not None and review.decided_at is not None
+
+
+def _earlier_comments(attempt: Attempt, is_learner: bool):
+    """(the previous attempt, its comments the viewer may read)."""
+    session = db()
+    previous = submissions.previous_attempt(session, attempt=attempt)
+    if previous is None or not _comments_visible(previous, is_learner):
+        return previous, []
+    rubric = submissions.attempt_rubric(session, attempt=previous)
+    return previous, line_comments.comments_for(session, attempt=previous, rubric=rubric)
+
+
+@bp.route("/<int:attempt_id>/code")
+@login_required
+def index(attempt_id: int):
+    attempt, is_learner = _viewable(attempt_id)
+    session = db()
+    report = submissions.load_report(session, attempt=attempt)
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    paths = source_paths(session, commit=attempt.commit) if attempt.commit else {}
+    titles = {criterion.id: criterion.title for criterion in rubric.criteria}
+    counts = line_comments.comment_counts(session, attempt=attempt) if _comments_visible(attempt, is_learner) else {}
+    entries = codeview.file_index(
+        paths, coverage=report.coverage if report else None, complexity=report.complexity if report else None,
+        artifact_criteria=codeview.artifact_criteria_by_path(report.artifacts if report else (), titles),
+        comment_counts=counts)
+    measured_only = request.args.get("show") != "all"
+    shown = [entry for entry in entries if not measured_only or entry.line_percent is not None or entry.criteria
+             or entry.comments]
+    previous = submissions.previous_attempt(session, attempt=attempt)
+    return render_template("code/index.html", attempt=attempt, entries=shown, total=len(entries),
+                           measured_only=measured_only, has_sources=bool(paths), is_learner=is_learner,
+                           previous=previous)
+
+
+def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None, values=None):
+    session = db()
+    found = read_highlighted(session, commit=attempt.commit, path=path) if attempt.commit else None
+    if found is None:
+        abort(404)
+    text, highlighted = found
+    report = submissions.load_report(session, attempt=attempt)
+    rubric = submissions.attempt_rubric(session, attempt=attempt)
+    comments = (line_comments.comments_for(session, attempt=attempt, rubric=rubric, path=path)
+                if _comments_visible(attempt, is_learner) else [])
+    previous, earlier = _earlier_comments(attempt, is_learner)
+    earlier = [comment for comment in earlier if comment.path == path]
+    if earlier:
+        old_text = read_source(session, commit=previous.commit, path=path) or ""
+        mapping = line_mapping(old_text, text)
+        line_count = text.count("\n") + (0 if text.endswith("\n") else 1)
+        comments += [carry_over(comment, mapping, from_attempt=previous.number, new_line_count=line_count)
+                     for comment in earlier]
+    titles = {criterion.id: criterion.title for criterion in rubric.criteria}
+    criteria = codeview.artifact_criteria_by_path(report.artifacts if report else (), titles).get(path, [])
+    view = codeview.file_view(path, text, coverage=report.coverage if report else None,
+                              complexity=report.complexity if report else None, comments=comments,
+                              criteria=criteria, highlighted=highlighted)
+    return dict(attempt=attempt, view=view, rubric=rubric, is_learner=is_learner, errors=errors or {},
+                values=values or {}, can_comment=not is_learner and line_comments.can_comment(
+                    session, attempt=attempt, user=current_user),
+                action_form=ActionForm(), previous=previous, user_id=current_user.id)
+
+
+@bp.route("/<int:attempt_id>/code/<path:path>")
+@login_required
+def file(attempt_id: int, path: str):
+    attempt, is_learner = _viewable(attempt_id)
+    return render_template("code/file.html", **_file_context(attempt, is_learner, path))
+
+
+@bp.route("/<int:attempt_id>/code-comments", methods=["POST"])
+@login_required
+def add_comment(attempt_id: int):
+    attempt, is_learner = _viewable(attempt_id)
+    if is_learner:
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    path = request.form.get("path", "")
+    paths = source_paths(session, commit=attempt.commit) if attempt.commit else {}
+    if path not in paths:
+        abort(404)
+    values = {name: request.form.get(name, "") for name in ("start_line", "end_line", "criterion", "body")}
+    try:
+        comment = line_comments.add_comment(
+            session, attempt=attempt, author=current_user, rubric=submissions.attempt_rubric(session, attempt=attempt),
+            path=path, line_count=paths[path], start_line=values["start_line"], end_line=values["end_line"],
+            criterion_id=values["criterion"], body=values["body"])
+    except reviews.ReviewError as error:
+        session.rollback()
+        context = _file_context(attempt, is_learner, path, errors=error.errors or {"form": str(error)}, values=values)
+        return render_template("code/file.html", **context), 400 if error.errors else 409
+    flash(f"Comment saved on {path}, {'line' if comment.start_line == comment.end_line else 'lines'} "
+          f"{comment.start_line}" + (f"–{comment.end_line}" if comment.end_line != comment.start_line else "")
+          + ". The learner sees it with your decision.", "success")
+    return redirect(url_for("code.file", attempt_id=attempt.id, path=path, _anchor=f"L{comment.end_line}"))
+
+
+@bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/delete", methods=["POST"])
+@login_required
+def delete_comment(attempt_id: int, comment_id: int):
+    attempt, is_learner = _viewable(attempt_id)
+    if is_learner:
+        abort(403)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    path = request.form.get("path", "")
+    try:
+        line_comments.delete_comment(session, attempt=attempt, user=current_user, comment_id=comment_id)
+    except reviews.ReviewError as error:
+        session.rollback()
+        flash(str(error), "error")
+    else:
+        flash("Comment removed.", "success")
+    if path in source_paths(session, commit=attempt.commit):
+        return redirect(url_for("code.file", attempt_id=attempt.id, path=path))
+    return redirect(url_for("code.index", attempt_id=attempt.id))
+
+
+@bp.route("/<int:attempt_id>/changes")
+@login_required
+def changes(attempt_id: int):
+    attempt, is_learner = _viewable(attempt_id)
+    session = db()
+    previous, earlier = _earlier_comments(attempt, is_learner)
+    if previous is None:
+        return render_template("code/changes.html", attempt=attempt, previous=None, files=[], available=False)
+    available = has_sources(session, commit=previous.commit) and has_sources(session, commit=attempt.commit)
+    files = []
+    if available:
+        old, new = changed_sources(session, old_commit=previous.commit, new_commit=attempt.commit)
+        files = codeview.changes(old, new, comments=earlier)
+    return render_template("code/changes.html", attempt=attempt, previous=previous, files=files, available=available,
+                           commented=len(earlier))
