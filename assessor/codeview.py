@@ -170,13 +170,68 @@ def file_index(paths: dict[str, int], *, coverage: dict | None, complexity: dict
     ]
 
 
+# difflib is quadratic on repetitive lines without its "junk" heuristic, which in turn gives poor diffs of code:
+# the unchanged head and tail are matched first, and the heuristic is used only on a long remaining middle.
+AUTOJUNK_ABOVE_LINES = 2_000
+
+
+def _opcodes(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib's opcodes for two line lists, fast when the change is a small part of a long file."""
+    head = 0
+    while head < len(old) and head < len(new) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < len(old) - head and tail < len(new) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    middle_old, middle_new = old[head:len(old) - tail], new[head:len(new) - tail]
+    matcher = difflib.SequenceMatcher(None, middle_old, middle_new,
+                                      autojunk=max(len(middle_old), len(middle_new)) > AUTOJUNK_ABOVE_LINES)
+    codes = [("equal", 0, head, 0, head)] if head else []
+    codes += [(tag, a1 + head, a2 + head, b1 + head, b2 + head) for tag, a1, a2, b1, b2 in matcher.get_opcodes()
+              if not (tag == "equal" and a1 == a2)]
+    if tail:
+        codes.append(("equal", len(old) - tail, len(old), len(new) - tail, len(new)))
+    merged: list[tuple[str, int, int, int, int]] = []
+    for code in codes:
+        if merged and merged[-1][0] == code[0] == "equal":
+            last = merged.pop()
+            code = ("equal", last[1], code[2], last[3], code[4])
+        merged.append(code)
+    return merged
+
+
+def _grouped(codes: list[tuple[str, int, int, int, int]], context: int):
+    """The opcodes in hunks with `context` unchanged lines around each change (like difflib's grouping)."""
+    if not any(tag != "equal" for tag, *_ in codes):
+        return []
+    groups, group = [], []
+    for index, (tag, a1, a2, b1, b2) in enumerate(codes):
+        if tag != "equal":
+            group.append((tag, a1, a2, b1, b2))
+            continue
+        first, last = index == 0, index == len(codes) - 1
+        if not first and a2 - a1 > 2 * context and not last:
+            group.append((tag, a1, a1 + context, b1, b1 + context))
+            groups.append(group)
+            group = [(tag, a2 - context, a2, b2 - context, b2)]
+            continue
+        if first:
+            a1, b1 = max(a1, a2 - context), max(b1, b2 - context)
+        if last:
+            a2, b2 = min(a2, a1 + context), min(b2, b1 + context)
+        group.append((tag, a1, a2, b1, b2))
+    if group and any(tag != "equal" for tag, *_ in group):
+        groups.append(group)
+    return groups
+
+
 def line_mapping(old_text: str, new_text: str) -> dict[int, int]:
     """Old line number → new line number for every line that is unchanged between the two texts."""
-    matcher = difflib.SequenceMatcher(None, old_text.splitlines(), new_text.splitlines(), autojunk=False)
     mapping: dict[int, int] = {}
-    for old_start, new_start, size in matcher.get_matching_blocks():
-        for offset in range(size):
-            mapping[old_start + offset + 1] = new_start + offset + 1
+    for tag, old_start, old_end, new_start, _ in _opcodes(old_text.splitlines(), new_text.splitlines()):
+        if tag == "equal":
+            for offset in range(old_end - old_start):
+                mapping[old_start + offset + 1] = new_start + offset + 1
     return mapping
 
 
@@ -227,10 +282,9 @@ def changes(old: dict[str, str], new: dict[str, str], *, comments: list[Comment]
             continue
         status = "added" if before is None else "removed" if after is None else "changed"
         old_lines, new_lines = (before or "").splitlines(), (after or "").splitlines()
-        matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
         lines: list[DiffLine] = []
         added = removed = 0
-        for group in matcher.get_grouped_opcodes(context):
+        for group in _grouped(_opcodes(old_lines, new_lines), context):
             if lines:
                 lines.append(DiffLine("gap", None, None, ""))
             for tag, old_start, old_end, new_start, new_end in group:

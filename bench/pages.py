@@ -5,7 +5,8 @@
 Not part of the test suite. Seeds a temporary database with bench/dashboard.py's seeding (learners, attempts in
 every state and review state across two courses, self-assessments, decided reviews), then adds one learner whose
 attempt carries a real report (the passing sample assessed by the real pipeline, in the sandbox), takes it
-through self-assessment, review, approval and certificate issuing, and times each page of that journey through
+through self-assessment, review (with line comments on a 5,000-line file in the code view), approval and
+certificate issuing, and times each page of that journey through
 the Flask test client: median and worst of --repeat renders. Pages over --limit-ms are flagged, and the exit status
 is 1 when any GET page is over it. The two form posts that do deliberate cryptography (sign-in hashes the password
 with Argon2id; the verify upload checks two signatures) are timed for information and flagged, not failed.
@@ -25,13 +26,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sqlmodel import Session, func, select  # noqa: E402
 
-from assessor import accounts, reviews  # noqa: E402
-from assessor.db import init_db  # noqa: E402
+from assessor import accounts, line_comments, reviews  # noqa: E402
+from assessor.db import init_db, utcnow  # noqa: E402
 from assessor.intake import SourcePolicy  # noqa: E402
 from assessor.models import SCORED, Attempt, CourseAssignment, Submission, User  # noqa: E402
 from assessor.pipeline import PipelineSettings, assess  # noqa: E402
 from assessor.rubric import find_rubric  # noqa: E402
 from assessor.samples import create_sample_repo  # noqa: E402
+from assessor.source_store import store_sources  # noqa: E402
+from assessor.sources import SourceFile, SourceSnapshot  # noqa: E402
 from assessor.submissions import record_event, snapshot_rubric, store_report  # noqa: E402
 from assessor.web import create_app  # noqa: E402
 from dashboard import seed  # noqa: E402  (bench/dashboard.py)
@@ -45,7 +48,8 @@ def real_report(tmp: Path, rubric):
     work = Path(tempfile.mkdtemp(prefix="bench-pages-work-", dir="/tmp"))
     work.chmod(0o711)
     repo = create_sample_repo("passing", tmp / "passing")
-    settings = PipelineSettings(work_root=work, cache_dir=tmp / "cache", source_policy=SourcePolicy(allow_local=True))
+    settings = PipelineSettings(work_root=work, cache_dir=tmp / "cache", source_policy=SourcePolicy(allow_local=True),
+                                keep_sources=True)
     started = time.perf_counter()
     report = assess(str(repo), rubric, settings=settings)
     print(f"assessed the passing sample in {time.perf_counter() - started:.1f} s ({report.outcome})")
@@ -54,6 +58,7 @@ def real_report(tmp: Path, rubric):
 
 def journey_attempt(session: Session, rubric, report, mentor: User) -> tuple[User, Attempt]:
     learner = accounts.create_user(session, email="journey@example.org", password=PASSWORD, name="Journey Learner")
+    learner.email_verified_at = utcnow()  # certificates go only to confirmed addresses
     session.add(CourseAssignment(user_id=mentor.id, rubric_id=rubric.id))
     snapshot_rubric(session, rubric=rubric)
     stored, _ = store_report(session, report=report)
@@ -61,6 +66,7 @@ def journey_attempt(session: Session, rubric, report, mentor: User) -> tuple[Use
     session.add(submission)
     session.flush()
     attempt = None
+    made = []
     for number in range(1, 6):  # a few earlier attempts, the last one scored with the real report
         attempt = Attempt(submission_id=submission.id, user_id=learner.id, number=number, rubric_id=rubric.id,
                           rubric_version=rubric.version, rubric_sha256=rubric.sha256, course=rubric.course,
@@ -70,8 +76,42 @@ def journey_attempt(session: Session, rubric, report, mentor: User) -> tuple[Use
         session.flush()
         record_event(session, attempt=attempt, kind="submitted", actor=learner, detail="bench")
         record_event(session, attempt=attempt, kind="assessed", detail="bench")
+        made.append(attempt)
     session.commit()
+    store_journey_sources(session, report, made)
     return learner, attempt
+
+
+BIG_FILE = "src/inventory_service/generated_catalogue.py"
+
+
+def big_module(lines: int = 5000) -> str:
+    """A long, ordinary Python module: functions with branches, strings, comments and numbers."""
+    out = ['"""A generated catalogue of pricing rules."""', ""]
+    number = 0
+    while len(out) < lines:
+        number += 1
+        out += [f"def rule_{number}(order, *, region='eu', threshold={number * 3}):",
+                f"    # rule {number}: discounts over the threshold, never below zero",
+                "    total = sum(line['price'] * line['quantity'] for line in order['lines'])",
+                "    if total > threshold and region in ('eu', 'uk'):",
+                f"        return max(0.0, total - {number % 7 + 1}.5)",
+                "    elif total > threshold:",
+                f"        return total * 0.{number % 9 + 1}",
+                "    return total", "", ""]
+    return "\n".join(out[:lines]) + "\n"
+
+
+def store_journey_sources(session: Session, report, attempts: list[Attempt]) -> None:
+    """The assessed commit's files plus a 5,000-line module, and an earlier attempt's slightly different files."""
+    files = [*report.sources.files, SourceFile(BIG_FILE, big_module())]
+    store_sources(session, commit=report.commit, snapshot=SourceSnapshot(tuple(files)))
+    earlier = [SourceFile(f.path, f.text.replace("return total\n", "return round(total, 2)\n", 40)) for f in files]
+    store_sources(session, commit=attempts[-2].commit, snapshot=SourceSnapshot(tuple(earlier)))
+
+
+def largest_sample_file(report) -> str:
+    return max((f for f in report.sources.files if f.path.endswith(".py")), key=lambda f: len(f.text)).path
 
 
 def top_level_entries(rubric) -> dict:
@@ -145,10 +185,10 @@ def main() -> int:
 
         as_mentor = app.test_client()
         with as_mentor.session_transaction() as flask_session:
-            flask_session["_user_id"] = str(mentor.id)
+            flask_session["_user_id"] = mentor.get_id()  # "id:session token", as login_user stores it
             flask_session["_fresh"] = True
         queue_total = as_mentor.get("/mentor/")  # warm
-        assert queue_total.status_code == 200
+        assert queue_total.status_code == 200, (queue_total.status_code, queue_total.location)
         timed("GET /mentor/ (queue, first page)", lambda: as_mentor.get("/mentor/"), shows="Awaiting review")
         timed("GET /mentor/?page=150 (deep page)", lambda: as_mentor.get("/mentor/?page=150"))
         with Session(engine, expire_on_commit=False) as session:
@@ -157,6 +197,19 @@ def main() -> int:
         timed("GET mentor review page (editing)", lambda: as_mentor.get(f"/mentor/attempts/{attempt.id}"),
               shows="Approve")
         timed("GET mentor learner page", lambda: as_mentor.get(f"/mentor/learners/{learner.id}"))
+        with Session(engine, expire_on_commit=False) as session:
+            for line in range(100, 5000, 250):
+                line_comments.add_comment(session, attempt=session.get(Attempt, attempt.id),
+                                          author=session.get(User, mentor.id), rubric=rubric, path=BIG_FILE,
+                                          line_count=5000, start_line=line, end_line=line + 2, criterion_id="",
+                                          body="Could this rule be data instead of code?")
+        code = f"/attempts/{attempt.id}/code"
+        timed("GET code view: file list", lambda: as_mentor.get(code), shows="generated_catalogue.py")
+        timed("GET code view: 5,000-line file", lambda: as_mentor.get(f"{code}/{BIG_FILE}"),
+              shows='id="L5000"')
+        timed("GET code view: largest sample file", lambda: as_mentor.get(f"{code}/{largest_sample_file(report)}"))
+        timed("GET changes since the last attempt", lambda: as_mentor.get(f"/attempts/{attempt.id}/changes"),
+              shows="Changes since attempt 4")
         with Session(engine, expire_on_commit=False) as session:
             reviews.save_review(session, mentor=session.get(User, mentor.id), attempt=session.get(Attempt, attempt.id),
                                 rubric=rubric, report=report, entries=review_entries(rubric, report),

@@ -2,6 +2,8 @@
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 
 from assessor import codeview, line_comments, reviews, submissions
 from assessor.codeview import carry_over, line_mapping
@@ -95,10 +97,55 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
     view = codeview.file_view(path, text, coverage=report.coverage if report else None,
                               complexity=report.complexity if report else None, comments=comments,
                               criteria=criteria, highlighted=highlighted)
+    can_comment = not is_learner and line_comments.can_comment(session, attempt=attempt, user=current_user)
+    action_form = ActionForm()
+    rows = code_rows(view, csrf_token=generate_csrf() if can_comment else "",
+                     delete_url=(lambda comment_id: url_for("code.delete_comment", attempt_id=attempt.id,
+                                                            comment_id=comment_id)) if can_comment else None)
     return dict(attempt=attempt, view=view, rubric=rubric, is_learner=is_learner, errors=errors or {},
-                values=values or {}, can_comment=not is_learner and line_comments.can_comment(
-                    session, attempt=attempt, user=current_user),
-                action_form=ActionForm(), previous=previous, user_id=current_user.id)
+                values=values or {}, can_comment=can_comment, action_form=action_form, previous=previous, rows=rows)
+
+
+_COVERAGE_TITLES = {"missed": "never ran in the tests", "partial": "a branch here was never taken"}
+
+
+def code_rows(view: codeview.FileView, *, delete_url=None, csrf_token: str = "") -> Markup:
+    """The file's table rows. Built here rather than in a Jinja loop: a 5,000-line file is 5,000 rows, and the
+    template loop alone took ~70 ms of the page. Every value from the learner's files is escaped."""
+    parts = []
+    for line in view.lines:
+        number = line.number
+        css = f' class="{line.coverage}"' if line.coverage else ""
+        title = f' title="{_COVERAGE_TITLES[line.coverage]}"' if line.coverage else ""
+        badges = "".join(
+            f'<span class="cc-badge rank-{escape(function.get("rank"))}" title="{escape(function.get("name"))}: '
+            f'cyclomatic complexity {escape(function.get("complexity"))}">{escape(function.get("complexity"))} '
+            f'{escape(function.get("rank"))}</span>' for function in line.functions)
+        parts.append(f'<tr id="L{number}"{css}><td class="num"><a href="#L{number}" data-line="{number}"{title}>'
+                     f'{number}</a></td><td class="cc">{badges}</td><td class="src">{line.html}</td></tr>')
+        for comment in line.comments:
+            parts.append(_comment_row(comment, view.path, delete_url, csrf_token))
+    return Markup("\n".join(parts))
+
+
+def _comment_row(comment: codeview.Comment, path: str, delete_url, csrf_token: str) -> str:
+    row_id = f"comment-{comment.id}" + (f"-from-{comment.from_attempt}" if comment.from_attempt else "")
+    meta = [f"<strong>{escape(comment.author)}</strong> on {comment.lines_label}"]
+    if comment.criterion:
+        meta.append(f'<span class="badge">{escape(comment.criterion)}</span>')
+    if comment.from_attempt:
+        meta.append(f"from attempt {comment.from_attempt}"
+                    + (" (those lines have changed since)" if comment.moved else ""))
+    remove = ""
+    if delete_url is not None and not comment.from_attempt:
+        remove = (f'<form method="post" class="inline" action="{escape(delete_url(comment.id))}">'
+                  f'<input type="hidden" name="csrf_token" value="{escape(csrf_token)}">'
+                  f'<input type="hidden" name="path" value="{escape(path)}">'
+                  f'<button type="submit" class="link">Remove</button></form>')
+    earlier = " earlier" if comment.from_attempt else ""
+    return (f'<tr class="line-comment" id="{row_id}"><td colspan="3"><div class="comment-card{earlier}">'
+            f'<p class="comment-meta">{" · ".join(meta)}</p><p class="comment-body">{escape(comment.body)}</p>'
+            f'{remove}</div></td></tr>')
 
 
 @bp.route("/<int:attempt_id>/code/<path:path>")

@@ -130,6 +130,25 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
     page.get_by_role("button", name="Start review").click()
     expect(page.get_by_role("status")).to_contain_text("Review started")
     assert_labelled(page)
+    review_url = page.url
+
+    # A comment on a line of the code, by keyboard: a line number is a link; Enter opens the form under it.
+    page.get_by_role("link", name="Code view", exact=True).click()
+    page.locator(".file-list a").first.click()
+    code_url = page.url
+    page.locator("a[data-line='2']").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("tr.comment-form-row #body")).to_be_focused()
+    expect(page.locator("#start_line")).to_have_value("2")
+    page.keyboard.type("Name this for what it holds.")
+    page.get_by_label("Criterion").select_option(index=1)
+    shoot(page, "mentor-line-comment")
+    page.get_by_role("button", name="Save comment").click()
+    expect(page.get_by_role("status")).to_contain_text("Comment saved")
+    expect(page.locator("tr.line-comment")).to_contain_text("Name this for what it holds.")
+    journey["code_url"] = code_url
+    page.goto(review_url)
+    expect(page.locator("details.code-comments")).to_contain_text("Name this for what it holds.")
 
     selects = page.locator("select[id^='level-']")
     for index in range(selects.count()):
@@ -141,8 +160,16 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
         page.locator(f"#comment-{criterion}").fill("Clear and well argued.")
     page.get_by_label(re.compile("Overall comment")).fill("A solid capstone. Approved.")
     page.evaluate("() => window.scrollTo(0, 0)")
+    # The decision bar and its score stay in view from the first criterion on.
+    expect(page.locator("#decision-bar")).to_be_in_viewport()
+    expect(page.locator("#live-score")).to_contain_text("%")
     shoot(page, "readme-mentor-review", full_page=False)
-    page.get_by_role("button", name="Approve").click()
+    page.locator("#decision-bar").get_by_role("button", name="Approve").click()
+    dialog = page.locator("#approve-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("certificate")
+    shoot(page, "mentor-approve-dialog", full_page=False)
+    dialog.get_by_role("button", name="Yes, approve").click()
     expect(page.get_by_role("status")).to_contain_text("Approved")
 
     learner_context = browser.new_context(accept_downloads=True)
@@ -152,6 +179,7 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
         learner.goto(attempt_url)
         expect(learner.locator("#review-h")).to_contain_text("approved")
         expect(learner.locator("body")).to_contain_text("Final score")
+        expect(learner.locator("section.code-comments")).to_contain_text("Name this for what it holds.")
         shoot(learner, "learner-approved")
     finally:
         learner_context.close()
@@ -276,6 +304,8 @@ def test_pages_fit_a_phone_screen(live_server, browser, journey):
         learner_pages = [live_server.url + "learner/", live_server.url + "learner/submit"]
         if journey.get("attempt_url"):
             learner_pages += [journey["attempt_url"], journey["attempt_url"] + "/self-assessment"]
+        if journey.get("code_url"):
+            learner_pages.append(journey["code_url"])
         for url in learner_pages:
             _no_horizontal_scroll(page, url)
         shoot(page, "phone-learner-attempt")
