@@ -28,9 +28,9 @@ def _plural(count: int, word: str) -> str:
 
 
 def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
-              has_certificate: bool) -> AttemptSummary:
+              has_certificate: bool, submitted: bool = False) -> AttemptSummary:
     """`report` the automated report, `result` the final score once a mentor decided, `answered` how many criteria
-    the learner self-assessed."""
+    the learner's self-assessment (submitted or a draft) answers, `submitted` whether it was sent."""
     if attempt.status in ("queued", "running"):
         return AttemptSummary("neutral", "Being assessed", (), WAIT,
                               "Wait a few minutes: this page shows each stage as it finishes.")
@@ -59,14 +59,15 @@ def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
     if pending:
         left.append(f"{_plural(len(pending), 'criterion')} for your mentor to score: "
                     + ", ".join(score.title for score in pending))
-    if answered < total and can_self_assess:
-        left.append(f"your self-assessment: {answered} of {total} criteria answered")
+    if not submitted and can_self_assess:
+        left.append(f"your self-assessment: a draft with {answered} of {total} criteria answered, not sent yet"
+                    if answered else "your self-assessment")
     if automated.outcome == "fail":
         return AttemptSummary("bad", f"Cannot pass as it stands: {_figures(automated)}", tuple(automated.reasons),
                               RESUBMIT, "Fix what the report below points at, then submit again.")
     headline = (f"So far: {automated.total:.1f} of {automated.max:g} points measured; pass mark "
                 f"{automated.pass_mark:g}%" if pending else f"Measured: {_figures(automated)}")
-    if can_self_assess and answered < total:
+    if can_self_assess and not submitted:
         return AttemptSummary("neutral", headline, tuple(left), SELF_ASSESS,
                               "Self-assess your attempt: a mentor reviews it next.")
     if attempt.review_state in AWAITING_REVIEW:

@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, func
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from assessor.db import utcnow
@@ -39,9 +39,12 @@ def can_self_assess(attempt: Attempt) -> bool:
     return attempt.status != FAILED and attempt.review_state == OPEN
 
 
-def self_assessments(session: Session, *, attempt: Attempt) -> dict[str, SelfAssessment]:
+def self_assessments(session: Session, *, attempt: Attempt, drafts: bool = False) -> dict[str, SelfAssessment]:
+    """The learner's answers once submitted (a mentor never sees a draft); with `drafts`, whatever is saved."""
+    if attempt.self_assessed_at is None and not drafts:
+        return {}
     rows = session.exec(select(SelfAssessment).where(SelfAssessment.attempt_id == attempt.id))
-    return {row.criterion_id: row for row in rows}
+    return {row.criterion_id: row for row in rows if drafts or row.level is not None}
 
 
 def _level_number(criterion, value: Any) -> int | None:
@@ -57,15 +60,18 @@ def _level_number(criterion, value: Any) -> int | None:
 
 
 def save_self_assessment(session: Session, *, user: User, attempt: Attempt, rubric: Rubric,
-                         entries: Mapping[str, tuple[Any, str]]) -> None:
-    """entries: criterion id -> (level, justification). Every criterion needs a level and a justification."""
+                         entries: Mapping[str, tuple[Any, str]], draft: bool = False) -> None:
+    """entries: criterion id -> (level, justification). Submitting needs a level and a reason on every criterion a
+    mentor judges; automated ones are optional (the measurement speaks for them). A draft keeps whatever is there
+    and is not sent to the mentor; once submitted, changes are submitted too."""
     if attempt.user_id != user.id:
         raise ReviewError("this is not your attempt")
     if not can_self_assess(attempt):
         raise ReviewError("a mentor has started reviewing this attempt, so the self-assessment can no longer change"
                           if attempt.status != FAILED else "a failed attempt cannot be self-assessed")
+    draft = draft and attempt.self_assessed_at is None
     errors: dict[str, str] = {}
-    cleaned: dict[str, tuple[int, str]] = {}
+    cleaned: dict[str, tuple[int | None, str]] = {}
     for criterion in rubric.criteria:
         level_value, text = entries.get(criterion.id, (None, ""))
         text = (text or "").strip()
@@ -74,26 +80,48 @@ def save_self_assessment(session: Session, *, user: User, attempt: Attempt, rubr
         except ValueError as error:
             errors[f"level-{criterion.id}"] = str(error)
             continue
-        if level is None:
+        required = not draft and not criterion.automated
+        if level is None and required:
             errors[f"level-{criterion.id}"] = "choose the level you think you reached"
-        if not text:
-            errors[f"justification-{criterion.id}"] = "say briefly why (what in your work shows it)"
-        elif len(text) > MAX_TEXT:
+        if len(text) > MAX_TEXT:
             errors[f"justification-{criterion.id}"] = f"keep it under {MAX_TEXT} characters"
-        if level is not None and text and len(text) <= MAX_TEXT:
-            cleaned[criterion.id] = (level, text)
+        elif not text and (required or (level is not None and not draft)):
+            errors[f"justification-{criterion.id}"] = "say briefly why (what in your work shows it)"
+        if not text and level is None:
+            continue
+        if not draft and level is None:  # a reason without a level on an optional criterion: kept as said
+            errors.setdefault(f"level-{criterion.id}", "choose a level for this reason, or clear the reason")
+        cleaned[criterion.id] = (level, text)
     if errors:
         raise ReviewError("some answers need attention", errors)
-    existing = self_assessments(session, attempt=attempt)
+    existing = self_assessments(session, attempt=attempt, drafts=True)
     now = utcnow()
     for criterion_id, (level, text) in cleaned.items():
-        row = existing.get(criterion_id) or SelfAssessment(attempt_id=attempt.id, criterion_id=criterion_id, level=level)
+        row = existing.get(criterion_id) or SelfAssessment(attempt_id=attempt.id, criterion_id=criterion_id)
         row.level, row.justification, row.updated_at = level, text, now
         session.add(row)
-    summary = ", ".join(f"{cid} {level}" for cid, (level, _) in cleaned.items())
-    record_event(session, attempt=attempt, kind="self_assessed", actor=user,
-                 detail=("updated: " if existing else "") + summary)
+    for criterion_id, row in existing.items():
+        if criterion_id not in cleaned:
+            session.delete(row)
+    if not draft:
+        resubmitted = attempt.self_assessed_at is not None
+        attempt.self_assessed_at = now
+        session.add(attempt)
+        summary = ", ".join(f"{cid} {level}" for cid, (level, _) in cleaned.items())
+        record_event(session, attempt=attempt, kind="self_assessed", actor=user,
+                     detail=("updated: " if resubmitted else "") + summary)
     session.commit()
+
+
+def carried_over_answers(session: Session, *, attempt: Attempt) -> tuple[Attempt | None, dict[str, tuple[int | None, str]]]:
+    """For a new attempt with nothing saved yet: the previous attempt's answers, to start from."""
+    if session.exec(select(SelfAssessment.id).where(SelfAssessment.attempt_id == attempt.id).limit(1)).first():
+        return None, {}
+    previous = previous_attempt(session, attempt=attempt)
+    if previous is None:
+        return None, {}
+    answers = self_assessments(session, attempt=previous, drafts=True)
+    return (previous, {cid: (row.level, row.justification) for cid, row in answers.items()}) if answers else (None, {})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,9 +206,8 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
         conditions.append(Attempt.rubric_id == rubric_id)
     page = max(1, page)
     total = session.exec(select(func.count()).select_from(Attempt).where(*conditions)).one()
-    self_assessed = exists().where(SelfAssessment.attempt_id == Attempt.id).correlate(Attempt)
     rows = session.exec(
-        select(Attempt, User.email, User.name, self_assessed, Review.mentor_id)
+        select(Attempt, User.email, User.name, Attempt.self_assessed_at.is_not(None), Review.mentor_id)
         .join(User, User.id == Attempt.user_id)
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
         .where(*conditions).order_by(Attempt.id).limit(per_page).offset((page - 1) * per_page)

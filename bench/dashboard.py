@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import insert, text, update  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from assessor import accounts  # noqa: E402
@@ -90,6 +90,7 @@ def seed(session: Session, rubrics_dir: Path, attempts: int) -> tuple[User, User
     session.execute(insert(SelfAssessment), [
         {"attempt_id": attempt_id, "criterion_id": "coverage", "level": 2, "justification": "bench", "updated_at": now}
         for attempt_id in attempt_ids[::3]])
+    session.execute(update(Attempt).where(Attempt.id.in_(attempt_ids[::3])).values(self_assessed_at=now))
     decided = session.exec(select(Attempt.id).where(Attempt.review_state.in_((APPROVED, CHANGES_REQUESTED)))).all()
     session.execute(insert(Review), [
         {"attempt_id": attempt_id, "mentor_id": mentor.id, "started_at": now, "decided_at": now - timedelta(seconds=i),

@@ -127,10 +127,11 @@ def attempt(attempt_id: int):
         levels = reviews.review_levels(session, review=review)
         result = reviews.final_score(rubric, report, levels)
         calibration = reviews.calibration_rows(rubric, reviews.self_assessments(session, attempt=attempt), result)
-    selves = reviews.self_assessments(session, attempt=attempt)
+    selves = reviews.self_assessments(session, attempt=attempt, drafts=True)
     can_self_assess = reviews.can_self_assess(attempt)
     certificate = _certificate_context(attempt, rubric, result)
     summary = summarise(attempt=attempt, report=report, result=result, answered=len(selves),
+                        submitted=attempt.self_assessed_at is not None,
                         can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]))
     code_comments = line_comments.comments_for(session, attempt=attempt, rubric=rubric) if decided else []
     return render_template(
@@ -195,26 +196,36 @@ def self_assessment(attempt_id: int):
     session = db()
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     report = submissions.load_report(session, attempt=attempt)
-    existing = reviews.self_assessments(session, attempt=attempt)
+    existing = reviews.self_assessments(session, attempt=attempt, drafts=True)
     values = {cid: (row.level, row.justification) for cid, row in existing.items()}
+    carried_from = None
+    if not existing:
+        carried_from, values = reviews.carried_over_answers(session, attempt=attempt)
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
+        draft = request.form.get("action") == "draft"
         entries = {criterion.id: (request.form.get(f"level-{criterion.id}"),
                                   request.form.get(f"justification-{criterion.id}", ""))
                    for criterion in rubric.criteria}
         try:
-            reviews.save_self_assessment(session, user=current_user, attempt=attempt, rubric=rubric, entries=entries)
+            reviews.save_self_assessment(session, user=current_user, attempt=attempt, rubric=rubric, entries=entries,
+                                         draft=draft)
         except reviews.ReviewError as error:
             session.rollback()
             errors = error.errors or {"form": str(error)}
             values = entries
+            carried_from = None
             status = 400 if error.errors else 409
         else:
-            flash("Your self-assessment is saved. You can change it until a mentor starts the review.", "success")
+            if draft and attempt.self_assessed_at is None:
+                flash("Draft saved. Your mentor sees it only once you submit it.", "success")
+                return redirect(url_for("learner.self_assessment", attempt_id=attempt.id))
+            flash("Your self-assessment is submitted. You can change it until a mentor starts the review.", "success")
             return redirect(url_for("learner.attempt", attempt_id=attempt.id))
     return render_template("learner/self_assessment.html", attempt=attempt, rubric=rubric, report=report,
-                           values=values, errors=errors, editable=reviews.can_self_assess(attempt)), status
+                           values=values, errors=errors, editable=reviews.can_self_assess(attempt),
+                           carried_from=carried_from, submitted=attempt.self_assessed_at is not None), status
 
 
 @bp.route("/calibration")

@@ -104,13 +104,17 @@ def test_learner_submits_watches_the_stages_reads_the_report_and_self_assesses(l
     page.keyboard.type("Chosen with the keyboard: the suite runs green and has plenty of tests.")
     expect(page.locator(f"input[name='{first_group}']").nth(1)).to_be_checked()
 
+    # A draft first: it comes back as typed, and the mentor does not see it yet.
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("status")).to_contain_text("Draft saved")
+    expect(page.locator(f"input[name='{first_group}']").nth(1)).to_be_checked()
     fieldsets = page.locator("fieldset.criterion")
     for index in range(1, fieldsets.count()):
         fieldset = fieldsets.nth(index)
         fieldset.locator("input[type=radio]").last.check()
         fieldset.locator("textarea").fill("The documents and the code show it; see the report.")
-    page.get_by_role("button", name="Save self-assessment").click()
-    expect(page.get_by_role("status")).to_contain_text("self-assessment is saved")
+    page.get_by_role("button", name="Submit self-assessment").click()
+    expect(page.get_by_role("status")).to_contain_text("self-assessment is submitted")
     expect(page).to_have_url(attempt_url)
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import accounts
+from assessor import accounts, reviews
 from assessor.db import init_db
 from assessor.models import FAILED, IN_REVIEW, QUEUED, Attempt, Event, SelfAssessment, Submission
 from assessor.web import create_app
@@ -391,3 +391,59 @@ def test_the_report_page_shows_the_assessment_time_in_words(client, auth, make_u
     auth.as_(learner)
     html = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
     assert '<time datetime="2026-11-23T12:00:00+00:00">23 Nov 2026, 12:00 UTC</time>' in html
+
+
+def test_a_draft_keeps_what_is_typed_and_only_a_submission_reaches_the_mentor(client, auth, make_user, make_attempt, db):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    url = f"/learner/attempts/{attempt.id}/self-assessment"
+    draft = auth.post(url, {"level-design": "2", "justification-design": "layers, see docs/design.md",
+                            "action": "draft"}, token_from=url)
+    assert draft.status_code == 302 and draft.location.endswith(url)
+    form = client.get(url).get_data(as_text=True)
+    assert "layers, see docs/design.md" in form and re.search(r'name="level-design" value="2"\s+checked', form)
+    db.expire_all()
+    assert db.get(Attempt, attempt.id).self_assessed_at is None
+    assert reviews.self_assessments(db, attempt=db.get(Attempt, attempt.id)) == {}  # a mentor sees nothing yet
+    assert "self_assessed" not in [e.kind for e in db.exec(select(Event).where(Event.attempt_id == attempt.id))]
+    assert "draft, not sent" in client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+
+    missing = auth.post(url, {"level-design": "2", "justification-design": "layers", "action": "submit"}, token_from=url)
+    html = missing.get_data(as_text=True)
+    assert missing.status_code == 400 and 'href="#levels-defense"' in html  # the mentor-judged one is required
+    assert "href=\"#levels-tests\"" not in html                              # measured ones are optional
+    submitted = auth.post(url, {"level-design": "2", "justification-design": "layers", "level-defense": "1",
+                                "justification-defense": "I presented it", "action": "submit"}, token_from=url)
+    assert submitted.status_code == 302
+    db.expire_all()
+    attempt = db.get(Attempt, attempt.id)
+    assert attempt.self_assessed_at is not None
+    assert {cid: row.level for cid, row in reviews.self_assessments(db, attempt=attempt).items()} == {
+        "design": 2, "defense": 1}
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"level-design": "abc"}, "choose one of the levels"),
+    ({"level-design": "2", "justification-design": "x" * 5000}, "keep it under 4000 characters"),
+])
+def test_a_draft_still_refuses_bad_input(client, auth, make_user, make_attempt, db, data, message):
+    learner = make_user()
+    attempt = make_attempt(learner)
+    auth.as_(learner)
+    url = f"/learner/attempts/{attempt.id}/self-assessment"
+    response = auth.post(url, {**data, "action": "draft"}, token_from=url)
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert count(db, SelfAssessment) == 0
+
+
+def test_the_next_attempt_starts_from_the_last_answers(client, auth, make_user, make_attempt, db):
+    learner = make_user()
+    first = make_attempt(learner)
+    auth.as_(learner)
+    url = f"/learner/attempts/{first.id}/self-assessment"
+    assert auth.post(url, self_assessment_data(text="what attempt one said"), token_from=url).status_code == 302
+    second = make_attempt(learner)
+    form = client.get(f"/learner/attempts/{second.id}/self-assessment").get_data(as_text=True)
+    assert "Started from your answers on attempt 1" in form and "what attempt one said" in form
+    assert count(db, SelfAssessment) == 6  # nothing saved for attempt 2 until the learner saves it
