@@ -1,5 +1,6 @@
 """Self-assessment, mentor review, the final score and calibration. No web: plain functions over a session."""
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ from assessor.db import utcnow
 from assessor.errors import AssessorError
 from assessor.models import (
     APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, FAILED, IN_REVIEW, OPEN, SCORED, Attempt, CourseAssignment,
-    Review, ReviewLevel, SelfAssessment, User,
+    Review, ReviewLevel, SelfAssessment, StoredReport, User,
 )
 from assessor.report import Report
 from assessor.rubric import Rubric
@@ -191,6 +192,18 @@ class QueueRow:
     learner_name: str
     self_assessed: bool
     reviewer_id: int | None
+    automated_percent: float | None = None
+    automated_outcome: str | None = None
+    failed_gates: tuple[str, ...] = ()   # each failed gate as the report words it
+
+
+def _failed_gates(document: str | None) -> tuple[str, ...]:
+    try:
+        gates = json.loads(document or "{}").get("gates") or []
+    except ValueError:
+        return ()
+    return tuple(gate.get("description") or gate.get("criterion") or "" for gate in gates
+                 if isinstance(gate, dict) and gate.get("status") == "failed")
 
 
 def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None, state: str | None = None,
@@ -207,12 +220,15 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
     page = max(1, page)
     total = session.exec(select(func.count()).select_from(Attempt).where(*conditions)).one()
     rows = session.exec(
-        select(Attempt, User.email, User.name, Attempt.self_assessed_at.is_not(None), Review.mentor_id)
+        select(Attempt, User.email, User.name, Attempt.self_assessed_at.is_not(None), Review.mentor_id,
+               StoredReport.percent, StoredReport.outcome, StoredReport.document)
         .join(User, User.id == Attempt.user_id)
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
+        .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
         .where(*conditions).order_by(Attempt.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
-    items = [QueueRow(attempt, email, name, bool(assessed), reviewer) for attempt, email, name, assessed, reviewer in rows]
+    items = [QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document))
+             for attempt, email, name, assessed, reviewer, percent, outcome, document in rows]
     return Page(items, page, per_page, total)
 
 
@@ -496,6 +512,58 @@ def calibration_rows(rubric: Rubric, selves: Mapping[str, SelfAssessment], resul
 class AttemptCalibration:
     attempt: Attempt
     rows: list[CalibrationRow]
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    criterion_id: str
+    title: str
+    top_level: int
+    compared: int             # decided attempts with both a self level and a final level
+    mean_self: float | None
+    mean_final: float | None
+    over: int                 # learners who rated themselves higher than the final level
+    under: int
+
+    @property
+    def mean_difference(self) -> float | None:
+        return None if self.mean_self is None or self.mean_final is None else self.mean_self - self.mean_final
+
+
+@dataclass(frozen=True)
+class CohortCalibration:
+    rubric_id: str
+    attempts: int             # decided reviews in the course
+    rows: list[CohortRow]
+
+
+def cohort_calibration(session: Session, *, rubric: Rubric) -> CohortCalibration:
+    """Per criterion, over every decided review of the course: the learners' self-assessed levels against the
+    final ones (the mentor's level, or the automated level the mentor kept). One query, whatever the cohort size."""
+    final_level = func.coalesce(ReviewLevel.level, ReviewLevel.automated_level)
+    rows = session.exec(
+        select(ReviewLevel.criterion_id, final_level, SelfAssessment.level)
+        .join(Review, Review.id == ReviewLevel.review_id)
+        .join(Attempt, Attempt.id == Review.attempt_id)
+        .join(SelfAssessment, (SelfAssessment.attempt_id == Attempt.id)
+              & (SelfAssessment.criterion_id == ReviewLevel.criterion_id), isouter=True)
+        .where(Attempt.rubric_id == rubric.id, Review.decided_at.is_not(None),
+               Attempt.self_assessed_at.is_not(None))).all()
+    attempts = session.exec(select(func.count()).select_from(Review).join(Attempt, Attempt.id == Review.attempt_id)
+                            .where(Attempt.rubric_id == rubric.id, Review.decided_at.is_not(None))).one()
+    by_criterion: dict[str, list[tuple[int, int]]] = {}
+    for criterion_id, final, own in rows:
+        if final is not None and own is not None:
+            by_criterion.setdefault(criterion_id, []).append((own, final))
+    result = []
+    for criterion in rubric.criteria:
+        pairs = by_criterion.get(criterion.id, [])
+        result.append(CohortRow(
+            criterion.id, criterion.title, criterion.levels[-1].level, len(pairs),
+            sum(own for own, _ in pairs) / len(pairs) if pairs else None,
+            sum(final for _, final in pairs) / len(pairs) if pairs else None,
+            sum(1 for own, final in pairs if own > final), sum(1 for own, final in pairs if own < final)))
+    return CohortCalibration(rubric.id, attempts, result)
 
 
 def learner_calibration(session: Session, *, learner: User, rubric_ids: Sequence[str] | None = None) -> CalibrationSummary:

@@ -13,7 +13,8 @@ from assessor.db import utcnow
 from assessor.errors import AssessorError, IntakeError, ReportError, RubricError
 from assessor.intake import SourcePolicy, check_source, pin_host
 from assessor.models import (
-    FAILED, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, RubricSnapshot, StoredReport, Submission, User,
+    FAILED, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, Review, RubricSnapshot, StoredReport, Submission,
+    User,
 )
 from assessor.report import Report, report_from_json, report_to_json
 from assessor.rubric import Rubric, load_rubrics, parse_rubric
@@ -382,8 +383,23 @@ def previous_attempt(session: Session, *, attempt: Attempt) -> Attempt | None:
                         .order_by(Attempt.number.desc()).limit(1)).first()
 
 
-def learner_attempts(session: Session, *, user: User) -> list[Attempt]:
-    return list(session.exec(select(Attempt).where(Attempt.user_id == user.id).order_by(Attempt.id.desc())))
+@dataclass(frozen=True)
+class HistoryRow:
+    attempt: Attempt
+    automated_percent: float | None
+    automated_outcome: str | None
+    final_percent: float | None      # once a mentor decided
+    final_outcome: str | None
+
+
+def learner_history(session: Session, *, user: User) -> list[HistoryRow]:
+    """Every attempt of the learner, newest first, with its automated and (once reviewed) final score."""
+    rows = session.exec(
+        select(Attempt, StoredReport.percent, StoredReport.outcome, Review.final_percent, Review.final_outcome)
+        .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+        .join(Review, Review.attempt_id == Attempt.id, isouter=True)
+        .where(Attempt.user_id == user.id).order_by(Attempt.id.desc())).all()
+    return [HistoryRow(*row) for row in rows]
 
 
 def status_payload(attempt: Attempt, stages: tuple[str, ...]) -> dict[str, Any]:

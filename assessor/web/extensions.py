@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "basic"
     login_manager.user_loader(_load_user)
     app.add_template_filter(human_time)
+    app.add_template_filter(waited)
 
 
 def human_time(value) -> str:
@@ -42,6 +43,20 @@ def human_time(value) -> str:
         return str(value)
     moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def waited(since, now=None) -> str:
+    """How long ago, as a reader says it: "5 min", "3 h", "2 days"."""
+    from assessor.db import utcnow
+
+    if since is None:
+        return "–"
+    seconds = max(0, ((now or utcnow()) - since).total_seconds())
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    if seconds < 2 * 86400:
+        return f"{int(seconds // 3600)} h"
+    return f"{int(seconds // 86400)} days"
 
 
 def engine():

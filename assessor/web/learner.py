@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 
 from assessor import line_comments, reviews, submissions
 from assessor.attempt_summary import summarise
-from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
+from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
 from assessor.models import APPROVED, CHANGES_REQUESTED, SUPERSEDED
@@ -34,8 +34,7 @@ def _own_attempt(attempt_id: int):
 @bp.route("/")
 @login_required
 def home():
-    attempts = submissions.learner_attempts(db(), user=current_user)
-    return render_template("learner/home.html", attempts=attempts)
+    return render_template("learner/home.html", history=submissions.learner_history(db(), user=current_user))
 
 
 @bp.route("/submit", methods=["GET", "POST"])
@@ -108,7 +107,7 @@ def _report_context(attempt):
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     charts = {}
     if report is not None:
-        charts["coverage"] = coverage_bars(coverage_files_from_report(report.coverage))
+        charts["coverage"] = coverage_bars(coverage_files_from_report(report.coverage), thresholds=line_thresholds(rubric))
         charts["complexity"] = rank_distribution((report.complexity or {}).get("rank_counts") or {})
     return report, rubric, charts
 

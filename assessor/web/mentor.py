@@ -4,7 +4,7 @@ from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect
 from flask_login import current_user
 
 from assessor import line_comments, notifications, reviews, submissions
-from assessor.charts import coverage_bars, coverage_files_from_report, rank_distribution
+from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
 from assessor.jobs import enqueue_certificate, enqueue_mail
@@ -82,7 +82,8 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
         values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
         learner=learner, timeline=submissions.timeline(session, attempt=attempt),
         calibration=reviews.calibration_rows(rubric, selves, result) if result else [],
-        charts={"coverage": coverage_bars(coverage_files_from_report(report.coverage)) if report else "",
+        charts={"coverage": coverage_bars(coverage_files_from_report(report.coverage),
+                                          thresholds=line_thresholds(rubric)) if report else "",
                 "complexity": rank_distribution((report.complexity or {}).get("rank_counts") or {}) if report else ""},
         action_form=ActionForm(formdata=None),
         mine=review is not None and review.mentor_id == current_user.id,
@@ -190,6 +191,27 @@ def _queue_certificate(attempt_id: int) -> None:
         enqueue_certificate(huey(), attempt_id)
     except Exception:  # the approval stands; the operator can issue it by hand
         current_app.logger.exception("could not queue the certificate of attempt %s", attempt_id)
+
+
+@bp.route("/calibration")
+@role_required("mentor", "admin")
+def calibration():
+    """The cohort's self-assessments against the final levels, per criterion, for one course."""
+    session = db()
+    allowed = reviews.mentor_rubric_ids(session, mentor=current_user)
+    try:
+        offered = {rubric.id: rubric for rubric in rubrics()}
+    except AssessorError:
+        offered = {}
+    course_ids = [cid for cid in (allowed if allowed is not None else sorted(offered)) if cid in offered]
+    course = request.args.get("course") or (course_ids[0] if course_ids else None)
+    if course not in course_ids:
+        course = course_ids[0] if course_ids else None
+    cohort = reviews.cohort_calibration(session, rubric=offered[course]) if course else None
+    chart = calibration_chart([(row.title, row.mean_self, row.mean_final, row.top_level)
+                               for row in cohort.rows]) if cohort else ""
+    return render_template("mentor/calibration.html", cohort=cohort, chart=chart, course=course,
+                           courses=[(cid, f"{offered[cid].course}: {offered[cid].title}") for cid in course_ids])
 
 
 @bp.route("/learners/<int:learner_id>")

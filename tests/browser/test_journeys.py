@@ -127,10 +127,12 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
     expect(page).to_have_url(re.compile(r"/mentor/$"))
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     assert_labelled(page)
-    row = page.locator("table.queue tbody tr", has_text=f"#{attempt_id}")
+    row = page.locator("table.queue tbody tr", has=page.locator(f"a[href$='/mentor/attempts/{attempt_id}']"))
     expect(row).to_contain_text("Demo Learner")
     expect(row).to_contain_text("yes")  # self-assessed
-    row.get_by_role("link", name=re.compile(f"#{attempt_id}")).click()
+    expect(row).to_contain_text("%")       # the measured score
+    expect(row).to_contain_text("min")     # how long it has waited
+    row.get_by_role("link", name=re.compile(r"Attempt \d+")).click()
     page.get_by_role("button", name="Start review").click()
     expect(page.get_by_role("status")).to_contain_text("Review started")
     assert_labelled(page)

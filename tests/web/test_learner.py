@@ -156,7 +156,7 @@ def test_history_of_attempts_is_kept(client, auth, make_user, make_attempt):
     auth.as_(learner)
     html = client.get("/learner/").get_data(as_text=True)
     assert f"/learner/attempts/{first.id}" in html and f"/learner/attempts/{second.id}" in html
-    assert "#1 (test-capstone)" in html and "#2 (test-capstone)" in html
+    assert "Attempt 1</a>" in html and "Attempt 2</a>" in html and "measured" in html
 
 
 def self_assessment_data(level: str = "2", text: str = "my tests show it"):

@@ -319,3 +319,45 @@ def test_review_page_links_each_error_and_offers_descriptors_and_the_previous_at
     assert "2 · 2 pts (automated): two tests, all passing" in html      # the descriptor in the picker
     assert "Attempt 1" in html and "split the service layer" in html and "Split it." in html
     assert f'href="/attempts/{second.id}/changes"' in html
+
+
+def test_each_queue_row_shows_what_triage_needs(client, auth, make_user, make_attempt, mentor, db):
+    from datetime import timedelta
+
+    from assessor.db import utcnow
+
+    waiting, failing = make_attempt(make_user(name="Wai Ting")), make_attempt(make_user(name="Fay Ling"), passed=0)
+    waiting.finished_at = utcnow() - timedelta(hours=5)
+    db.add(waiting)
+    db.commit()
+    auth.as_(mentor)
+    html = client.get("/mentor/").get_data(as_text=True)
+    rows = {name: html[html.index(name):html.index("</tr>", html.index(name))] for name in ("Wai Ting", "Fay Ling")}
+    report = load_report(db, attempt=waiting)
+    assert f"{report.score.percent:.1f}%" in rows["Wai Ting"] and ">5 h<" in rows["Wai Ting"]
+    assert "none" in rows["Wai Ting"] and "not yet" in rows["Wai Ting"]
+    assert "the tests must pass" in rows["Fay Ling"] and 'gate-failed">1<' in rows["Fay Ling"]
+    assert f">Attempt {failing.number}</a>" in html and f"#{failing.id}" not in html  # the numbering learners see
+
+
+def test_cohort_calibration_compares_self_and_final_levels_per_criterion(client, auth, make_user, make_attempt,
+                                                                          mentor, db):
+    for own in ("2", "1"):
+        learner = make_user()
+        attempt = make_attempt(learner)
+        auth.as_(learner)
+        url = f"/learner/attempts/{attempt.id}/self-assessment"
+        assert auth.post(url, self_assessment_data(level=own), token_from=url).status_code == 302
+        auth.as_(mentor)
+        start(auth, attempt)
+        assert save(auth, attempt, **{"level-design": "1", "level-defense": "1", "level-tests": "2", "level-docs": "1",
+                                      "reason-tests": "", "action": "approve"}).status_code == 302
+    html = client.get("/mentor/calibration").get_data(as_text=True)
+    design = html[html.index('data-label="Criterion">Design'):]
+    design = design[:design.index("</tr>")]
+    assert ">2</td>" in design                     # two learners compared
+    assert "1.50 / " in design and "1.00 / " in design and "+0.50" in design and "1 / 0" in design
+    assert "<svg" in html and "<title>self: 1.50 of" in html
+    assert client.get("/mentor/calibration?course=other-capstone").status_code == 200  # not theirs: their own shown
+    auth.as_(make_user())
+    assert client.get("/mentor/calibration").status_code == 403
