@@ -47,7 +47,7 @@ def coverage_bars(files: Sequence[tuple[str, float]], *, title: str = "Line cove
     rows = rows[:max_files]
     if not rows:
         return ""
-    label_width, bar_height, gap, top = 118, 18, 6, 44 if thresholds else 30
+    label_width, bar_height, gap, top = 118, 18, 6, 50 if thresholds else 30
     plot = width - label_width - 46
     height = top + len(rows) * (bar_height + gap) + 26
     parts = [
@@ -63,9 +63,16 @@ def coverage_bars(files: Sequence[tuple[str, float]], *, title: str = "Line cove
     for index, (percent, label) in enumerate(thresholds):
         x = label_width + plot * max(0.0, min(100.0, _number(percent))) / 100
         parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - 22}" stroke="#1a56a8" '
-                     f'stroke-width="1.5" stroke-dasharray="4 3" class="threshold"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top - 10 - 12 * (index % 2)}" font-size="12" text-anchor="middle" '
-                     f'fill="#1a56a8">{escape(label)} ≥ {_number(percent):g}%</text>')
+                     f'stroke-width="1.5" stroke-dasharray="4 3" class="threshold">'
+                     f'<title>{escape(label)}: at least {_number(percent):g}%</title></line>')
+        # Short labels on alternate rows: thresholds 10 points apart would otherwise overlap.
+        parts.append(f'<text x="{x:.1f}" y="{top - 9 - 13 * (index % 2)}" font-size="12" text-anchor="middle" '
+                     f'fill="#1a56a8">{escape(label.replace("level ", "L"))}</text>')
+    if thresholds:
+        legend = ", ".join(f"{label.replace('level ', 'L')} = {label} ≥ {_number(percent):g}%"
+                           for percent, label in thresholds)
+        parts.append(f'<text x="{width}" y="16" font-size="12" text-anchor="end" fill="#1a56a8">'
+                     f"<title>{escape(legend)}</title>dashed: rubric levels</text>")
     for index, (path, pct) in enumerate(rows):
         y = top + index * (bar_height + gap)
         colour = _GOOD if pct >= 80 else _FAIR if pct >= 50 else _POOR

@@ -84,6 +84,10 @@ def test_falling_short_sample_fails_with_evidence_a_mentor_can_act_on(tmp_path, 
     [failure] = report.failures
     assert failure["outcome"] == "failed" and failure["name"].startswith("test_")
     assert failure["message"] and "assert" in failure["message"].lower()
+    # file and line as the code view names them: the line of the failing test's `def`
+    source = (repo / failure["file"]).read_text().splitlines()
+    assert failure["file"] == "tests/test_reporting.py"
+    assert source[failure["line"] - 1].startswith(f"def {failure['name']}(")
 
 
 def test_a_dependency_without_a_wheel_is_built_in_the_sandbox_and_the_tests_run(tmp_path, settings, rubric, make_repo):

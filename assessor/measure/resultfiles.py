@@ -140,8 +140,9 @@ def read_checked_result(out_dir: Path, name: str, max_bytes: int, status: dict) 
     return data
 
 
-def parse_junit(data: bytes) -> JunitSummary:
-    """Counts from a JUnit XML document; one outcome per test, the worst one when a test has several."""
+def parse_junit(data: bytes, *, first_line: int = 1) -> JunitSummary:
+    """Counts from a JUnit XML document; one outcome per test, the worst one when a test has several.
+    `first_line`: the number the writer gives a file's first line (pytest's xunit1 `line` counts from 0)."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ResultFileError("junit.xml declares a DTD or entities, which test runners never write")
     try:
@@ -167,19 +168,19 @@ def parse_junit(data: bytes) -> JunitSummary:
         if key not in outcomes or ranks[outcome] > ranks[outcomes[key]]:
             outcomes[key] = outcome
             if detail is not None and len(details) < MAX_FAILURES_KEPT:
-                details[key] = _failure(case, detail, outcome)
+                details[key] = _failure(case, detail, outcome, first_line)
     values = list(outcomes.values())
     return JunitSummary(passed=values.count("passed"), failed=values.count("failed"), errors=values.count("error"),
                         skipped=values.count("skipped"), collection_errors=len(collection_errors),
                         failures=tuple(failure for key, failure in details.items() if outcomes[key] != "passed"))
 
 
-def _failure(case, detail, outcome: str) -> TestFailure:
+def _failure(case, detail, outcome: str, first_line: int = 1) -> TestFailure:
     message = (detail.get("message") or (detail.text or "").strip().splitlines()[-1:] or [""])
     text = message if isinstance(message, str) else message[0]
     line = case.get("line")
     return TestFailure(
         name=case.get("name", "")[:300], classname=case.get("classname", "")[:300], outcome=outcome,
         message=" ".join(text.split())[:MAX_FAILURE_MESSAGE], file=(case.get("file") or None),
-        line=int(line) if line and line.isdigit() else None,
+        line=int(line) + 1 - first_line if line and line.isdigit() else None,
     )

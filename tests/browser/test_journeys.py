@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 RUBRIC_ID = "scalable-architectures-resilient-core"
 ASSESSMENT_TIMEOUT_MS = 240_000
-PHONE = {"width": 375, "height": 740}
+PHONE = {"width": 390, "height": 844}
 
 # Every visible form control without a label: <label for>, a wrapping <label>, aria-label or aria-labelledby.
 UNLABELLED_JS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
@@ -388,7 +388,12 @@ def test_text_is_readable_contrast(live_server, page, journey):
     page.goto(live_server.url + "mentor/")
     assert page.evaluate(LOW_CONTRAST_JS) == [], page.url
     if journey.get("attempt_url"):
-        page.goto(live_server.url + "mentor/attempts/" + journey["attempt_url"].rsplit("/", 1)[-1])
+        attempt_id = journey["attempt_url"].rsplit("/", 1)[-1]
+        for path in (f"mentor/attempts/{attempt_id}", f"attempts/{attempt_id}/code", "mentor/calibration"):
+            page.goto(live_server.url + path)
+            assert page.evaluate(LOW_CONTRAST_JS) == [], page.url
+    if journey.get("code_url"):
+        page.goto(journey["code_url"])  # highlighted code, coverage marks and a comment card
         assert page.evaluate(LOW_CONTRAST_JS) == [], page.url
 
 
@@ -442,3 +447,30 @@ def test_a_node_typescript_capstone_is_assessed_end_to_end(live_server, page):
     assert "42 passed, 0 failed" in body
     assert "no maintainability index (lizard" in body
     shoot(page, "node-report")
+
+
+def test_a_failing_test_is_shown_with_its_message_and_a_new_submission_asks_before_replacing(live_server, page):
+    sign_in(page, live_server, "learner")
+    page.goto(live_server.url + f"learner/submit?rubric={RUBRIC_ID}")
+    page.get_by_label("Repository URL").fill(live_server.repos["falling-short"])
+    replace = page.get_by_label(re.compile("Replace the attempt waiting for review"))
+    page.get_by_role("button", name="Submit for assessment").click()
+    if replace.count():  # an earlier journey left an attempt waiting for review: replace it, on purpose
+        replace.check()
+        page.get_by_role("button", name="Submit for assessment").click()
+    expect(page).to_have_url(re.compile(r"/learner/attempts/\d+$"))
+    wait_until_finished(page)
+    failures = page.locator("section.failures")
+    expect(failures).to_contain_text("test_an_item_at_the_threshold_is_reported_low")
+    expect(failures.locator("pre")).to_contain_text("assert")  # pytest's own assertion message
+    shoot(page, "learner-failing-test")
+    failures.get_by_role("link", name=re.compile(r"test_reporting\.py:\d+")).click()
+    expect(page.locator("tr:target")).to_contain_text("def test_an_item_at_the_threshold_is_reported_low")
+
+    # This attempt now waits for review: another submission warns and changes nothing until the learner agrees.
+    page.goto(live_server.url + f"learner/submit?rubric={RUBRIC_ID}")
+    page.get_by_label("Repository URL").fill(live_server.repos["passing"])
+    page.get_by_role("button", name="Submit for assessment").click()
+    expect(page.locator(".field.invalid")).to_contain_text("is waiting for a mentor's review")
+    expect(page).to_have_url(re.compile(r"/learner/submit"))
+    shoot(page, "learner-replace-warning")

@@ -27,7 +27,8 @@ def test_nothing_to_draw_draws_nothing():
 
 def test_the_rubrics_own_thresholds_are_drawn_on_the_coverage_chart():
     svg = coverage_bars([("a.py", 70.0)], thresholds=[(60.0, "level 2"), (85.0, "level 3")])
-    assert svg.count('class="threshold"') == 2 and "level 2 ≥ 60%" in svg and "level 3 ≥ 85%" in svg
+    assert svg.count('class="threshold"') == 2 and ">L2</text>" in svg and ">L3</text>" in svg
+    assert "<title>level 2: at least 60%</title>" in svg and "L3 = level 3 ≥ 85%" in svg
 
 
 def test_every_chart_label_is_at_least_12_units_on_a_phone_sized_canvas():

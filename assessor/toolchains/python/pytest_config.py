@@ -161,7 +161,8 @@ def test_file_patterns(config: PytestConfig, selection: TestSelection) -> tuple[
 def pytest_arguments(*, root: Path, out_dir: Path, kept_addopts: list[str], collect: bool,
                      python_files: tuple[str, ...] | None = None, paths: tuple[str, ...] = ()) -> list[str]:
     """The service's pytest options; they come after the learner's so the service's settings win."""
-    overrides = ["addopts=", "junit_logging=no", "junit_log_passing_tests=false", "junit_family=xunit2",
+    # xunit1: the only JUnit flavour in which pytest writes each test's file and line.
+    overrides = ["addopts=", "junit_logging=no", "junit_log_passing_tests=false", "junit_family=xunit1",
                  "required_plugins=", "console_output_style=classic", "junit_suite_name=pytest"]
     if python_files:
         overrides.append("python_files=" + " ".join(python_files))

@@ -132,7 +132,7 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
         result, token = run("test")
         statuses = read_status(out_dir) if services is not None else []
         outcome = _read_outcome(out_dir, token=token, result=result, checkout=checkout, project=project,
-                                files=files, canary=canary, collected=collected)
+                                files=files, canary=canary, collected=collected, root=relative_root.as_posix())
         outcome.flags += modified_sources(checkout, project, files)
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, collected=collected, notes=notes + outcome.notes,
@@ -150,7 +150,7 @@ def _collected(out_dir: Path, token: bytes) -> int | None:
 
 
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkout: Path, project: Path,
-                  files: list[str], canary: Path, collected: int | None) -> Outcome:
+                  files: list[str], canary: Path, collected: int | None, root: str = ".") -> Outcome:
     outcome = Outcome()
     status = checked_status(outcome, out_dir, token=token, result=result, reporter="runner")
     if status is None:
@@ -162,17 +162,19 @@ def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkou
     if status.get("exit_code") != result.exit_code:
         outcome.flags.append(Flag("exit_code_mismatch", f"pytest returned {status.get('exit_code')} but the process "
                                                         f"exited with {result.exit_code}"))
-    _read_tests(outcome, out_dir, status=status, collected=collected, output=result.output)
+    _read_tests(outcome, out_dir, status=status, collected=collected, output=result.output,
+                root=root)
     _read_coverage(outcome, out_dir, status=status, checkout=checkout, project=project, files=files, canary=canary)
     return outcome
 
 
-def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str) -> None:
+def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str,
+                root: str = ".") -> None:
     if status.get("exit_code") in (3, 4):
         outcome.notes.append(f"pytest could not run the tests: {_last_error(output)}")
         return
     try:
-        junit = parse_junit(read_checked_result(out_dir, "junit.xml", MAX_JUNIT_BYTES, status))
+        junit = parse_junit(read_checked_result(out_dir, "junit.xml", MAX_JUNIT_BYTES, status), first_line=0)
     except ResultChangedError as error:
         outcome.flags.append(Flag("results_forged", f"test results unusable: {error}"))
         return
@@ -203,7 +205,9 @@ def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int
                              f"*_test.py or tests.py, or give the test command in capstone.toml")
     outcome.tests = TestCounts(passed=junit.passed, failed=junit.failed, errors=errors, skipped=junit.skipped,
                                total=junit.passed + junit.failed + errors + junit.skipped)
-    outcome.failures = [failure.to_dict() for failure in junit.failures]
+    # pytest names files from its rootdir, the project; the code view names them from the checkout.
+    outcome.failures = [{**failure.to_dict(), "file": f"{root}/{failure.file}" if failure.file and root != "." else
+                         failure.file} for failure in junit.failures]
 
 
 def _last_line(output: str) -> str:
