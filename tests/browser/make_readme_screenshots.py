@@ -3,8 +3,8 @@
     .venv/bin/python tests/browser/make_readme_screenshots.py
 
 Runs the learner -> mentor -> employer journey in tests/browser/ (which saves its screenshots and the certificate
-PDF in tests/browser/artifacts/), then copies the four pictures the README shows into tests/browser/screenshots/:
-the report page, the mentor's review page, the certificate (its first PDF page, drawn by pdftoppm from Debian's
+PDF in tests/browser/artifacts/), then copies the five pictures the README shows into tests/browser/screenshots/:
+the report page, the mentor's review page, the code view with a line comment, the certificate (its first PDF page, drawn by pdftoppm from Debian's
 poppler-utils) and the public verify page.
 """
 
@@ -23,6 +23,7 @@ PICTURES = {  # artifact -> README picture
     "readme-report.png": "report.png",
     "readme-mentor-review.png": "mentor-review.png",
     "readme-verify-page.png": "verify-page.png",
+    "mentor-line-comment.png": "code-view.png",
 }
 
 

@@ -148,7 +148,7 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
     expect(page.locator("#start_line")).to_have_value("2")
     page.keyboard.type("Name this for what it holds.")
     page.get_by_label("Criterion").select_option(index=1)
-    shoot(page, "mentor-line-comment")
+    shoot(page, "mentor-line-comment", full_page=False)
     page.get_by_role("button", name="Save comment").click()
     expect(page.get_by_role("status")).to_contain_text("Comment saved")
     expect(page.locator("tr.line-comment")).to_contain_text("Name this for what it holds.")
