@@ -155,14 +155,20 @@ def file(attempt_id: int, path: str):
     return render_template("code/file.html", **_file_context(attempt, is_learner, path))
 
 
-@bp.route("/<int:attempt_id>/code-comments", methods=["POST"])
-@login_required
-def add_comment(attempt_id: int):
+def _posted_by_a_mentor(attempt_id: int) -> Attempt:
+    """The attempt a mentor's comment form is about; learners may read comments, never post them."""
     attempt, is_learner = _viewable(attempt_id)
     if is_learner:
         abort(403)
     if not ActionForm().validate_on_submit():
         abort(400)
+    return attempt
+
+
+@bp.route("/<int:attempt_id>/code-comments", methods=["POST"])
+@login_required
+def add_comment(attempt_id: int):
+    attempt = _posted_by_a_mentor(attempt_id)
     session = db()
     path = request.form.get("path", "")
     paths = source_paths(session, commit=attempt.commit) if attempt.commit else {}
@@ -176,22 +182,18 @@ def add_comment(attempt_id: int):
             criterion_id=values["criterion"], body=values["body"])
     except reviews.ReviewError as error:
         session.rollback()
-        context = _file_context(attempt, is_learner, path, errors=error.errors or {"form": str(error)}, values=values)
+        context = _file_context(attempt, False, path, errors=error.errors or {"form": str(error)}, values=values)
         return render_template("code/file.html", **context), 400 if error.errors else 409
-    flash(f"Comment saved on {path}, {'line' if comment.start_line == comment.end_line else 'lines'} "
-          f"{comment.start_line}" + (f"–{comment.end_line}" if comment.end_line != comment.start_line else "")
-          + ". The learner sees it with your decision.", "success")
+    where = f"line {comment.start_line}" if comment.start_line == comment.end_line else \
+        f"lines {comment.start_line}–{comment.end_line}"
+    flash(f"Comment saved on {path}, {where}. The learner sees it with your decision.", "success")
     return redirect(url_for("code.file", attempt_id=attempt.id, path=path, _anchor=f"L{comment.end_line}"))
 
 
 @bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/delete", methods=["POST"])
 @login_required
 def delete_comment(attempt_id: int, comment_id: int):
-    attempt, is_learner = _viewable(attempt_id)
-    if is_learner:
-        abort(403)
-    if not ActionForm().validate_on_submit():
-        abort(400)
+    attempt = _posted_by_a_mentor(attempt_id)
     session = db()
     path = request.form.get("path", "")
     try:

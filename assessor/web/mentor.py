@@ -35,6 +35,14 @@ def _attempt(attempt_id: int):
     return attempt
 
 
+def _rubric_and_report(attempt):
+    session = db()
+    report = submissions.load_report(session, attempt=attempt)
+    if report is None:
+        abort(404)
+    return submissions.attempt_rubric(session, attempt=attempt), report
+
+
 @bp.route("/")
 @role_required("mentor", "admin")
 def dashboard():
@@ -108,12 +116,7 @@ def _error_links(rubric, errors: dict[str, str]) -> list[tuple[str, str]]:
 @role_required("mentor", "admin")
 def preview(attempt_id: int):
     """The final score the levels chosen on the page would give (the decision bar asks as levels change)."""
-    attempt = _attempt(attempt_id)
-    session = db()
-    rubric = submissions.attempt_rubric(session, attempt=attempt)
-    report = submissions.load_report(session, attempt=attempt)
-    if report is None:
-        abort(404)
+    rubric, report = _rubric_and_report(_attempt(attempt_id))
     result = reviews.preview_score(rubric, report, {criterion.id: request.args.get(f"level-{criterion.id}")
                                                     for criterion in rubric.criteria})
     return jsonify({"total": round(result.score.total, 1), "max": result.score.max,
@@ -149,10 +152,7 @@ def start(attempt_id: int):
 def save(attempt_id: int):
     attempt = _attempt(attempt_id)
     session = db()
-    rubric = submissions.attempt_rubric(session, attempt=attempt)
-    report = submissions.load_report(session, attempt=attempt)
-    if report is None:
-        abort(404)
+    rubric, report = _rubric_and_report(attempt)
     action = request.form.get("action", "save")
     if action not in DECISION_BUTTONS:
         action = "save"
