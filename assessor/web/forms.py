@@ -3,10 +3,10 @@
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from assessor.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from assessor.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, AccountError, check_email
 from assessor.models import ROLES
 
 try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
@@ -35,6 +35,13 @@ class SignupForm(FlaskForm):
     email = StringField("E-mail", [DataRequired(message="enter your e-mail address"), Length(max=254)])
     name = StringField("Your name (optional)", [Optional(), Length(max=120)])
     password, confirm = new_password_fields("Password")
+
+    def validate_email(self, field) -> None:
+        """The account rules' address checks, with the other fields' in one round (not after them)."""
+        try:
+            check_email(field.data or "")
+        except AccountError as error:
+            raise ValidationError(str(error)) from None
 
 
 class LoginForm(FlaskForm):

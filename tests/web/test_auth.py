@@ -38,6 +38,19 @@ def test_signup_form_errors_are_shown_not_500(client, make_user):
         assert message in response.get_data(as_text=True), (data, message)
 
 
+def test_signup_says_everything_wrong_at_once_and_keeps_what_was_typed(client, db):
+    token = csrf_token(client, "/signup")
+    response = client.post("/signup", data={"email": "ada.example.org", "name": "Ada Lovelace", "password": "short",
+                                            "confirm": "other", "csrf_token": token})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    for message in ("does not look like an e-mail address", "10 to 256", "the two passwords differ"):
+        assert message in html
+    assert 'value="ada.example.org"' in html and 'value="Ada Lovelace"' in html
+    assert 'value="short"' not in html  # a password is never sent back
+    assert db.exec(select(User)).all() == []
+
+
 def test_login_and_logout(client, auth, make_user):
     user = make_user()
     response = auth.login(user.email)
