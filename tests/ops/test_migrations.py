@@ -172,3 +172,33 @@ def test_certificates_signed_before_es256_keep_their_key_url_and_issuer(engine):
     assert tuple(key) == (f"{old_issuer}#{old_kid}", "EdDSA", None)
     assert issuer == old_issuer and {"module_results", "api_tokens"} <= tables
     assert schema_differences(engine) == []
+
+
+def test_self_assessments_made_before_drafts_existed_count_as_submitted(engine):
+    """0004: every self-assessment saved before drafts existed was a submitted one; its attempt says so."""
+    upgrade(engine, INITIAL_REVISION)
+    with engine.begin() as connection:  # an account as the first revision has it
+        connection.execute(text("INSERT INTO users (email, name, password_hash, role, active, created_at) "
+                                "VALUES ('a@example.org', '', 'x', 'learner', :yes, CURRENT_TIMESTAMP)"), {"yes": True})
+    upgrade(engine, "0003")
+    with engine.begin() as connection:
+        run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
+        user = run("SELECT id FROM users").scalar_one()
+        run("INSERT INTO submissions (user_id, rubric_id, course, created_at) VALUES (:u, 'r', 'c', CURRENT_TIMESTAMP)",
+            u=user)
+        submission = run("SELECT id FROM submissions").scalar_one()
+        run("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
+            "VALUES (:h, 'r', '1', 'x', CURRENT_TIMESTAMP)", h="a" * 64)
+        for number in (1, 2):
+            run("INSERT INTO attempts (submission_id, user_id, number, rubric_id, rubric_version, rubric_sha256, "
+                "course, source_url, status, reused_report, review_state, tries, dead_letter, created_at) VALUES "
+                "(:s, :u, :n, 'r', '1', :h, 'c', 'https://git.example.org/a.git', 'scored', :no, 'open', 1, :no, "
+                "CURRENT_TIMESTAMP)", s=submission, u=user, n=number, no=False, h="a" * 64)
+        first = run("SELECT id FROM attempts WHERE number = 1").scalar_one()
+        run("INSERT INTO self_assessments (attempt_id, criterion_id, level, justification, updated_at) "
+            "VALUES (:a, 'design', 2, 'why', CURRENT_TIMESTAMP)", a=first)
+    upgrade(engine)
+    with engine.connect() as connection:
+        marked = dict(connection.execute(text("SELECT number, self_assessed_at IS NOT NULL FROM attempts")).all())
+    assert marked == {1: True, 2: False}
+    assert schema_differences(engine) == []
