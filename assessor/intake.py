@@ -99,6 +99,7 @@ class Checkout:
     file_count: int
     size_bytes: int
     committed_at: str | None = None  # the commit's committer date (ISO 8601), as git records it
+    tree: str | None = None          # the commit's tree: the same files under another commit or author share it
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,13 +386,14 @@ def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePoli
             commit = _fetch_and_checkout(session, url, ref)
             file_count, size_bytes = session.enforce_limits()
             committed_at = session.commit_date(commit)
+            tree = session.tree_of(commit)
     except BaseException as error:
         _remove_tree(dest)
         if isinstance(error, OSError):
             raise IntakeError(f"could not write the checkout: {error.strerror or error}") from None
         raise
     return Checkout(source=url, ref=ref, commit=commit, path=dest, file_count=file_count, size_bytes=size_bytes,
-                    committed_at=committed_at)
+                    committed_at=committed_at, tree=tree)
 
 
 def _claim_destination(dest: Path) -> None:
@@ -495,6 +497,11 @@ class _GitSession:
         if not result.ok or not _FULL_SHA.match(commit):
             raise IntakeError(f"could not resolve {_shown(name)} to a commit")
         return commit
+
+    def tree_of(self, commit: str) -> str | None:
+        result = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}^{{tree}}")
+        tree = result.stdout.strip()
+        return tree if result.ok and _FULL_SHA.match(tree) else None
 
     def commit_date(self, commit: str) -> str | None:
         result = self.run("show", "-s", "--format=%cI", commit)

@@ -117,6 +117,7 @@ class StoredReport(SQLModel, table=True):
     rubric_sha256: str = Field(max_length=64)
     outcome: str = Field(max_length=16)
     percent: float = 0.0
+    tree: str | None = Field(default=None, max_length=40, index=True)  # the commit's git tree (see integrity)
     document: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -187,6 +188,9 @@ class Review(SQLModel, table=True):
     comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     final_percent: float | None = None
     final_outcome: str | None = Field(default=None, max_length=16)
+    # The mentor's reason for approving despite the integrity flags shown (see assessor.integrity).
+    integrity_acknowledged_at: datetime | None = None
+    integrity_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ReviewLevel(SQLModel, table=True):

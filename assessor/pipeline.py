@@ -173,6 +173,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             services=_services_summary(project, test_run),
             failures=tuple(run_data.get("failures", ())),
             sources=source_files,
+            tree=checkout.tree,
         )
     finally:
         if not settings.keep_work_dir:

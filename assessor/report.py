@@ -49,6 +49,7 @@ class Report:
     notes: tuple[str, ...] = ()
     services: dict[str, Any] | None = None
     failures: tuple[dict[str, Any], ...] = ()
+    tree: str | None = None   # the commit's git tree, for finding the same work submitted under another commit
     # Not part of the JSON: stored beside it, once per commit (see assessor.codeview).
     sources: SourceSnapshot | None = field(default=None, compare=False, repr=False)
 
@@ -88,6 +89,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "environment": report.environment,
         "flags": list(report.flags),
         "failures": list(report.failures),
+        "tree": report.tree,
         "toolchain": report.toolchain,
         "services": report.services,
         "notes": list(report.notes),
@@ -148,6 +150,7 @@ def report_from_json(text: str | bytes) -> Report:
             notes=tuple(data.get("notes") or ()),
             services=data.get("services"),
             failures=tuple(data.get("failures") or ()),
+            tree=data.get("tree") if isinstance(data.get("tree"), str) else None,
         )
     except ReportError:
         raise

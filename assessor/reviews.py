@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from assessor import integrity
 from assessor.db import utcnow
 from assessor.errors import AssessorError
 from assessor.models import (
@@ -327,6 +328,25 @@ def final_score(rubric: Rubric, report: Report, levels: Mapping[str, ReviewLevel
     return FinalScore(tuple(scores), tuple(gates), score)
 
 
+def acknowledge_integrity(session: Session, *, mentor: User, attempt: Attempt, reason: Any) -> Review:
+    """The reviewing mentor's reason for going on despite the integrity flags, kept on the review and the timeline."""
+    review = get_review(session, attempt=attempt)
+    if review is None or review.mentor_id != mentor.id or review.decided_at is not None:
+        raise ReviewError("only the mentor reviewing this attempt can acknowledge its flags, before the decision")
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": "say why you go on (what you "
+                                                                                 "checked, what you found)"})
+    if len(text) > MAX_TEXT:
+        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": f"keep it under {MAX_TEXT} "
+                                                                                 f"characters"})
+    review.integrity_acknowledged_at, review.integrity_reason = utcnow(), text
+    session.add(review)
+    record_event(session, attempt=attempt, kind="integrity_acknowledged", actor=mentor, detail=text)
+    session.commit()
+    return review
+
+
 def preview_score(rubric: Rubric, report: Report, chosen: Mapping[str, Any]) -> FinalScore:
     """The final score the chosen levels (criterion id → level as typed) would give, for the decision bar; a level
     that is not one of the criterion's counts as not set."""
@@ -397,6 +417,9 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
         cleaned[criterion.id] = (automated_level, level, text, reason or None)
     if decision == CHANGES_REQUESTED and not comment:
         errors["comment"] = "tell the learner what to change"
+    if decision == APPROVED and review.integrity_acknowledged_at is None and integrity.flagged(session, attempt=attempt):
+        errors["integrity"] = ("another learner submitted the same work: acknowledge the flag with your reason "
+                               "before approving")
     if errors:
         raise ReviewError("some answers need attention", errors)
 

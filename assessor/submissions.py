@@ -40,6 +40,7 @@ EVENT_LABELS = {
     "approved": "approved",
     "changes_requested": "changes requested",
     "line_comment": "commented on the code",
+    "integrity_acknowledged": "integrity flag acknowledged",
 }
 
 
@@ -321,7 +322,8 @@ def store_report(session: Session, *, report: Report) -> tuple[StoredReport, boo
         return existing, True
     stored = StoredReport(key=key, commit=report.commit, rubric_id=report.rubric.id,
                           rubric_version=report.rubric.version, rubric_sha256=report.rubric.sha256,
-                          outcome=report.outcome, percent=report.score.percent, document=report_to_json(report))
+                          outcome=report.outcome, percent=report.score.percent, tree=report.tree,
+                          document=report_to_json(report))
     session.add(stored)
     session.commit()
     return stored, False

@@ -407,3 +407,17 @@ def test_resolve_commit_reads_the_remote_without_cloning(make_repo, tmp_path):
     assert resolve_commit(str(repo), "main", policy=SourcePolicy(allow_local=True)) == head
     assert resolve_commit(str(repo), None, policy=SourcePolicy()) is None  # local sources not allowed
     assert set(tmp_path.iterdir()) == before
+
+
+def test_the_same_files_committed_by_someone_else_have_the_same_tree(make_repo, tmp_path):
+    from tests.conftest import git
+
+    files = {"app.py": "def main():\n    return 1\n", "tests/test_app.py": "from app import main\n"}
+    original, copied = make_repo(files), make_repo(files, message="my own work, honestly")
+    git(copied, "commit", "-q", "--amend", "--no-edit", "--author", "Someone Else <else@example.org>",
+        "--date", "2020-01-01T00:00:00")
+    first = clone(str(original), tmp_path / "one", policy=SourcePolicy(allow_local=True))
+    second = clone(str(copied), tmp_path / "two", policy=SourcePolicy(allow_local=True))
+    assert first.commit != second.commit and first.tree == second.tree and len(first.tree) == 40
+    different = clone(str(make_repo({"app.py": "x = 2\n"})), tmp_path / "three", policy=SourcePolicy(allow_local=True))
+    assert different.tree != first.tree

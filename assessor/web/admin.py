@@ -1,9 +1,9 @@
 """Administration: accounts, roles, mentors' course assignments, sessions and the mail the service sends."""
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import accounts, mail, notifications
+from assessor import accounts, integrity, mail, notifications
 from assessor.errors import AssessorError
 from assessor.jobs import enqueue_mail
 from assessor.web.extensions import db, huey, job_settings, public_url, role_required, rubrics
@@ -30,6 +30,21 @@ def users():
     people = accounts.list_users(session)
     courses = {user.id: accounts.assigned_courses(session, user=user) for user in people if user.role == "mentor"}
     return render_template("admin/users.html", users=people, courses=courses)
+
+
+@bp.route("/integrity")
+@role_required("admin")
+def integrity_page():
+    """Attempts another learner submitted the same work for, per course."""
+    try:
+        courses = [(rubric.id, f"{rubric.course}: {rubric.title}") for rubric in rubrics()]
+    except AssessorError:
+        courses = []
+    course = request.args.get("course") or None
+    if course not in {cid for cid, _ in courses}:
+        course = None
+    rows = integrity.flagged_attempts(db(), rubric_id=course)
+    return render_template("admin/integrity.html", rows=rows, courses=courses, course=course)
 
 
 @bp.route("/users/new", methods=["GET", "POST"])

@@ -3,7 +3,7 @@
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import line_comments, notifications, reviews, submissions
+from assessor import integrity, line_comments, notifications, reviews, submissions
 from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
@@ -86,6 +86,7 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
         has_code=has_sources(session, commit=attempt.commit), confirm_approve=confirm_approve,
         code_comments=line_comments.comments_for(session, attempt=attempt, rubric=rubric),
         error_links=_error_links(rubric, errors or {}),
+        same_work=integrity.same_work(session, attempt=attempt, viewer=current_user),
         attempt=attempt, rubric=rubric, report=report, review=review, levels=levels, result=result, selves=selves,
         values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
         learner=learner, timeline=submissions.timeline(session, attempt=attempt),
@@ -109,6 +110,9 @@ def _error_links(rubric, errors: dict[str, str]) -> list[tuple[str, str]]:
                 links.append((key, f"{criterion.title}, {what}: {errors[key]}"))
     if "comment" in errors:
         links.append(("comment", f"Overall comment: {errors['comment']}"))
+    for key in ("integrity", "integrity_reason"):
+        if key in errors:
+            links.append(("integrity_reason", f"Integrity: {errors[key]}"))
     return links
 
 
@@ -144,6 +148,26 @@ def start(attempt_id: int):
         flash(str(error), "error")
     else:
         flash("Review started: the learner's self-assessment is now locked.", "info")
+    return redirect(url_for("mentor.review", attempt_id=attempt.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/acknowledge", methods=["POST"])
+@role_required("mentor", "admin")
+def acknowledge(attempt_id: int):
+    attempt = _attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    reason = request.form.get("integrity_reason", "")
+    try:
+        reviews.acknowledge_integrity(session, mentor=current_user, attempt=attempt, reason=reason)
+    except reviews.ReviewError as error:
+        session.rollback()
+        session.refresh(attempt)
+        context = _review_context(attempt, errors=error.errors or {"form": str(error)})
+        context["integrity_value"] = reason
+        return render_template("mentor/review.html", **context), 400 if error.errors else 409
+    flash("Flag acknowledged: your reason is on the timeline. You can now decide.", "success")
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
 
 

@@ -1,4 +1,5 @@
-"""code view: source files and line comments; self-assessments may be drafts
+"""code view: source files and line comments; self-assessments may be drafts; reports keep their git tree and
+reviews a mentor's acknowledgement of integrity flags
 
 Revision ID: 0004
 Revises: 0003
@@ -53,6 +54,14 @@ def upgrade() -> None:
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('self_assessed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
+    with op.batch_alter_table('stored_reports', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tree', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
+        batch_op.create_index(batch_op.f('ix_stored_reports_tree'), ['tree'], unique=False)
+
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('integrity_acknowledged_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('integrity_reason', sa.Text(), nullable=True))
+
     with op.batch_alter_table('self_assessments', schema=None) as batch_op:
         batch_op.alter_column('level',
                existing_type=sa.INTEGER(),
@@ -70,6 +79,14 @@ def downgrade() -> None:
         batch_op.alter_column('level',
                existing_type=sa.INTEGER(),
                nullable=False)
+
+    with op.batch_alter_table('reviews', schema=None) as batch_op:
+        batch_op.drop_column('integrity_reason')
+        batch_op.drop_column('integrity_acknowledged_at')
+
+    with op.batch_alter_table('stored_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_stored_reports_tree'))
+        batch_op.drop_column('tree')
 
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_column('self_assessed_at')
