@@ -1,15 +1,21 @@
 """Integrity before a certificate: the same work from another learner is flagged on the review page, and cannot be
 approved until the mentor acknowledges the flag with a reason."""
 
+import pytest
 from sqlmodel import select
 
 from assessor.models import APPROVED, Attempt, Event, Review, StoredReport
 
-from tests.web.test_mentor import mentor, review_url, save, start  # noqa: F401  (mentor is a fixture)
+from tests.web.test_mentor import review_url, save, start
+
+
+@pytest.fixture
+def mentor(make_user):
+    return make_user("mentor", courses=["test-capstone"], name="Mona Mentor")
 
 
 def test_the_same_commit_from_another_learner_is_flagged_and_gates_the_approval(
-        client, auth, make_user, make_attempt, mentor, db):  # noqa: F811
+        client, auth, make_user, make_attempt, mentor, db):
     first = make_attempt(make_user(name="Original Author"), commit="a" * 40)
     copy = make_attempt(make_user(name="Second Learner"), commit="a" * 40)
     auth.as_(mentor)
@@ -37,7 +43,7 @@ def test_the_same_commit_from_another_learner_is_flagged_and_gates_the_approval(
     assert "integrity flag acknowledged" in client.get(review_url(copy)).get_data(as_text=True)
 
 
-def test_the_same_files_under_another_commit_are_flagged_too(client, auth, make_user, make_attempt, mentor, db):  # noqa: F811
+def test_the_same_files_under_another_commit_are_flagged_too(client, auth, make_user, make_attempt, mentor, db):
     first, copy = make_attempt(make_user(name="First")), make_attempt(make_user(name="Re-committed"))
     for attempt in (first, copy):  # the same tree (see test_intake), under two commits by two authors
         stored = db.get(StoredReport, attempt.report_id)
@@ -49,7 +55,7 @@ def test_the_same_files_under_another_commit_are_flagged_too(client, auth, make_
     assert "The same files under another commit" in html and ">First, Test Course, attempt 1<" in html.replace("\n", "")
 
 
-def test_another_courses_learner_is_not_named_to_this_courses_mentor(client, auth, make_user, make_attempt, mentor):  # noqa: F811
+def test_another_courses_learner_is_not_named_to_this_courses_mentor(client, auth, make_user, make_attempt, mentor):
     make_attempt(make_user(name="Elsewhere Person"), rubric_id="other-capstone", commit="b" * 40)
     copy = make_attempt(make_user(), commit="b" * 40)
     auth.as_(mentor)
@@ -60,7 +66,7 @@ def test_another_courses_learner_is_not_named_to_this_courses_mentor(client, aut
     assert "Elsewhere Person" in client.get(review_url(copy)).get_data(as_text=True)
 
 
-def test_an_honest_attempt_shows_no_flag_and_approves_directly(client, auth, make_user, make_attempt, mentor):  # noqa: F811
+def test_an_honest_attempt_shows_no_flag_and_approves_directly(client, auth, make_user, make_attempt, mentor):
     make_attempt(make_user(), commit="c" * 40)
     own = make_attempt(make_user(), commit="d" * 40)
     auth.as_(mentor)
