@@ -200,29 +200,15 @@ def _opcodes(old: list[str], new: list[str]) -> list[tuple[str, int, int, int, i
     return merged
 
 
-def _grouped(codes: list[tuple[str, int, int, int, int]], context: int):
-    """The opcodes in hunks with `context` unchanged lines around each change (like difflib's grouping)."""
-    if not any(tag != "equal" for tag, *_ in codes):
-        return []
-    groups, group = [], []
-    for index, (tag, a1, a2, b1, b2) in enumerate(codes):
-        if tag != "equal":
-            group.append((tag, a1, a2, b1, b2))
-            continue
-        first, last = index == 0, index == len(codes) - 1
-        if not first and a2 - a1 > 2 * context and not last:
-            group.append((tag, a1, a1 + context, b1, b1 + context))
-            groups.append(group)
-            group = [(tag, a2 - context, a2, b2 - context, b2)]
-            continue
-        if first:
-            a1, b1 = max(a1, a2 - context), max(b1, b2 - context)
-        if last:
-            a2, b2 = min(a2, a1 + context), min(b2, b1 + context)
-        group.append((tag, a1, a2, b1, b2))
-    if group and any(tag != "equal" for tag, *_ in group):
-        groups.append(group)
-    return groups
+class _TrimmedMatcher(difflib.SequenceMatcher):
+    """difflib's matcher (and so its own hunk grouping), over the opcodes `_opcodes` found."""
+
+    def __init__(self, old: list[str], new: list[str]):
+        super().__init__(None, old, new, autojunk=False)
+        self._codes = _opcodes(old, new)
+
+    def get_opcodes(self):
+        return list(self._codes)
 
 
 def line_mapping(old_text: str, new_text: str) -> dict[int, int]:
@@ -284,7 +270,7 @@ def changes(old: dict[str, str], new: dict[str, str], *, comments: list[Comment]
         old_lines, new_lines = (before or "").splitlines(), (after or "").splitlines()
         lines: list[DiffLine] = []
         added = removed = 0
-        for group in _grouped(_opcodes(old_lines, new_lines), context):
+        for group in _TrimmedMatcher(old_lines, new_lines).get_grouped_opcodes(context):
             if lines:
                 lines.append(DiffLine("gap", None, None, ""))
             for tag, old_start, old_end, new_start, new_end in group:

@@ -30,27 +30,29 @@ def tree_of(session: Session, *, attempt: Attempt) -> str | None:
     return session.exec(select(StoredReport.tree).where(StoredReport.id == attempt.report_id)).first()
 
 
+def _same_work_of(session: Session, attempt: Attempt, *columns):
+    """Other learners' scored attempts with this attempt's commit or tree, oldest first."""
+    tree = tree_of(session, attempt=attempt)
+    matches = [Attempt.commit == attempt.commit] + ([StoredReport.tree == tree] if tree else [])
+    return (select(*columns).select_from(Attempt)
+            .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+            .where(Attempt.user_id != attempt.user_id, Attempt.status == SCORED, or_(*matches))
+            .order_by(Attempt.id))
+
+
 def same_work(session: Session, *, attempt: Attempt, viewer: User) -> list[SameWork]:
     """Every other learner's scored attempt of this commit or tree, oldest first. The link and the name are given
     only to admins and to mentors assigned to that attempt's course."""
     if not attempt.commit:
         return []
-    tree = tree_of(session, attempt=attempt)
-    matches = [Attempt.commit == attempt.commit]
-    if tree:
-        matches.append(StoredReport.tree == tree)
-    rows = session.exec(
-        select(Attempt, User, StoredReport.tree)
-        .join(User, User.id == Attempt.user_id)
-        .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
-        .where(Attempt.user_id != attempt.user_id, Attempt.status == SCORED, or_(*matches))
-        .order_by(Attempt.id).limit(MAX_MATCHES)).all()
+    rows = session.exec(_same_work_of(session, attempt, Attempt, User)
+                        .join(User, User.id == Attempt.user_id).limit(MAX_MATCHES)).all()
     if viewer.role == "admin":
         allowed = None
     else:
         allowed = set(session.exec(select(CourseAssignment.rubric_id).where(CourseAssignment.user_id == viewer.id)))
     found = []
-    for other, learner, other_tree in rows:
+    for other, learner in rows:
         visible = allowed is None or other.rubric_id in allowed
         found.append(SameWork(other.id, other.number, other.rubric_id, other.course, learner.id,
                               learner.display_name if visible else None,
@@ -62,12 +64,7 @@ def flagged(session: Session, *, attempt: Attempt) -> bool:
     """Whether anything would be flagged, whoever looks."""
     if not attempt.commit:
         return False
-    tree = tree_of(session, attempt=attempt)
-    matches = [Attempt.commit == attempt.commit] + ([StoredReport.tree == tree] if tree else [])
-    return session.exec(
-        select(Attempt.id).join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
-        .where(Attempt.user_id != attempt.user_id, Attempt.status == SCORED, or_(*matches)).limit(1)).first() \
-        is not None
+    return session.exec(_same_work_of(session, attempt, Attempt.id).limit(1)).first() is not None
 
 
 @dataclass(frozen=True)

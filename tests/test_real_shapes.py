@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,9 +182,11 @@ def test_service_in_a_subfolder_with_requirement_includes(make_repo, settings, r
         "project/tests/conftest.py": "import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parents[1] / 'src'))\n",
         "project/tests/test_book.py": LEDGER_TESTS,
     })
-    report = assess(str(repo), rubric, settings=settings)
+    report = assess(str(repo), rubric, settings=replace(settings, keep_sources=True))
 
     assert report.toolchain["root"] == "project"
+    # The code view finds each measured file under the name coverage gives it (from the checkout, not the project).
+    assert {entry["path"] for entry in report.coverage["files"]} <= set(report.sources.paths())
     assert "project/requirements.txt" in report.toolchain["detected_from"]
     assert any(name.startswith("attrs==") for name in report.environment["installed"])
     assert not any(name.startswith("sphinx") for name in report.environment["installed"])

@@ -135,6 +135,16 @@ def _segment(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
 
+def _submission_of_the_one_user(run) -> tuple[int, int]:
+    """(user id, submission id): a submission, and the rubric snapshot its attempts point at, as 0002 has them."""
+    user = run("SELECT id FROM users").scalar_one()
+    run("INSERT INTO submissions (user_id, rubric_id, course, created_at) VALUES (:u, 'r', 'c', CURRENT_TIMESTAMP)",
+        u=user)
+    run("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
+        "VALUES (:h, 'r', '1', 'x', CURRENT_TIMESTAMP)", h="a" * 64)
+    return user, run("SELECT id FROM submissions").scalar_one()
+
+
 def test_certificates_signed_before_es256_keep_their_key_url_and_issuer(engine):
     """0003: each Ed25519 key keeps the URL verifiers already hold (read from a certificate it signed) and each
     certificate keeps the issuer id it was signed with, whatever ASSESSOR_PUBLIC_URL says later."""
@@ -148,12 +158,7 @@ def test_certificates_signed_before_es256_keep_their_key_url_and_issuer(engine):
                       _segment({"iss": old_issuer, "id": "urn:uuid:x"}), "c2ln"])
     with engine.begin() as connection:
         run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
-        user = run("SELECT id FROM users").scalar_one()
-        run("INSERT INTO submissions (user_id, rubric_id, course, created_at) VALUES (:u, 'r', 'c', CURRENT_TIMESTAMP)",
-            u=user)
-        submission = run("SELECT id FROM submissions").scalar_one()
-        run("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
-            "VALUES (:h, 'r', '1', 'x', CURRENT_TIMESTAMP)", h="a" * 64)
+        user, submission = _submission_of_the_one_user(run)
         run("INSERT INTO attempts (submission_id, user_id, number, rubric_id, rubric_version, rubric_sha256, course, "
             "source_url, status, reused_report, review_state, tries, dead_letter, created_at) VALUES (:s, :u, 1, 'r', "
             "'1', :h, 'c', 'https://git.example.org/a.git', 'done', :no, 'approved', 1, :no, CURRENT_TIMESTAMP)",
@@ -183,12 +188,7 @@ def test_self_assessments_made_before_drafts_existed_count_as_submitted(engine):
     upgrade(engine, "0003")
     with engine.begin() as connection:
         run = lambda sql, **values: connection.execute(text(sql), values)  # noqa: E731
-        user = run("SELECT id FROM users").scalar_one()
-        run("INSERT INTO submissions (user_id, rubric_id, course, created_at) VALUES (:u, 'r', 'c', CURRENT_TIMESTAMP)",
-            u=user)
-        submission = run("SELECT id FROM submissions").scalar_one()
-        run("INSERT INTO rubric_snapshots (sha256, rubric_id, version, source, created_at) "
-            "VALUES (:h, 'r', '1', 'x', CURRENT_TIMESTAMP)", h="a" * 64)
+        user, submission = _submission_of_the_one_user(run)
         for number in (1, 2):
             run("INSERT INTO attempts (submission_id, user_id, number, rubric_id, rubric_version, rubric_sha256, "
                 "course, source_url, status, reused_report, review_state, tries, dead_letter, created_at) VALUES "
