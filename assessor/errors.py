@@ -45,3 +45,7 @@ class ModuleImportError(AssessorError):
         first = "; ".join(f"line {line}: {message}" for line, message in problems[:3])
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         super().__init__(f"nothing was imported: {first}{more}")
+
+
+class IntegrityError(AssessorError):
+    """Integrity evidence could not be gathered (fingerprints, history)."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from assessor import authorship
+from assessor.authorship import Authorship, HistoryLimits
 from assessor.errors import IntakeError, TransientIntakeError
 
 MAX_SOURCE_LENGTH = 1024
@@ -100,6 +102,7 @@ class Checkout:
     size_bytes: int
     committed_at: str | None = None  # the commit's committer date (ISO 8601), as git records it
     tree: str | None = None          # the commit's tree: the same files under another commit or author share it
+    authorship: Authorship | None = None   # who wrote it, by the history (when asked for)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -372,8 +375,10 @@ def _shown(text: str, limit: int = 60) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePolicy = SourcePolicy(),
-          limits: CloneLimits = CloneLimits()) -> Checkout:
-    """Shallow-clone `source` at `ref` into `dest` (must not exist or be empty). Raises IntakeError; on any failure dest is removed."""
+          limits: CloneLimits = CloneLimits(), history: HistoryLimits | None = None) -> Checkout:
+    """Shallow-clone `source` at `ref` into `dest` (must not exist or be empty). Raises IntakeError; on any failure dest is removed.
+
+    With `history`, the commits before it are fetched too (as many as the limits allow) and read for authorship."""
     url = check_source(source, policy)
     if ref is not None:
         _check_ref(ref)
@@ -387,13 +392,51 @@ def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePoli
             file_count, size_bytes = session.enforce_limits()
             committed_at = session.commit_date(commit)
             tree = session.tree_of(commit)
+            found = _read_authorship(session, url, commit, history) if history is not None else None
     except BaseException as error:
         _remove_tree(dest)
         if isinstance(error, OSError):
             raise IntakeError(f"could not write the checkout: {error.strerror or error}") from None
         raise
     return Checkout(source=url, ref=ref, commit=commit, path=dest, file_count=file_count, size_bytes=size_bytes,
-                    committed_at=committed_at, tree=tree)
+                    committed_at=committed_at, tree=tree, authorship=found)
+
+
+# Files whose lines are attributed: the code and the written artifacts, not what tools generate.
+_ATTRIBUTED_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx", ".md", ".rst", ".txt", ".adoc",
+                        ".yaml", ".yml", ".toml", ".sql", ".html", ".css")
+
+
+def _read_authorship(session: _GitSession, url: str, commit: str, history: HistoryLimits) -> Authorship:
+    """Deepen the shallow clone to `history.commits` commits within its own time budget and the size limit, then
+    read who wrote what. Not getting the history is a note, never a failed clone."""
+    notes = []
+    saved_deadline = session.deadline
+    session.deadline = min(saved_deadline, time.monotonic() + history.seconds)
+    try:
+        result = session.run("fetch", f"--depth={history.commits}", "--no-tags", "--no-recurse-submodules",
+                             "--end-of-options", url, commit)
+        if not result.ok:
+            notes.append(f"the history could not be fetched ({_one_line(result.stderr, 120)}): only the assessed "
+                         "commit was read")
+    except IntakeError as error:
+        notes.append(f"the history was not fetched ({error}): only the assessed commit was read")
+        for partial in (session.dest / ".git" / "objects" / "pack").glob("tmp_*"):
+            partial.unlink(missing_ok=True)
+    # Reading has a budget of its own (blame stops itself in time); the clone's deadline is put back after.
+    session.deadline = time.monotonic() + history.blame_seconds + history.seconds
+    try:
+        shallow = session.run("rev-parse", "--is-shallow-repository").stdout.strip()
+        listed = session.history_git("ls-tree", "-r", "-z", "--name-only", commit)
+        paths = sorted(path for path in listed[1].split("\0") if path.lower().endswith(_ATTRIBUTED_SUFFIXES)
+                       and path.rsplit("/", 1)[-1] not in _LOCK_FILES)
+        return authorship.collect(session.history_git, commit, paths, limits=history, complete=shallow == "false",
+                                  notes=notes)
+    finally:
+        session.deadline = saved_deadline
+
+
+_LOCK_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "uv.lock"})
 
 
 def _claim_destination(dest: Path) -> None:
@@ -460,6 +503,7 @@ class _GitSession:
     def __init__(self, dest: Path, scratch: Path, policy: SourcePolicy, limits: CloneLimits,
                  pinned: PinnedHost | None = None):
         self.dest = dest
+        self.scratch = scratch
         self.limits = limits
         self.deadline = time.monotonic() + limits.timeout_seconds
         self.git = shutil.which("git")
@@ -468,9 +512,9 @@ class _GitSession:
         self.env = _clean_environment(scratch, policy)
         self.config = [arg for setting in _git_config(policy, pinned) for arg in ("-c", setting)]
 
-    def run(self, *args: str) -> _GitResult:
+    def run(self, *args: str, cwd: Path | None = None, whole_output: bool = False) -> _GitResult:
         # Never the caller's working directory: git must not discover some unrelated repository there.
-        cwd = self.dest if self.dest.is_dir() else self.dest.parent
+        cwd = cwd or (self.dest if self.dest.is_dir() else self.dest.parent)
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             process = subprocess.Popen(
                 [self.git, *self.config, *args], cwd=cwd,
@@ -483,7 +527,19 @@ class _GitSession:
                 # Not yet reaped, so the group id cannot have been reused by an unrelated process.
                 _kill_group(process)
                 raise
-            return _GitResult(process.returncode, _tail(out), _tail(err))
+            return _GitResult(process.returncode, _whole(out) if whole_output else _tail(out), _tail(err))
+
+    def history_git(self, *args: str) -> tuple[bool, str]:
+        """A read-only git command on the clone, run from an empty folder against an empty work tree, so that
+        the learner's own .mailmap is never read (it could map other people's addresses onto theirs)."""
+        outside = self.scratch / "outside"
+        outside.mkdir(exist_ok=True)
+        try:
+            result = self.run("-c", "mailmap.file=", "-c", "mailmap.blob=", f"--git-dir={self.dest / '.git'}",
+                              f"--work-tree={outside}", *args, cwd=outside, whole_output=True)
+        except IntakeError:
+            return False, ""
+        return result.ok, result.stdout
 
     def run_or_fail(self, *args: str) -> _GitResult:
         result = self.run(*args)
@@ -634,6 +690,14 @@ def _tail(stream) -> str:
     stream.seek(0, os.SEEK_END)
     stream.seek(max(0, stream.tell() - STDERR_TAIL_BYTES))
     return stream.read().decode("utf-8", errors="replace")
+
+
+WHOLE_OUTPUT_BYTES = 64 * 1024 * 1024
+
+
+def _whole(stream) -> str:
+    stream.seek(0)
+    return stream.read(WHOLE_OUTPUT_BYTES).decode("utf-8", errors="replace")
 
 
 def _measure_tree(root: Path) -> tuple[int, int]:
