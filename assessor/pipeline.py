@@ -15,11 +15,12 @@ from types import ModuleType
 from typing import Any
 
 from assessor import facts, sources, toolchains
+from assessor.authorship import HistoryLimits
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.intake import CloneLimits, SourcePolicy, check_source, clone
 from assessor.manifest import merged, read_manifest
 from assessor.measure.artifacts import check_artifacts
-from assessor.report import Report, RubricRef
+from assessor.report import Report, RubricRef, integrity_section
 from assessor.rubric import Rubric
 from assessor.sandbox import SandboxLimits, bubblewrap_available
 from assessor.scoring import CriterionScore, decide, score_measured, score_pending
@@ -50,6 +51,7 @@ class PipelineSettings:
     wall_seconds: float | None = None  # one run's override of the rubric's wall-clock limit
     keep_work_dir: bool = False
     keep_sources: bool = False  # the text files at the commit, for the code view (Report.sources)
+    history: HistoryLimits | None = field(default_factory=HistoryLimits)  # None: the commit alone, no authorship
 
 
 def _ignore_progress(stage: str, message: str) -> None:
@@ -106,7 +108,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
     try:
         with clock.stage("cloning", f"cloning {source}" + (f" at {ref}" if ref else "")):
             checkout = clone(source, job_dir / "checkout", ref=ref, policy=settings.source_policy,
-                             limits=settings.clone_limits)
+                             limits=settings.clone_limits, history=settings.history)
             # Read before any learner code runs, so what the code view shows is exactly the assessed commit.
             source_files = sources.snapshot(checkout.path) if settings.keep_sources else None
         with clock.stage("measuring", f"measuring commit {checkout.commit[:12]}"):
@@ -174,6 +176,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             failures=tuple(run_data.get("failures", ())),
             sources=source_files,
             tree=checkout.tree,
+            integrity=integrity_section(authorship=checkout.authorship),
         )
     finally:
         if not settings.keep_work_dir:

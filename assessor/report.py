@@ -50,6 +50,7 @@ class Report:
     services: dict[str, Any] | None = None
     failures: tuple[dict[str, Any], ...] = ()
     tree: str | None = None   # the commit's git tree, for finding the same work submitted under another commit
+    integrity: dict[str, Any] | None = None   # authorship from the history, near copies found by the worker
     # Not part of the JSON: stored beside it, once per commit (see assessor.codeview).
     sources: SourceSnapshot | None = field(default=None, compare=False, repr=False)
 
@@ -62,6 +63,17 @@ class Report:
             if score.id == criterion_id:
                 return score
         raise KeyError(criterion_id)
+
+
+INTEGRITY_VERSION = 1
+
+
+def integrity_section(*, authorship=None, similarity: dict | None = None) -> dict[str, Any]:
+    """The report's integrity findings, versioned on their own: `authorship` from the pipeline (an
+    assessor.authorship.Authorship), `similarity` added by the worker after scoring."""
+    return {"version": INTEGRITY_VERSION,
+            "authorship": authorship.to_dict() if authorship is not None else None,
+            "similarity": similarity}
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -90,6 +102,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "flags": list(report.flags),
         "failures": list(report.failures),
         "tree": report.tree,
+        "integrity": report.integrity,
         "toolchain": report.toolchain,
         "services": report.services,
         "notes": list(report.notes),
@@ -151,6 +164,7 @@ def report_from_json(text: str | bytes) -> Report:
             services=data.get("services"),
             failures=tuple(data.get("failures") or ()),
             tree=data.get("tree") if isinstance(data.get("tree"), str) else None,
+            integrity=data.get("integrity") if isinstance(data.get("integrity"), dict) else None,
         )
     except ReportError:
         raise

@@ -95,6 +95,14 @@ class ServiceRules:
 
 
 @dataclass(frozen=True)
+class IntegrityRules:
+    """What a course counts as a near copy: this share of a submission's code, or of one of its modules, found in
+    another learner's submission (or a shipped sample)."""
+
+    similarity_percent: float = 50.0
+
+
+@dataclass(frozen=True)
 class Rubric:
     id: str
     title: str
@@ -110,6 +118,7 @@ class Rubric:
     services: "ServiceRules" = field(default_factory=lambda: ServiceRules())
     env: dict[str, str] = field(default_factory=dict)
     project_root: str | None = None
+    integrity: IntegrityRules = field(default_factory=IntegrityRules)
 
     @property
     def total_weight(self) -> float:
@@ -373,6 +382,15 @@ def _parse_env(table: Any, source: str) -> dict[str, str]:
     return env
 
 
+def _parse_integrity(table: Any, source: str) -> IntegrityRules:
+    fields = _Fields(table, "integrity", source)
+    percent = fields.get("similarity_percent", float, required=False, default=IntegrityRules.similarity_percent)
+    if not 5 <= percent <= 100:
+        raise fields.fail("similarity_percent", "must be a percentage from 5 to 100")
+    fields.reject_unknown()
+    return IntegrityRules(similarity_percent=percent)
+
+
 def _parse_project(table: Any, source: str) -> str | None:
     fields = _Fields(table, "project", source)
     root = fields.get("root", str, required=False)
@@ -420,6 +438,7 @@ def parse_rubric(data: bytes, *, source: str) -> Rubric:
         services=_parse_services(fields.get("services", dict, required=False, default={}), source),
         env=_parse_env(fields.get("env", dict, required=False, default={}), source),
         project_root=_parse_project(fields.get("project", dict, required=False, default={}), source),
+        integrity=_parse_integrity(fields.get("integrity", dict, required=False, default={}), source),
         sha256=hashlib.sha256(data).hexdigest(),
         path=source,
     )

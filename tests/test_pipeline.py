@@ -62,6 +62,11 @@ def test_passing_sample_scores_top_levels_and_waits_for_the_mentor(tmp_path, set
     # The job's work directory is gone once the report exists; only the shared build area stays.
     assert [entry.name for entry in (tmp_path / "work").iterdir()] == ["shared"]
     assert report_from_json(report_to_json(report)) == report
+    # The sample is one commit: the history says so (the worker adds the near copies).
+    authorship = report.integrity["authorship"]
+    assert report.integrity["version"] == 1 and report.integrity["similarity"] is None
+    assert authorship["single_commit"] and [a["email"] for a in authorship["authors"]] == ["learner@example.org"]
+    assert authorship["lines"] > 1_000 and authorship["authors"][0]["lines"] == authorship["lines"]
 
 
 def test_falling_short_sample_fails_with_evidence_a_mentor_can_act_on(tmp_path, settings, rubric):

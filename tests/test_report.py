@@ -1,5 +1,6 @@
 """The JSON report: documented keys present, and a stored report reads back unchanged."""
 
+import dataclasses
 import json
 
 import pytest
@@ -52,6 +53,15 @@ def test_report_round_trips_through_json(report):
     again = report_from_json(report_to_json(report))
     assert again == report
     assert report_to_dict(again) == report_to_dict(report)
+
+
+def test_integrity_findings_round_trip_and_older_reports_read_without_them(report):
+    findings = {"version": 1, "authorship": {"commits": 3}, "similarity": {"matches": [], "threshold_percent": 50}}
+    with_findings = dataclasses.replace(report, integrity=findings)
+    assert report_from_json(report_to_json(with_findings)).integrity == findings
+    older = json.loads(report_to_json(report))
+    del older["integrity"]
+    assert report_from_json(json.dumps(older)).integrity is None
 
 
 @pytest.mark.parametrize("damaged", [

@@ -262,6 +262,12 @@ INVALID = [
     ("env value", variant("[limits]\n", "[env]\nDEBUG = 1\n\n[limits]\n"), ["env", "field 'DEBUG'", "must be text"]),
     ("project root outside", variant("[limits]\n", '[project]\nroot = "../up"\n\n[limits]\n'),
      ["project", "field 'root'", "inside the repository"]),
+    ("similarity too low", variant("[limits]\n", "[integrity]\nsimilarity_percent = 2\n\n[limits]\n"),
+     ["integrity", "field 'similarity_percent'", "from 5 to 100"]),
+    ("similarity not a number", variant("[limits]\n", '[integrity]\nsimilarity_percent = "half"\n\n[limits]\n'),
+     ["integrity", "field 'similarity_percent'", "must be a number"]),
+    ("integrity unknown key", variant("[limits]\n", "[integrity]\nthreshold = 50\n\n[limits]\n"),
+     ["integrity", "field 'threshold'", "not a known field"]),
 ]
 
 
@@ -392,3 +398,9 @@ def test_services_env_and_project_root():
     assert (rubric.services.require, rubric.services.forbid, rubric.services.start_seconds) == \
         (("postgresql",), ("mongodb",), 12.0)
     assert rubric.env == {"APP_ENV": "test"} and rubric.project_root == "service"
+
+
+def test_the_similarity_threshold_is_a_course_setting():
+    assert parse(BASE).integrity.similarity_percent == 50
+    rubric = parse(variant("[limits]\n", "[integrity]\nsimilarity_percent = 35\n\n[limits]\n"))
+    assert rubric.integrity.similarity_percent == 35.0
