@@ -1,10 +1,21 @@
-"""Integrity evidence before a certificate: the same work (commit or git tree) submitted by another learner."""
+"""Integrity evidence before a certificate: the same work (commit or tree) or a near copy from another learner,
+and who wrote the commits."""
 
+import dataclasses
+import json
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel import Session, func, or_, select
 
-from assessor.models import SCORED, Attempt, CourseAssignment, Review, StoredReport, User
+from assessor import similarity
+from assessor.authorship import Authorship, Share
+from assessor.models import (SCORED, Attempt, CommitEmail, CourseAssignment, FingerprintRow, Review,
+                             SimilarityMatch, StoredReport, User)
+from assessor.report import Report, integrity_section
+from assessor.rubric import Rubric
+from assessor.sources import SourceSnapshot, snapshot
 
 MAX_MATCHES = 20
 
@@ -47,10 +58,7 @@ def same_work(session: Session, *, attempt: Attempt, viewer: User) -> list[SameW
         return []
     rows = session.exec(_same_work_of(session, attempt, Attempt, User)
                         .join(User, User.id == Attempt.user_id).limit(MAX_MATCHES)).all()
-    if viewer.role == "admin":
-        allowed = None
-    else:
-        allowed = set(session.exec(select(CourseAssignment.rubric_id).where(CourseAssignment.user_id == viewer.id)))
+    allowed = _visible_courses(session, viewer)
     found = []
     for other, learner in rows:
         visible = allowed is None or other.rubric_id in allowed
@@ -61,10 +69,12 @@ def same_work(session: Session, *, attempt: Attempt, viewer: User) -> list[SameW
 
 
 def flagged(session: Session, *, attempt: Attempt) -> bool:
-    """Whether anything would be flagged, whoever looks."""
+    """Whether anything would be flagged, whoever looks: the same work, or a near copy either way."""
     if not attempt.commit:
         return False
-    return session.exec(_same_work_of(session, attempt, Attempt.id).limit(1)).first() is not None
+    if session.exec(_same_work_of(session, attempt, Attempt.id).limit(1)).first() is not None:
+        return True
+    return bool(near_copies(session, attempt=attempt, viewer=None))
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,8 @@ class FlaggedAttempt:
 
 
 def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:
-    """Scored attempts whose commit or tree another learner also submitted, newest first (for the operator)."""
+    """Scored attempts whose commit or tree another learner also submitted, or that are in a near copy, newest
+    first (for the operator)."""
     def shared(column):
         return (select(column).select_from(Attempt)
                 .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
@@ -83,7 +94,8 @@ def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: i
                 .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
     conditions = [Attempt.status == SCORED,
-                  or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree)))]
+                  or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree)),
+                      Attempt.report_id.in_(_near_copy_reports()))]
     if rubric_id:
         conditions.append(Attempt.rubric_id == rubric_id)
     rows = session.exec(
@@ -93,3 +105,242 @@ def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: i
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
         .where(*conditions).order_by(Attempt.id.desc()).limit(limit)).all()
     return [FlaggedAttempt(attempt, learner, acknowledged is not None) for attempt, learner, acknowledged in rows]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Near copies: fingerprints of each submission, stored once; a new one is compared with its course's
+# ---------------------------------------------------------------------------------------------------------------
+
+MAX_NEAR_COPIES = 10
+SCAN_BATCH = 200
+
+
+def shipped_samples() -> dict[str, Path]:
+    """The sample capstones anyone can copy: a submission that is one of them is flagged like a copy."""
+    from assessor.samples import NODE_PASSING_TREE, PASSING_TREE
+    return {"passing": PASSING_TREE, "node-passing": NODE_PASSING_TREE}
+
+
+def _ensure_sample_fingerprints(session: Session) -> None:
+    have = set(session.exec(select(FingerprintRow.sample).where(FingerprintRow.sample.is_not(None),
+                                                                FingerprintRow.engine == similarity.ENGINE)))
+    for name, tree in shipped_samples().items():
+        if name in have:
+            continue
+        stale = session.exec(select(FingerprintRow).where(FingerprintRow.sample == name)).first()
+        if stale is not None:  # made by an older engine: its hashes cannot be compared with today's
+            session.delete(stale)
+            session.flush()
+        found = similarity.fingerprint(snapshot(tree))
+        session.add(FingerprintRow(sample=name, engine=similarity.ENGINE, hashes=similarity.pack_hashes(found.hashes),
+                                   detail=similarity.pack_detail(found), count=len(found.hashes)))
+    session.commit()
+
+
+@dataclass
+class PendingNearCopies:
+    """What the worker stores beside the report once it has its id."""
+
+    submission: similarity.SubmissionFingerprint
+    rubric_id: str
+    matches: list[tuple[similarity.Likeness, int | None, str | None, list[similarity.Fragment]]]
+
+
+def _candidates(session: Session, *, rubric_id: str, learner_id: int):
+    """Stored fingerprints to compare with: the course's submissions by other learners, and the samples."""
+    by_others = (select(Attempt.report_id).where(Attempt.user_id != learner_id, Attempt.status == SCORED,
+                                                 Attempt.report_id.is_not(None)))
+    statement = (select(FingerprintRow.id, FingerprintRow.hashes)
+                 .where(FingerprintRow.engine == similarity.ENGINE,
+                        or_(FingerprintRow.sample.is_not(None),
+                            (FingerprintRow.rubric_id == rubric_id) & FingerprintRow.report_id.in_(by_others)))
+                 .execution_options(yield_per=SCAN_BATCH))
+    for row_id, packed in session.exec(statement):
+        yield similarity.StoredFingerprint(row_id, similarity.unpack_hashes(packed))
+
+
+def find_near_copies(session: Session, *, report: Report, rubric: Rubric, learner_id: int,
+                     sources: SourceSnapshot | None = None) -> tuple[Report, PendingNearCopies | None]:
+    """Compare a freshly assessed submission with every stored one of its course; the findings go into the
+    report's integrity section, and what to store once the report has its id comes back beside it."""
+    sources = sources if sources is not None else report.sources
+    if sources is None:
+        return report, None
+    started = time.monotonic()
+    _ensure_sample_fingerprints(session)
+    submission = similarity.fingerprint(sources)
+    threshold = rubric.integrity.similarity_percent
+    compared = 0
+
+    def counted(stream):
+        nonlocal compared
+        for item in stream:
+            compared += 1
+            yield item
+
+    found = similarity.likeness(submission, counted(_candidates(session, rubric_id=rubric.id, learner_id=learner_id)),
+                                threshold_percent=threshold)[:MAX_NEAR_COPIES]
+    matches = []
+    for likeness in found:
+        row = session.get(FingerprintRow, likeness.key)
+        pieces = similarity.fragments(submission, similarity.unpack_detail(row.detail))
+        matches.append((likeness, row.report_id, row.sample, pieces))
+    commits = dict(session.exec(select(StoredReport.id, StoredReport.commit).where(
+        StoredReport.id.in_([report_id for _, report_id, _, _ in matches if report_id]))).all()) if matches else {}
+    section = {
+        "engine": similarity.ENGINE,
+        "threshold_percent": threshold,
+        "compared_with": compared,
+        "seconds": round(time.monotonic() - started, 3),
+        "fingerprints": len(submission.hashes),
+        "notes": list(submission.notes),
+        "matches": [{"commit": commits.get(report_id), "sample": sample, "percent": likeness.percent,
+                     "module": likeness.module, "module_percent": likeness.module_percent,
+                     "fragments": [piece.to_dict() for piece in pieces]}
+                    for likeness, report_id, sample, pieces in matches],
+    }
+    findings = {**(report.integrity or integrity_section()), "similarity": section}
+    return (dataclasses.replace(report, integrity=findings),
+            PendingNearCopies(submission, rubric.id, matches))
+
+
+def record_near_copies(session: Session, *, report_id: int, pending: PendingNearCopies) -> None:
+    """Store a new submission's fingerprints (so later ones are compared with it) and what it matched."""
+    if session.exec(select(FingerprintRow.id).where(FingerprintRow.report_id == report_id)).first() is None:
+        session.add(FingerprintRow(report_id=report_id, rubric_id=pending.rubric_id, engine=similarity.ENGINE,
+                                   hashes=similarity.pack_hashes(pending.submission.hashes),
+                                   detail=similarity.pack_detail(pending.submission),
+                                   count=len(pending.submission.hashes)))
+    for likeness, other_report_id, sample, pieces in pending.matches:
+        session.add(SimilarityMatch(report_id=report_id, other_report_id=other_report_id, other_sample=sample,
+                                    percent=likeness.percent, module=likeness.module,
+                                    module_percent=likeness.module_percent,
+                                    fragments=json.dumps([piece.to_dict() for piece in pieces])))
+    session.commit()
+
+
+@dataclass(frozen=True)
+class NearCopy:
+    """A stored match seen from one attempt: how much of which side is found in the other."""
+
+    match_id: int
+    percent: float            # of the copying side's code found in the other
+    module: str | None
+    module_percent: float
+    this_side_copies: bool    # True: this attempt's code is found in the other; False: the other's in this one
+    sample: str | None        # a shipped sample, public
+    other: SameWork | None    # the other learner's attempt, when it is one
+
+    @property
+    def highest(self) -> float:
+        return max(self.percent, self.module_percent)
+
+
+def _visible_courses(session: Session, viewer: User | None) -> set[str] | None:
+    if viewer is None:
+        return set()
+    if viewer.role == "admin":
+        return None
+    return set(session.exec(select(CourseAssignment.rubric_id).where(CourseAssignment.user_id == viewer.id)))
+
+
+def _other_attempt(session: Session, *, report_id: int, learner_id: int) -> tuple[Attempt, User] | None:
+    """The first scored attempt of that submission by someone other than this learner."""
+    return session.exec(select(Attempt, User).join(User, User.id == Attempt.user_id)
+                        .where(Attempt.report_id == report_id, Attempt.user_id != learner_id,
+                               Attempt.status == SCORED).order_by(Attempt.id).limit(1)).first()
+
+
+def near_copies(session: Session, *, attempt: Attempt, viewer: User | None) -> list[NearCopy]:
+    """Near copies involving this attempt's submission, both ways, highest first; others' names and links only
+    for admins and that course's mentors. Matches with this learner's own other attempts are never stored."""
+    if attempt.report_id is None:
+        return []
+    rows = session.exec(select(SimilarityMatch).where(or_(SimilarityMatch.report_id == attempt.report_id,
+                                                          SimilarityMatch.other_report_id == attempt.report_id))
+                        .order_by(SimilarityMatch.id)).all()
+    allowed = _visible_courses(session, viewer)
+    found = []
+    for match in rows:
+        this_side_copies = match.report_id == attempt.report_id
+        other_report = match.other_report_id if this_side_copies else match.report_id
+        other = None
+        if other_report is not None:
+            pair = _other_attempt(session, report_id=other_report, learner_id=attempt.user_id)
+            if pair is None:
+                continue   # only this learner's own submissions share it
+            other_attempt, learner = pair
+            visible = allowed is None or other_attempt.rubric_id in allowed
+            other = SameWork(other_attempt.id, other_attempt.number, other_attempt.rubric_id, other_attempt.course,
+                             learner.id, learner.display_name if visible else None, "near copy",
+                             other_attempt.created_at, visible)
+        elif not this_side_copies:
+            continue
+        found.append(NearCopy(match.id, match.percent, match.module, match.module_percent, this_side_copies,
+                              match.other_sample if this_side_copies else None, other))
+    return sorted(found, key=lambda item: (-item.highest, item.match_id))
+
+
+def near_copy_match(session: Session, *, attempt: Attempt, match_id: int) -> SimilarityMatch | None:
+    match = session.get(SimilarityMatch, match_id)
+    if match is None or attempt.report_id is None or attempt.report_id not in (match.report_id, match.other_report_id):
+        return None
+    return match
+
+
+def match_fragments(match: SimilarityMatch, *, from_report_id: int) -> list[similarity.Fragment]:
+    """The match's fragments with this side first: stored from the copying side, swapped for the other."""
+    try:
+        pieces = [similarity.Fragment.from_dict(item) for item in json.loads(match.fragments)]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return []
+    if match.report_id == from_report_id:
+        return pieces
+    return [similarity.Fragment(p.other_path, p.other_first_line, p.other_last_line, p.path, p.first_line,
+                                p.last_line) for p in pieces]
+
+
+def _near_copy_reports():
+    return select(SimilarityMatch.report_id).union(
+        select(SimilarityMatch.other_report_id).where(SimilarityMatch.other_report_id.is_not(None)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commit addresses and authorship
+# ---------------------------------------------------------------------------------------------------------------
+
+def learner_emails(session: Session, *, learner: User) -> tuple[list[str], list[str]]:
+    """(confirmed, unconfirmed) addresses the learner commits with; a confirmed account address comes first."""
+    confirmed = [learner.email.lower()] if learner.email_verified_at is not None else []
+    unconfirmed = [] if confirmed else [learner.email.lower()]
+    for row in session.exec(select(CommitEmail).where(CommitEmail.user_id == learner.id).order_by(CommitEmail.id)):
+        (confirmed if row.confirmed_at is not None else unconfirmed).append(row.email.lower())
+    return confirmed, unconfirmed
+
+
+@dataclass(frozen=True)
+class AuthorshipEvidence:
+    """What the history says about the learner's part in the assessed commit, for the mentor to weigh."""
+
+    authorship: Authorship
+    confirmed: list[str]        # the learner's confirmed addresses
+    unconfirmed: list[str]      # addresses the learner named but has not confirmed
+    share: Share                # by the confirmed addresses
+    claimed_share: Share        # by the unconfirmed ones, shown apart
+
+    @property
+    def others(self) -> list:
+        mine = set(self.confirmed) | set(self.unconfirmed)
+        return [author for author in self.authorship.authors if author.email not in mine]
+
+
+def authorship_evidence(session: Session, *, report: Report | None, learner: User) -> AuthorshipEvidence | None:
+    data = ((report.integrity or {}).get("authorship") if report is not None else None)
+    if not isinstance(data, dict):
+        return None
+    try:
+        found = Authorship.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    confirmed, unconfirmed = learner_emails(session, learner=learner)
+    return AuthorshipEvidence(found, confirmed, unconfirmed, found.share(confirmed), found.share(unconfirmed))

@@ -39,7 +39,7 @@ from huey.api import Huey
 from huey.exceptions import TaskTimeout
 from sqlmodel import Session, select
 
-from assessor import notifications
+from assessor import integrity, notifications
 from assessor.accounts import forget_old_failures
 from assessor.mail import send_due, settings_from_config as mail_settings_from_config
 from assessor.db import make_engine, utcnow
@@ -490,10 +490,27 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
         if getattr(report, "sources", None) is not None:
             measured = {entry.get("path") for entry in (report.coverage or {}).get("files") or ()}
             store_sources(session, commit=report.commit, snapshot=report.sources, measured=measured)
+        report, near_copies = _find_near_copies(session, report, rubric, attempt_id)
         stored, reused = store_report(session, report=report)
+        if near_copies is not None and not reused:
+            integrity.record_near_copies(session, report_id=stored.id, pending=near_copies)
         if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused, try_number=try_number):
             logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id, stored.id)
     return "reused" if reused else "scored"
+
+
+def _find_near_copies(session, report, rubric, attempt_id: int):
+    """After scoring: compare with the course's stored submissions. A failure here is logged and leaves the
+    report without similarity findings; it never fails the assessment."""
+    if getattr(report, "sources", None) is None:
+        return report, None
+    try:
+        return integrity.find_near_copies(session, report=report, rubric=rubric,
+                                          learner_id=session.get(Attempt, attempt_id).user_id)
+    except Exception:
+        logger.exception("attempt %s: near copies could not be looked for", attempt_id)
+        session.rollback()
+        return report, None
 
 
 def _fail(sessions, attempt_id: int, reason: str, *, dead_letter: bool = False, try_number: int | None = None) -> None:

@@ -383,6 +383,54 @@ class LineComment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+
+class FingerprintRow(SQLModel, table=True):
+    """One submission's winnowed fingerprints (assessor.similarity), stored once when it is assessed: a shipped
+    sample's have no report and are compared with every course."""
+
+    __tablename__ = "fingerprints"
+    __table_args__ = (Index("ix_fingerprints_rubric", "rubric_id", "engine"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int | None = Field(default=None, foreign_key="stored_reports.id", unique=True)
+    sample: str | None = Field(default=None, max_length=64, unique=True)
+    rubric_id: str | None = Field(default=None, max_length=64)
+    engine: str = Field(max_length=120)
+    hashes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))   # sorted distinct int64, compressed
+    detail: bytes = Field(sa_column=Column(LargeBinary, nullable=False))   # per file, with lines (npz)
+    count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SimilarityMatch(SQLModel, table=True):
+    """A stored submission found to share code with an earlier one (or with a shipped sample)."""
+
+    __tablename__ = "similarity_matches"
+    __table_args__ = (Index("ix_similarity_report", "report_id"), Index("ix_similarity_other", "other_report_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="stored_reports.id")
+    other_report_id: int | None = Field(default=None, foreign_key="stored_reports.id")
+    other_sample: str | None = Field(default=None, max_length=64)
+    percent: float = 0.0            # of the report's code, found in the other
+    module: str | None = Field(default=None, max_length=1000)
+    module_percent: float = 0.0     # of that module
+    fragments: str = Field(default="[]", sa_column=Column(Text, nullable=False))   # JSON, see similarity.Fragment
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CommitEmail(SQLModel, table=True):
+    """Another address a learner commits with; it counts as theirs in authorship once confirmed by mail."""
+
+    __tablename__ = "commit_emails"
+    __table_args__ = (UniqueConstraint("user_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    email: str = Field(max_length=254, index=True)
+    confirmed_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
 for _statement in (
     "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END",

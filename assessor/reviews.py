@@ -418,8 +418,8 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
     if decision == CHANGES_REQUESTED and not comment:
         errors["comment"] = "tell the learner what to change"
     if decision == APPROVED and review.integrity_acknowledged_at is None and integrity.flagged(session, attempt=attempt):
-        errors["integrity"] = ("another learner submitted the same work: acknowledge the flag with your reason "
-                               "before approving")
+        errors["integrity"] = ("this attempt is flagged (the same work or a near copy of another learner's): "
+                               "acknowledge the flag with your reason before approving")
     if errors:
         raise ReviewError("some answers need attention", errors)
 

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
-from assessor import codeview, line_comments, reviews, submissions
+from assessor import codeview, integrity, line_comments, reviews, submissions
 from assessor.codeview import carry_over, line_mapping
 from assessor.models import Attempt
 from assessor.source_store import changed_sources, has_sources, read_highlighted, read_source, source_paths
@@ -223,3 +223,57 @@ def changes(attempt_id: int):
         files = codeview.changes(old, new, comments=earlier)
     return render_template("code/changes.html", attempt=attempt, previous=previous, files=files, available=available,
                            commented=len(earlier))
+
+
+# A fragment longer than this is shown in part: the page must stay quick on a copied 5,000-line file.
+MAX_FRAGMENT_LINES = 400
+
+
+@bp.route("/<int:attempt_id>/similar/<int:match_id>")
+@login_required
+def similar(attempt_id: int, match_id: int):
+    """A near copy's matching fragments side by side: this attempt's lines, and the other side's where the viewer
+    may read them (a shipped sample, or a submission of a course the mentor is assigned to)."""
+    attempt, is_learner = _viewable(attempt_id)
+    session = db()
+    match = integrity.near_copy_match(session, attempt=attempt, match_id=match_id)
+    copy = next((copy for copy in integrity.near_copies(session, attempt=attempt, viewer=current_user)
+                 if copy.match_id == match_id), None) if match is not None and not is_learner else None
+    if copy is None:
+        abort(404)
+    other_commit = None
+    if copy.other is not None and copy.other.viewable:
+        other_commit = session.get(Attempt, copy.other.attempt_id).commit
+    pairs = []
+    for piece in integrity.match_fragments(match, from_report_id=attempt.report_id):
+        mine = _excerpt(read_highlighted(session, commit=attempt.commit, path=piece.path),
+                        piece.first_line, piece.last_line)
+        if copy.sample:
+            theirs = _excerpt(_sample_lines(copy.sample, piece.other_path), piece.other_first_line,
+                              piece.other_last_line)
+        elif other_commit:
+            theirs = _excerpt(read_highlighted(session, commit=other_commit, path=piece.other_path),
+                              piece.other_first_line, piece.other_last_line)
+        else:
+            theirs = None
+        pairs.append((piece, mine, theirs))
+    return render_template("code/similar.html", attempt=attempt, copy=copy, pairs=pairs)
+
+
+def _excerpt(found, first: int, last: int) -> list[tuple[int, Markup]] | None:
+    if found is None:
+        return None
+    _, lines = found
+    last = min(last, len(lines), first + MAX_FRAGMENT_LINES - 1)
+    return [(number, lines[number - 1]) for number in range(max(1, first), last + 1)]
+
+
+def _sample_lines(sample: str, path: str):
+    root = integrity.shipped_samples().get(sample)
+    if root is None:
+        return None
+    target = (root / path).resolve()
+    if not target.is_relative_to(root.resolve()) or not target.is_file():
+        return None
+    text = target.read_text(encoding="utf-8", errors="replace")
+    return text, codeview.highlight_lines(path, text)

@@ -87,6 +87,8 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
         code_comments=line_comments.comments_for(session, attempt=attempt, rubric=rubric),
         error_links=_error_links(rubric, errors or {}),
         same_work=integrity.same_work(session, attempt=attempt, viewer=current_user),
+        near_copies=integrity.near_copies(session, attempt=attempt, viewer=current_user),
+        authorship=integrity.authorship_evidence(session, report=report, learner=learner),
         attempt=attempt, rubric=rubric, report=report, review=review, levels=levels, result=result, selves=selves,
         values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
         learner=learner, timeline=submissions.timeline(session, attempt=attempt),
