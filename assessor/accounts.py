@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from assessor.db import utcnow
 from assessor.errors import AssessorError
 from assessor import ratelimit
-from assessor.models import ROLES, CourseAssignment, EmailToken, User
+from assessor.models import ROLES, CommitEmail, CourseAssignment, EmailToken, User
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
@@ -218,7 +218,7 @@ def forget_old_failures(session: Session, *, before: datetime) -> None:
 
 # ---------------------------------------------------------------- e-mail links: verification and password reset
 
-TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1)}
+TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1), "commit": timedelta(days=3)}
 INVALID_LINK = "this link is not valid any more (used already, expired, or replaced by a newer one): ask for a new one"
 
 
@@ -294,3 +294,67 @@ def allow_mail_request(session: Session, *, kind: str, email: str, ip: str,
 
 def allow_signup(session: Session, *, ip: str, per_hour: int, now: datetime | None = None) -> bool:
     return ratelimit.hit(session, key=f"signup:ip:{ip}", window=timedelta(hours=1), now=now) <= per_hour
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The other addresses a learner commits with (authorship evidence counts them once confirmed)
+# ---------------------------------------------------------------------------------------------------------------
+
+MAX_COMMIT_EMAILS = 10
+
+
+def commit_emails(session: Session, *, user: User) -> list[CommitEmail]:
+    return list(session.exec(select(CommitEmail).where(CommitEmail.user_id == user.id).order_by(CommitEmail.id)))
+
+
+def add_commit_email(session: Session, *, user: User, email: str) -> CommitEmail:
+    """Name another address the learner commits with; it counts as theirs once the link sent to it is opened."""
+    address = check_email(email)
+    if address == user.email:
+        raise AccountError("that is your account's address already", field="email")
+    mine = commit_emails(session, user=user)
+    if any(row.email == address for row in mine):
+        raise AccountError("that address is on your list already", field="email")
+    if len(mine) >= MAX_COMMIT_EMAILS:
+        raise AccountError(f"you can name up to {MAX_COMMIT_EMAILS} addresses; remove one first", field="email")
+    row = CommitEmail(user_id=user.id, email=address)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def commit_email_token(session: Session, *, user: User, row: CommitEmail, now: datetime | None = None) -> str:
+    """A single-use link token proving `row`'s address; only its hash is stored, with the address it was sent to."""
+    now = now or utcnow()
+    for old in session.exec(select(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == "commit",
+                                                     EmailToken.email == row.email, EmailToken.used_at == None)):  # noqa: E711
+        old.used_at = now
+        session.add(old)
+    raw = secrets.token_urlsafe(32)
+    session.add(EmailToken(user_id=user.id, purpose="commit", token_hash=_token_hash(raw), email=row.email,
+                           created_at=now, expires_at=now + TOKEN_LIFETIMES["commit"]))
+    return raw
+
+
+def confirm_commit_email(session: Session, *, raw: str, now: datetime | None = None) -> CommitEmail:
+    now = now or utcnow()
+    token = session.exec(select(EmailToken).where(EmailToken.token_hash == _token_hash(raw or ""))).first() \
+        if raw and len(raw) <= 200 else None
+    row = session.exec(select(CommitEmail).where(CommitEmail.user_id == token.user_id,
+                                                 CommitEmail.email == token.email)).first() if token else None
+    user = session.get(User, token.user_id) if token is not None else None
+    if (token is None or row is None or user is None or not user.active or token.purpose != "commit"
+            or token.used_at is not None or _aware(token.expires_at) <= now):
+        raise AccountError(INVALID_LINK)
+    token.used_at = now
+    row.confirmed_at = row.confirmed_at or now
+    session.add_all([token, row])
+    return row
+
+
+def remove_commit_email(session: Session, *, user: User, email_id: int) -> bool:
+    row = session.get(CommitEmail, email_id)
+    if row is None or row.user_id != user.id:
+        return False
+    session.delete(row)
+    return True

@@ -22,6 +22,17 @@ def send_verification(session: Session, *, user: User, base_url: str) -> None:
         f"up, ignore this message.\n"))
 
 
+def send_commit_email_confirmation(session: Session, *, user: User, row, base_url: str) -> None:
+    """To the commit address itself: opening the link proves the learner reads it."""
+    raw = accounts.commit_email_token(session, user=user, row=row)
+    message = mail.queue(session, to=user, kind="verify", subject="Confirm the address you commit with", body=(
+        f"{_greeting(user)}\n\nYou named {row.email} as an address you make git commits with. Confirm it, so the "
+        f"commits made with it count as yours when your capstone is reviewed:\n\n"
+        f"    {_link(base_url, f'/account/commit-emails/confirm/{raw}')}\n\nThe link works once, for three days. "
+        f"If you did not ask for this, ignore this message.\n"), force=True)
+    message.to_address = row.email
+
+
 def send_password_reset(session: Session, *, user: User, base_url: str) -> None:
     raw = accounts.issue_token(session, user=user, purpose="reset")
     mail.queue(session, to=user, kind="reset", subject="Reset your password", body=(

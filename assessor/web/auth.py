@@ -186,7 +186,86 @@ def account():
         session_db.commit()
         flash("Your e-mail settings are saved.", "success")
         return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form, resend=ActionForm(formdata=None))
+    return _account_page(form)
+
+
+def _account_page(form=None, *, commit_error: str | None = None, commit_value: str = "", status: int = 200):
+    page = render_template("auth/account.html", form=form or NotificationsForm(obj=current_user),
+                           resend=ActionForm(formdata=None), commit_emails=accounts.commit_emails(db(), user=current_user),
+                           commit_error=commit_error, commit_value=commit_value)
+    return page, status
+
+
+@bp.route("/account/commit-emails", methods=["POST"])
+@login_required
+def add_commit_email():
+    """Another address the learner commits with: a link goes to it, and it counts once opened."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session_db = db()
+    typed = request.form.get("email", "")[:300]
+    try:
+        row = accounts.add_commit_email(session_db, user=current_user, email=typed)
+    except accounts.AccountError as error:
+        session_db.rollback()
+        return _account_page(commit_error=str(error), commit_value=typed, status=400)
+    _send_commit_link(session_db, row)
+    session_db.commit()
+    flash(f"{row.email} is on your list. Open the link we sent to it to confirm it.", "success")
+    return redirect(url_for("auth.account", _anchor="commit-emails"))
+
+
+def _send_commit_link(session_db, row) -> None:
+    if accounts.allow_mail_request(session_db, kind="commit", email=row.email, ip=_client_ip()):
+        notifications.send_commit_email_confirmation(session_db, user=current_user, row=row, base_url=public_url())
+        session_db.flush()
+        enqueue_mail(huey())
+
+
+@bp.route("/account/commit-emails/<int:email_id>/resend", methods=["POST"])
+@login_required
+def resend_commit_email(email_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session_db = db()
+    row = next((row for row in accounts.commit_emails(session_db, user=current_user) if row.id == email_id), None)
+    if row is None:
+        abort(404)
+    if row.confirmed_at is None:
+        _send_commit_link(session_db, row)
+        session_db.commit()
+    flash(f"If {row.email} is still unconfirmed, a new link is on its way to it.", "info")
+    return redirect(url_for("auth.account", _anchor="commit-emails"))
+
+
+@bp.route("/account/commit-emails/<int:email_id>/delete", methods=["POST"])
+@login_required
+def remove_commit_email(email_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session_db = db()
+    if not accounts.remove_commit_email(session_db, user=current_user, email_id=email_id):
+        abort(404)
+    session_db.commit()
+    flash("The address is removed from your list.", "info")
+    return redirect(url_for("auth.account", _anchor="commit-emails"))
+
+
+@bp.route("/account/commit-emails/confirm/<token>", methods=["GET", "POST"])
+def confirm_commit_email(token: str):
+    """GET shows a button (mail scanners open links); POST confirms."""
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        session_db = db()
+        try:
+            row = accounts.confirm_commit_email(session_db, raw=token)
+            session_db.commit()
+        except accounts.AccountError as error:
+            session_db.rollback()
+            return render_template("auth/confirm_commit_email.html", form=form, error=str(error)), 400
+        flash(f"Thank you: {row.email} is confirmed; commits made with it count as yours.", "success")
+        return redirect(url_for("auth.account") if current_user.is_authenticated else url_for("auth.login"))
+    return render_template("auth/confirm_commit_email.html", form=form, error=None)
 
 
 @bp.route("/account/verify", methods=["POST"])
