@@ -74,6 +74,7 @@ def register(main: click.Group) -> None:
     main.add_command(worker)
     main.add_command(serve)
     main.add_command(db_group)
+    main.add_command(integrity_group)
     from assessor.cli_demo import demo
 
     main.add_command(demo)
@@ -131,6 +132,29 @@ def db_current() -> None:
 
     app = _app()
     click.echo(f"current {current(app.extensions['assessor.engine']) or 'none'}, newest {head()}")
+
+
+@click.group("integrity")
+def integrity_group() -> None:
+    """Integrity evidence: the near-copy index."""
+
+
+@integrity_group.command("index")
+@click.option("--course", "rubric_id", default=None, help="Only this course's (rubric id) submissions.")
+def integrity_index(rubric_id) -> None:
+    """Fingerprint stored submissions that have no fingerprints yet (assessed before near copies were looked for,
+    or under an older engine), so that new submissions are compared with them. Safe to run again."""
+    from sqlmodel import Session
+
+    from assessor import integrity
+
+    app = _app()
+    _init_database(app)
+    with Session(app.extensions["assessor.engine"]) as session:
+        indexed, skipped = integrity.index_stored_submissions(session, rubric_id=rubric_id)
+    click.echo(f"fingerprinted {indexed} stored submission{'' if indexed == 1 else 's'}"
+               + (f"; {skipped} without kept files (assessed before the code view) cannot be compared" if skipped
+                  else ""))
 
 
 @click.group()

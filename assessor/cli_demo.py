@@ -25,6 +25,8 @@ def demo(ctx: click.Context, host: str, port: int, workers: int) -> None:
     # Before the app is made, so its config (and the worker subprocess, which inherits the environment) has it.
     os.environ["ASSESSOR_ALLOW_LOCAL_SOURCES"] = "true"
     os.environ["ASSESSOR_LOCAL_SOURCE_ROOTS"] = str(resolve_paths().instance / demo_data.DEMO_FOLDER)
+    # The demo's learners submit the shipped samples themselves: every attempt would be a near copy of one.
+    os.environ.setdefault("ASSESSOR_INTEGRITY_SAMPLES", "false")
     # Mail (verification, resets, notifications) goes to a real SMTP server of the demo's own, saved as files.
     mailbox = demo_data.DemoMailbox(resolve_paths().instance / demo_data.DEMO_FOLDER / "mail")
     os.environ["ASSESSOR_SMTP_HOST"] = "127.0.0.1"

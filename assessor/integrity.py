@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
 from assessor import similarity
@@ -15,7 +16,8 @@ from assessor.models import (SCORED, Attempt, CommitEmail, CourseAssignment, Fin
                              SimilarityMatch, StoredReport, User)
 from assessor.report import Report, integrity_section
 from assessor.rubric import Rubric
-from assessor.sources import SourceSnapshot, snapshot
+from assessor.source_store import read_source, source_paths
+from assessor.sources import SourceFile, SourceSnapshot, snapshot
 
 MAX_MATCHES = 20
 
@@ -134,7 +136,10 @@ def _ensure_sample_fingerprints(session: Session) -> None:
         found = similarity.fingerprint(snapshot(tree))
         session.add(FingerprintRow(sample=name, engine=similarity.ENGINE, hashes=similarity.pack_hashes(found.hashes),
                                    detail=similarity.pack_detail(found), count=len(found.hashes)))
-    session.commit()
+        try:
+            session.commit()
+        except IntegrityError:  # another worker stored the same sample first: theirs is as good
+            session.rollback()
 
 
 @dataclass
@@ -146,28 +151,31 @@ class PendingNearCopies:
     matches: list[tuple[similarity.Likeness, int | None, str | None, list[similarity.Fragment]]]
 
 
-def _candidates(session: Session, *, rubric_id: str, learner_id: int):
+def _candidates(session: Session, *, rubric_id: str, learner_id: int, samples: bool):
     """Stored fingerprints to compare with: the course's submissions by other learners, and the samples."""
     by_others = (select(Attempt.report_id).where(Attempt.user_id != learner_id, Attempt.status == SCORED,
                                                  Attempt.report_id.is_not(None)))
+    of_the_course = (FingerprintRow.rubric_id == rubric_id) & FingerprintRow.report_id.in_(by_others)
     statement = (select(FingerprintRow.id, FingerprintRow.hashes)
                  .where(FingerprintRow.engine == similarity.ENGINE,
-                        or_(FingerprintRow.sample.is_not(None),
-                            (FingerprintRow.rubric_id == rubric_id) & FingerprintRow.report_id.in_(by_others)))
+                        or_(FingerprintRow.sample.is_not(None), of_the_course) if samples else of_the_course)
                  .execution_options(yield_per=SCAN_BATCH))
     for row_id, packed in session.exec(statement):
         yield similarity.StoredFingerprint(row_id, similarity.unpack_hashes(packed))
 
 
 def find_near_copies(session: Session, *, report: Report, rubric: Rubric, learner_id: int,
-                     sources: SourceSnapshot | None = None) -> tuple[Report, PendingNearCopies | None]:
-    """Compare a freshly assessed submission with every stored one of its course; the findings go into the
-    report's integrity section, and what to store once the report has its id comes back beside it."""
+                     sources: SourceSnapshot | None = None,
+                     samples: bool = True) -> tuple[Report, PendingNearCopies | None]:
+    """Compare a freshly assessed submission with every stored one of its course (and the shipped samples); the
+    findings go into the report's integrity section, and what to store once the report has its id comes back
+    beside it."""
     sources = sources if sources is not None else report.sources
     if sources is None:
         return report, None
     started = time.monotonic()
-    _ensure_sample_fingerprints(session)
+    if samples:
+        _ensure_sample_fingerprints(session)
     submission = similarity.fingerprint(sources)
     threshold = rubric.integrity.similarity_percent
     compared = 0
@@ -178,8 +186,8 @@ def find_near_copies(session: Session, *, report: Report, rubric: Rubric, learne
             compared += 1
             yield item
 
-    found = similarity.likeness(submission, counted(_candidates(session, rubric_id=rubric.id, learner_id=learner_id)),
-                                threshold_percent=threshold)[:MAX_NEAR_COPIES]
+    candidates = _candidates(session, rubric_id=rubric.id, learner_id=learner_id, samples=samples)
+    found = similarity.likeness(submission, counted(candidates), threshold_percent=threshold)[:MAX_NEAR_COPIES]
     matches = []
     for likeness in found:
         row = session.get(FingerprintRow, likeness.key)
@@ -191,6 +199,7 @@ def find_near_copies(session: Session, *, report: Report, rubric: Rubric, learne
         "engine": similarity.ENGINE,
         "threshold_percent": threshold,
         "compared_with": compared,
+        "samples": samples,
         "seconds": round(time.monotonic() - started, 3),
         "fingerprints": len(submission.hashes),
         "notes": list(submission.notes),
@@ -344,3 +353,36 @@ def authorship_evidence(session: Session, *, report: Report | None, learner: Use
         return None
     confirmed, unconfirmed = learner_emails(session, learner=learner)
     return AuthorshipEvidence(found, confirmed, unconfirmed, found.share(confirmed), found.share(unconfirmed))
+
+
+def index_stored_submissions(session: Session, *, rubric_id: str | None = None) -> tuple[int, int]:
+    """Fingerprint the stored submissions that have none for today's engine (assessed before near copies were
+    looked for, or under an older engine), from their kept files, so new submissions are compared with them.
+    Returns (indexed, skipped for want of kept files)."""
+    current = select(FingerprintRow.report_id).where(FingerprintRow.engine == similarity.ENGINE,
+                                                     FingerprintRow.report_id.is_not(None))
+    statement = select(StoredReport.id, StoredReport.commit, StoredReport.rubric_id).where(
+        StoredReport.id.not_in(current)).order_by(StoredReport.id)
+    if rubric_id:
+        statement = statement.where(StoredReport.rubric_id == rubric_id)
+    indexed = skipped = 0
+    for report_id, commit, report_rubric in session.exec(statement).all():
+        code = [path for path in source_paths(session, commit=commit) if similarity.language_of(path)]
+        if not code:
+            skipped += 1
+            continue
+        files = SourceSnapshot(tuple(SourceFile(path, read_source(session, commit=commit, path=path) or "")
+                                     for path in code))
+        found = similarity.fingerprint(files)
+        stale = session.exec(select(FingerprintRow).where(FingerprintRow.report_id == report_id)).first()
+        if stale is not None:
+            session.delete(stale)
+            session.flush()
+        session.add(FingerprintRow(report_id=report_id, rubric_id=report_rubric, engine=similarity.ENGINE,
+                                   hashes=similarity.pack_hashes(found.hashes), detail=similarity.pack_detail(found),
+                                   count=len(found.hashes)))
+        indexed += 1
+        if indexed % 50 == 0:
+            session.commit()
+    session.commit()
+    return indexed, skipped

@@ -87,6 +87,7 @@ class JobSettings:
     issuer: Any = None                  # assessor.issuing.IssuerSettings (certificates)
     public_url: str = "https://localhost"  # the links in e-mails
     mail: Any = None                    # assessor.mail.MailSettings
+    compare_with_samples: bool = True   # near copies of the shipped samples are flagged too (not in the demo)
 
 
 def _flag(value: Any) -> bool:
@@ -142,6 +143,7 @@ def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
         issuer=_issuer_settings(config),
         public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
         mail=mail_settings_from_config(config),
+        compare_with_samples=_flag(config.get("INTEGRITY_SAMPLES", True)),
     )
 
 
@@ -490,7 +492,8 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
         if getattr(report, "sources", None) is not None:
             measured = {entry.get("path") for entry in (report.coverage or {}).get("files") or ()}
             store_sources(session, commit=report.commit, snapshot=report.sources, measured=measured)
-        report, near_copies = _find_near_copies(session, report, rubric, attempt_id)
+        report, near_copies = _find_near_copies(session, report, rubric, attempt_id,
+                                                samples=settings.compare_with_samples)
         stored, reused = store_report(session, report=report)
         if near_copies is not None and not reused:
             integrity.record_near_copies(session, report_id=stored.id, pending=near_copies)
@@ -499,14 +502,14 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     return "reused" if reused else "scored"
 
 
-def _find_near_copies(session, report, rubric, attempt_id: int):
+def _find_near_copies(session, report, rubric, attempt_id: int, *, samples: bool):
     """After scoring: compare with the course's stored submissions. A failure here is logged and leaves the
     report without similarity findings; it never fails the assessment."""
     if getattr(report, "sources", None) is None:
         return report, None
     try:
         return integrity.find_near_copies(session, report=report, rubric=rubric,
-                                          learner_id=session.get(Attempt, attempt_id).user_id)
+                                          learner_id=session.get(Attempt, attempt_id).user_id, samples=samples)
     except Exception:
         logger.exception("attempt %s: near copies could not be looked for", attempt_id)
         session.rollback()

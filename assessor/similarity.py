@@ -227,11 +227,12 @@ def likeness(submission: SubmissionFingerprint, others: Iterable[StoredFingerpri
         if len(shared) < at_least:
             continue
         percent = 100 * len(shared) / len(mine)
-        best_module, best_percent = None, 0.0
+        best_module, best_percent, best_size = None, 0.0, 0
         for path, hashes in modules:
             module_percent = 100 * np.count_nonzero(np.isin(hashes, shared, assume_unique=True)) / len(hashes)
-            if module_percent > best_percent:
-                best_module, best_percent = path, module_percent
+            # The most copied module; of equally copied ones, the largest says the most.
+            if (round(module_percent, 1), len(hashes)) > (round(best_percent, 1), best_size):
+                best_module, best_percent, best_size = path, module_percent, len(hashes)
         if max(percent, best_percent) >= threshold_percent:
             found.append(Likeness(other.key, round(float(percent), 1), best_module, round(float(best_percent), 1), shared))
     return sorted(found, key=lambda item: (-item.highest, item.key))

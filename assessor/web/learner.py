@@ -7,7 +7,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from assessor import line_comments, reviews, submissions
+from assessor import integrity, line_comments, reviews, submissions
 from assessor.attempt_summary import summarise
 from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
@@ -141,6 +141,7 @@ def attempt(attempt_id: int):
         timeline=submissions.timeline(session, attempt=attempt), decisions=(APPROVED, CHANGES_REQUESTED),
         certificate=certificate, summary=summary, latest=submissions.latest_attempt_id(session, attempt=attempt)
         if attempt.review_state == SUPERSEDED else None, action_form=ActionForm(),
+        authorship=integrity.authorship_evidence(session, report=report, learner=current_user),
     )
 
 

@@ -5,12 +5,15 @@ labels on every form field."""
 
 import io
 import re
+import subprocess
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
+from assessor.samples import create_sample_repo
 from tests.browser.conftest import ARTIFACTS, require_browser, shoot, sign_in
+from tests.copies import reorder
 
 require_browser()
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
@@ -474,3 +477,64 @@ def test_a_failing_test_is_shown_with_its_message_and_a_new_submission_asks_befo
     expect(page.locator(".field.invalid")).to_contain_text("is waiting for a mentor's review")
     expect(page).to_have_url(re.compile(r"/learner/submit"))
     shoot(page, "learner-replace-warning")
+
+
+def test_a_near_copy_by_another_learner_is_flagged_and_compared_side_by_side(live_server, browser, page):
+    """A second learner submits the passing sample the first learner submitted, re-committed by them with
+    the functions of one module reordered: the mentor's review page flags it, the fragments open side by side,
+    on a phone too."""
+    copied = create_sample_repo("passing", live_server.instance / "demo" / f"copied-{time.time_ns()}")
+    module = copied / "src" / "inventory_service" / "service.py"
+    module.write_text(reorder(module.read_text()))
+    subprocess.run(["git", "-c", "user.name=Second Learner", "-c", "user.email=second@example.org", "commit", "-qam",
+                    "my version"], cwd=copied, check=True, capture_output=True,
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(copied), "GIT_CONFIG_GLOBAL": "/dev/null"})
+    page.goto(live_server.url + "signup")
+    page.get_by_label("E-mail").fill(f"second.learner.{time.time_ns()}@example.org")
+    page.get_by_label("Your name (optional)").fill("Second Learner")
+    page.get_by_label("Password", exact=True).fill("a long enough passphrase")
+    page.get_by_label("Repeat the password").fill("a long enough passphrase")
+    page.get_by_role("button", name=re.compile("sign up|create", re.I)).click()
+    expect(page).to_have_url(re.compile(r"/learner/$"))
+
+    page.goto(live_server.url + "account")
+    assert_labelled(page)
+    page.get_by_label("Another address you commit with").fill("second.learner@laptop.example.org")
+    page.get_by_label("Another address you commit with").press("Enter")
+    expect(page.locator("ul.commit-emails")).to_contain_text("not confirmed")
+
+    page.goto(live_server.url + f"learner/submit?rubric={RUBRIC_ID}")
+    page.get_by_label("Repository URL").fill(str(copied))
+    page.get_by_role("button", name="Submit for assessment").click()
+    expect(page).to_have_url(re.compile(r"/learner/attempts/\d+$"))
+    attempt_id = page.url.rsplit("/", 1)[-1]
+    wait_until_finished(page)
+    assert "near copy" not in page.locator("main").inner_text().lower()  # the learner is not told
+
+    page.context.clear_cookies()
+    sign_in(page, live_server, "mentor")
+    page.goto(live_server.url + f"mentor/attempts/{attempt_id}")
+    banner = page.locator("#integrity")
+    expect(banner).to_contain_text("of this submission's code")
+    expect(page.locator("details.authorship summary")).to_contain_text("of 2 commits")
+    shoot(page, "mentor-integrity-flag")
+    banner.get_by_role("link", name="compare side by side").first.click()
+    expect(page.locator("h1")).to_have_text("Near copy, side by side")
+    first = page.locator("details.fragment").first
+    expect(first.locator("table.code")).to_have_count(2)  # both sides shown to this course's mentor
+    boxes = [cell.bounding_box() for cell in first.locator(".side-by-side > div").all()]
+    assert boxes[0]["x"] < boxes[1]["x"] and abs(boxes[0]["y"] - boxes[1]["y"]) < 2  # next to each other
+    shoot(page, "mentor-near-copy-side-by-side")
+    compare_url = page.url
+
+    phone = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    try:
+        small = phone.new_page()
+        sign_in(small, live_server, "mentor")
+        _no_horizontal_scroll(small, compare_url)
+        boxes = [cell.bounding_box() for cell in small.locator("details.fragment").first
+                 .locator(".side-by-side > div").all()]
+        assert boxes[1]["y"] > boxes[0]["y"]  # stacked on a phone
+        shoot(small, "phone-near-copy")
+    finally:
+        phone.close()

@@ -66,6 +66,13 @@ def test_users_bad_input_is_one_line_and_exit_2(cli, args, input, message):
     assert message in result.output
 
 
+def test_integrity_index_fingerprints_what_is_not_yet(cli):
+    run, _ = cli
+    assert run("init").exit_code == 0
+    result = run("integrity", "index", "--course", "test-capstone")
+    assert result.exit_code == 0 and "fingerprinted 0 stored submissions" in result.output
+
+
 def test_commands_without_init_explain_what_to_do(cli):
     run, _ = cli
     result = run("users", "list")
@@ -77,7 +84,7 @@ def test_commands_are_registered_on_the_main_cli():
 
     group = click.Group("x")
     register(group)
-    assert {"init", "users", "worker", "serve", "db"} <= set(group.commands)
+    assert {"init", "users", "worker", "serve", "db", "integrity"} <= set(group.commands)
     assert {"add", "list", "role", "courses"} <= set(users.commands)
 
 

@@ -56,6 +56,8 @@ def test_a_named_address_is_confirmed_by_its_link_and_then_counts_as_the_learner
                                   "integrity": {"version": 1, "authorship": authorship, "similarity": None}})
     db.add(stored)
     db.commit()
+    own = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)  # the learner sees the same figures
+    assert "3 of them, and 80% of the 100 lines, were made with your confirmed addresses" in own
     auth.as_(make_user("mentor", courses=["test-capstone"]))
     page = client.get(review_url(attempt)).get_data(as_text=True)
     assert "Authorship: 80% of the lines and 3 of 4 commits by the learner's confirmed addresses" in page

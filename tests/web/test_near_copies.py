@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlmodel import select
 
-from assessor import integrity
+from assessor import integrity, jobs
 from assessor.models import SCORED, Attempt, FingerprintRow, SimilarityMatch, StoredReport, User
 from assessor.rubric import IntegrityRules
 from assessor.samples import NODE_PASSING_TREE
@@ -53,8 +53,9 @@ def _assessed(client, auth, learner, repo) -> int:
 @pytest.mark.slow
 def test_a_disguised_copy_is_flagged_both_ways_shown_side_by_side_and_gates_the_approval(
         app, client, auth, db, make_user, mentor, repo_by, worker):
-    author, copier = make_user(name="Ada Author"), make_user(name="Carl Copier")
-    original = _assessed(client, auth, author, repo_by("original", PY_ORIGINAL, email=author.email))
+    author, copier, twin = make_user(name="Ada Author"), make_user(name="Carl Copier"), make_user(name="Tom Twin")
+    original_repo = repo_by("original", PY_ORIGINAL, email=author.email)
+    original = _assessed(client, auth, author, original_repo)
     copy_files = disguise({path: textwrap.dedent(text) for path, text in PY_ORIGINAL.items()}, PYTHON_RENAMES)
     copy = _assessed(client, auth, copier, repo_by("copy", copy_files, email="carl@elsewhere.example"))
 
@@ -90,6 +91,12 @@ def test_a_disguised_copy_is_flagged_both_ways_shown_side_by_side_and_gates_the_
     assert "acknowledge the flag" not in again.get_data(as_text=True)
     assert "integrity flag acknowledged" in client.get(review_url(copy_attempt)).get_data(as_text=True)
 
+    # The same commit from a third learner: its stored report is reused, and the review page says so.
+    same = _assessed(client, auth, twin, original_repo)
+    auth.as_(mentor)
+    twin_page = client.get(review_url(db.get(Attempt, same))).get_data(as_text=True)
+    assert "The same commit" in twin_page and "Ada Author, Test Course, attempt 1" in twin_page
+
     auth.as_(copier)  # a learner never sees the comparison
     assert client.get(f"/attempts/{copy}/similar/{_match_id(db, copy_attempt)}").status_code == 404
     auth.as_(make_user("admin"))
@@ -123,14 +130,14 @@ def test_an_honest_capstone_is_not_flagged_and_a_partial_copy_is_found_by_its_mo
     assert "Integrity: a near copy" in partial_page and "<code>borrowings/domain.py</code>" in partial_page
 
 
-def _compare(db, app, attempt, repo, *, threshold_rubric=None):
+def _compare(db, app, attempt, repo, *, threshold_rubric=None, samples=True):
     """The worker's own steps after scoring, on an attempt made by the factory: compare, then store."""
     report = load_report(db, attempt=attempt)
     rubric = threshold_rubric or attempt_rubric(db, attempt=attempt)
     files = snapshot(repo)
     store_sources(db, commit=attempt.commit, snapshot=files)
     report, pending = integrity.find_near_copies(db, report=report, rubric=rubric, learner_id=attempt.user_id,
-                                                 sources=files)
+                                                 sources=files, samples=samples)
     integrity.record_near_copies(db, report_id=attempt.report_id, pending=pending)
     stored = db.get(StoredReport, attempt.report_id)
     stored.document = json.dumps({**json.loads(stored.document), "integrity": report.integrity})
@@ -173,6 +180,12 @@ def test_typescript_copies_and_the_shipped_sample_are_found(app, db, make_user, 
     assert "the shipped sample capstone “node-passing”" in page
     side = client.get(f"/attempts/{sample_copy.id}/similar/{_match_id(db, sample_copy)}").get_data(as_text=True)
     assert "not available" not in side and "src/stock.ts" in side
+    # An installation that leaves the samples out (the demo, whose learners submit them) does not flag them
+    # (in a course of its own here: this course already holds a learner's copy of the sample).
+    demo_copy = make_attempt(make_user(name="Demo Learner"), rubric_id="other-capstone")
+    assert _compare(db, app, demo_copy, NODE_PASSING_TREE, samples=False)["matches"] == []
+    assert jobs.settings_from_config({**app.config, "INTEGRITY_SAMPLES": False}).compare_with_samples is False
+    assert jobs.settings_from_config(app.config).compare_with_samples is True
 
 
 def test_a_courses_threshold_is_its_own(app, db, make_user, make_attempt, repo_by):
@@ -184,3 +197,21 @@ def test_a_courses_threshold_is_its_own(app, db, make_user, make_attempt, repo_b
     found = _compare(db, app, partial, repo_by("partial", {**PY_HONEST, **module}, email="pat@example.org"),
                      threshold_rubric=strict)
     assert found["threshold_percent"] == 95 and found["matches"] == []
+
+
+def test_submissions_stored_before_the_index_are_fingerprinted_from_their_kept_files(app, db, make_user,
+                                                                                     make_attempt, repo_by):
+    older = make_attempt(make_user(name="Assessed Before"))  # kept its files, but was never fingerprinted
+    store_sources(db, commit=older.commit, snapshot=snapshot(repo_by("older", PY_ORIGINAL, email="o@example.org")))
+    no_files = make_attempt(make_user())
+    db.commit()
+    copy_files = disguise({path: textwrap.dedent(text) for path, text in PY_ORIGINAL.items()}, PYTHON_RENAMES)
+    first = make_attempt(make_user())
+    assert _compare(db, app, first, repo_by("copy", copy_files, email="c@example.org"))["matches"] == []
+
+    assert integrity.index_stored_submissions(db) == (1, 1)  # the one without kept files cannot be compared
+    assert integrity.index_stored_submissions(db) == (0, 1)  # safe to run again
+    second = make_attempt(make_user())
+    matches = _compare(db, app, second, repo_by("copy-again", copy_files, email="c@example.org"))["matches"]
+    assert {match["commit"] for match in matches} == {older.commit, first.commit}
+    assert db.exec(select(FingerprintRow).where(FingerprintRow.report_id == no_files.report_id)).first() is None
