@@ -290,7 +290,9 @@ def keys_rotate(immediately: bool) -> None:
 @click.option("--reason", required=True, help="How it was exposed (shown to verifiers).")
 def keys_compromised(kid: str, since_text: str, reason: str) -> None:
     """Declare a key compromised since a date: everything it signed from then on is refused, the certificates we
-    issued with it since then are revoked, its private key is destroyed, and a new key signs from now on."""
+    issued with it since then are revoked, its private key is destroyed, and a new key signs from now on.
+
+    A key id may begin with '-' (ids are base64url): put it after '--', as in `... --reason R -- -t4pa...`."""
     from datetime import datetime, timezone
 
     from assessor.issuing import IssuingError, compromise_key

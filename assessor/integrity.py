@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
@@ -84,6 +85,8 @@ class FlaggedAttempt:
     attempt: Attempt
     learner: User
     acknowledged: bool
+    same_work: bool                    # its commit or tree was also submitted by another learner
+    near_copy_percent: float | None    # the highest share in a near copy it is part of, either way
 
 
 def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:
@@ -95,18 +98,24 @@ def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: i
                 .where(Attempt.status == SCORED, column.is_not(None)).group_by(column)
                 .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
-    conditions = [Attempt.status == SCORED,
-                  or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree)),
-                      Attempt.report_id.in_(_near_copy_reports()))]
+    same_work = or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree)))
+    larger = case((SimilarityMatch.percent > SimilarityMatch.module_percent, SimilarityMatch.percent),
+                  else_=SimilarityMatch.module_percent)
+    highest = (select(func.max(larger))
+               .where(or_(SimilarityMatch.report_id == Attempt.report_id,
+                          SimilarityMatch.other_report_id == Attempt.report_id))
+               .correlate(Attempt).scalar_subquery())
+    conditions = [Attempt.status == SCORED, or_(same_work, Attempt.report_id.in_(_near_copy_reports()))]
     if rubric_id:
         conditions.append(Attempt.rubric_id == rubric_id)
     rows = session.exec(
-        select(Attempt, User, Review.integrity_acknowledged_at)
+        select(Attempt, User, Review.integrity_acknowledged_at, same_work, highest)
         .join(User, User.id == Attempt.user_id)
         .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
         .where(*conditions).order_by(Attempt.id.desc()).limit(limit)).all()
-    return [FlaggedAttempt(attempt, learner, acknowledged is not None) for attempt, learner, acknowledged in rows]
+    return [FlaggedAttempt(attempt, learner, acknowledged is not None, bool(same), percent)
+            for attempt, learner, acknowledged, same, percent in rows]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -120,20 +120,25 @@ def test_the_demo_command_prints_the_banner_and_serves_with_local_sources_allowe
 
         served.update(host=host, port=port, workers=workers,
                       allow_local=make_app().config["ALLOW_LOCAL_SOURCES"],
-                      env=os.environ.get("ASSESSOR_ALLOW_LOCAL_SOURCES"), log_level=os.environ.get("ASSESSOR_LOG_LEVEL"))
+                      env=os.environ.get("ASSESSOR_ALLOW_LOCAL_SOURCES"), log_level=os.environ.get("ASSESSOR_LOG_LEVEL"),
+                      samples=make_app().config["INTEGRITY_SAMPLES"])
 
     monkeypatch.setattr("assessor.cli_admin.serve", fake_serve)
     monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setenv("ASSESSOR_ALLOW_LOCAL_SOURCES", "false")  # restored after the test
     monkeypatch.setenv("ASSESSOR_LOG_LEVEL", "unset")  # so the demo's own setting is undone after the test
     monkeypatch.delenv("ASSESSOR_LOG_LEVEL")
+    monkeypatch.setenv("ASSESSOR_INTEGRITY_SAMPLES", "unset")  # likewise
+    monkeypatch.delenv("ASSESSOR_INTEGRITY_SAMPLES")
     result = CliRunner().invoke(main, ["demo", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8123/" in result.output
     assert demo.LEARNER_EMAIL in result.output and demo.MENTOR_EMAIL in result.output
     assert str((tmp_path / "instance" / "demo" / "passing").resolve()) in result.output
+    # A short start-up (the server and worker log warnings only), and the samples its learners submit are not
+    # flagged as copies of themselves.
     assert served == {"host": "127.0.0.1", "port": 8123, "workers": 2, "allow_local": True, "env": "true",
-                      "log_level": "WARNING"}  # a short start-up: the server and worker log warnings only
+                      "log_level": "WARNING", "samples": False}
     assert (tmp_path / "instance" / "secret_key").exists()
 
 

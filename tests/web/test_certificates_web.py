@@ -374,10 +374,11 @@ def test_cli_declares_a_key_compromised(cli, certificate, db, app, tmp_path):
 
     kid = certificate.kid
     since = (certificate.issued_at - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
-    assert cli("keys", "compromised", kid, "--since", "yesterday", "--reason", "x").exit_code == 2
-    assert cli("keys", "compromised", "no-such-key", "--since", since, "--reason", "x").exit_code == 2
-    assert cli("keys", "compromised", kid, "--since", since, "--reason", " ").exit_code == 2
-    result = cli("keys", "compromised", kid, "--since", since, "--reason", "backup copied to a public bucket")
+    # Key ids are base64url and may begin with '-': after '--' click takes them as the argument.
+    assert cli("keys", "compromised", "--since", "yesterday", "--reason", "x", "--", kid).exit_code == 2
+    assert cli("keys", "compromised", "--since", since, "--reason", "x", "--", "no-such-key").exit_code == 2
+    assert cli("keys", "compromised", "--since", since, "--reason", " ", "--", kid).exit_code == 2
+    result = cli("keys", "compromised", "--since", since, "--reason", "backup copied to a public bucket", "--", kid)
     assert result.exit_code == 0 and "1 certificate(s) revoked" in result.output, result.output
     keys = cli("keys", "list").output.splitlines()
     assert "active" in keys[0] and "compromised since" in keys[1] and "public bucket" in keys[1]

@@ -101,7 +101,8 @@ def test_a_disguised_copy_is_flagged_both_ways_shown_side_by_side_and_gates_the_
     assert client.get(f"/attempts/{copy}/similar/{_match_id(db, copy_attempt)}").status_code == 404
     auth.as_(make_user("admin"))
     listed = client.get("/admin/integrity?course=test-capstone").get_data(as_text=True)
-    assert "Ada Author" in listed and "Carl Copier" in listed
+    assert "Ada Author" in listed and "Carl Copier" in listed and "Tom Twin" in listed
+    assert f"a near copy ({match['percent']:g}%)" in listed and "the same work; a near copy" in listed
 
 
 def _match_id(db, attempt) -> int:
