@@ -222,16 +222,21 @@ TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1), "co
 INVALID_LINK = "this link is not valid any more (used already, expired, or replaced by a newer one): ask for a new one"
 
 
-def issue_token(session: Session, *, user: User, purpose: str, now: datetime | None = None) -> str:
-    """A new single-use link token for `purpose`; earlier unused ones of the same purpose stop working. Only its
-    SHA-256 is stored, so a copy of the database opens no account."""
+def issue_token(session: Session, *, user: User, purpose: str, now: datetime | None = None,
+                email: str | None = None) -> str:
+    """A new single-use link token for `purpose`, sent to `email` (default: the account's address); earlier unused
+    ones of the same purpose and address stop working. Only its SHA-256 is stored, so a copy of the database opens
+    no account."""
     now = now or utcnow()
-    for old in session.exec(select(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == purpose,
-                                                     EmailToken.used_at == None)):  # noqa: E711
+    address = email or user.email
+    stale = [EmailToken.user_id == user.id, EmailToken.purpose == purpose, EmailToken.used_at == None]  # noqa: E711
+    if email is not None:
+        stale.append(EmailToken.email == address)
+    for old in session.exec(select(EmailToken).where(*stale)):
         old.used_at = now
         session.add(old)
     raw = secrets.token_urlsafe(32)
-    session.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=_token_hash(raw), email=user.email,
+    session.add(EmailToken(user_id=user.id, purpose=purpose, token_hash=_token_hash(raw), email=address,
                            created_at=now, expires_at=now + TOKEN_LIFETIMES[purpose]))
     return raw
 
@@ -321,19 +326,6 @@ def add_commit_email(session: Session, *, user: User, email: str) -> CommitEmail
     session.add(row)
     session.flush()
     return row
-
-
-def commit_email_token(session: Session, *, user: User, row: CommitEmail, now: datetime | None = None) -> str:
-    """A single-use link token proving `row`'s address; only its hash is stored, with the address it was sent to."""
-    now = now or utcnow()
-    for old in session.exec(select(EmailToken).where(EmailToken.user_id == user.id, EmailToken.purpose == "commit",
-                                                     EmailToken.email == row.email, EmailToken.used_at == None)):  # noqa: E711
-        old.used_at = now
-        session.add(old)
-    raw = secrets.token_urlsafe(32)
-    session.add(EmailToken(user_id=user.id, purpose="commit", token_hash=_token_hash(raw), email=row.email,
-                           created_at=now, expires_at=now + TOKEN_LIFETIMES["commit"]))
-    return raw
 
 
 def confirm_commit_email(session: Session, *, raw: str, now: datetime | None = None) -> CommitEmail:

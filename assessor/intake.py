@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote, urlsplit
 from assessor import authorship
 from assessor.authorship import Authorship, HistoryLimits
 from assessor.errors import IntakeError, TransientIntakeError
+from assessor.sources import LOCK_FILES
 
 MAX_SOURCE_LENGTH = 1024
 MAX_REF_LENGTH = 255
@@ -429,14 +430,11 @@ def _read_authorship(session: _GitSession, url: str, commit: str, history: Histo
         shallow = session.run("rev-parse", "--is-shallow-repository").stdout.strip()
         listed = session.history_git("ls-tree", "-r", "-z", "--name-only", commit)
         paths = sorted(path for path in listed[1].split("\0") if path.lower().endswith(_ATTRIBUTED_SUFFIXES)
-                       and path.rsplit("/", 1)[-1] not in _LOCK_FILES)
+                       and path.rsplit("/", 1)[-1] not in LOCK_FILES)
         return authorship.collect(session.history_git, commit, paths, limits=history, complete=shallow == "false",
                                   notes=notes)
     finally:
         session.deadline = saved_deadline
-
-
-_LOCK_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "uv.lock"})
 
 
 def _claim_destination(dest: Path) -> None:

@@ -24,7 +24,7 @@ def send_verification(session: Session, *, user: User, base_url: str) -> None:
 
 def send_commit_email_confirmation(session: Session, *, user: User, row, base_url: str) -> None:
     """To the commit address itself: opening the link proves the learner reads it."""
-    raw = accounts.commit_email_token(session, user=user, row=row)
+    raw = accounts.issue_token(session, user=user, purpose="commit", email=row.email)
     message = mail.queue(session, to=user, kind="verify", subject="Confirm the address you commit with", body=(
         f"{_greeting(user)}\n\nYou named {row.email} as an address you make git commits with. Confirm it, so the "
         f"commits made with it count as yours when your capstone is reviewed:\n\n"
