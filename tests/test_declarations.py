@@ -410,3 +410,39 @@ def test_workflow_text_is_data_only(tmp_path):
     declarations = read_declarations(checkout, checkout)
     assert declarations.jobs == [] and any("bad.yml is not valid YAML" in note for note in declarations.notes)
 
+
+
+# ---------------------------------------------------------------- .env files
+
+@pytest.mark.parametrize("text, expected", [
+    ('FILE_UPLOAD_STRATEGY="direct" # pass-thru\n', {"FILE_UPLOAD_STRATEGY": "direct"}),
+    ("export NODE_ENV='development' # or production\n", {"NODE_ENV": "development"}),
+    ("PLAIN=value # a comment\n", {"PLAIN": "value"}),
+    ("HASH=a#b\n", {"HASH": "a#b"}),
+    ('KEY="-----BEGIN-----\nline\n-----END-----"\n', {"KEY": "-----BEGIN-----\nline\n-----END-----"}),
+    ('ESCAPED="tab\\there"\n', {"ESCAPED": "tab\there"}),
+    ("HOST=db\nURL=postgres://${HOST}:5432/app\n", {"HOST": "db", "URL": "postgres://db:5432/app"}),
+    ("ONLY_A_NAME\nEMPTY=\n", {"EMPTY": ""}),
+    ("# nothing but a comment\n\n", {}),
+])
+def test_dotenv_values_read_as_python_dotenv_reads_them(text, expected):
+    from assessor.services.declarations import parse_dotenv
+
+    assert parse_dotenv(text) == expected
+
+
+def test_dotenv_expansion_never_reads_the_workers_environment(monkeypatch):
+    from assessor.services.declarations import parse_dotenv
+
+    monkeypatch.setenv("ASSESSOR_SECRET_KEY", "do-not-leak")
+    assert parse_dotenv("LEAK=${ASSESSOR_SECRET_KEY}\nHOME_DIR=$HOME\n") == {"LEAK": "", "HOME_DIR": "$HOME"}
+
+
+def test_quoted_env_values_with_comments_reach_the_tests_unquoted(tmp_path):
+    root = tree(tmp_path, {
+        "pyproject.toml": "[project]\nname='svc'\nversion='1'\n",
+        ".env.example": 'FILE_UPLOAD_STRATEGY="direct" # pass-thru\nDEBUG=off # never on in tests\n',
+        "tests/test_x.py": "def test_x():\n    pass\n",
+    })
+    plan = plan_services(read_declarations(root, root), manifest=Manifest(), policy=ServicePolicy(), test_step=None)
+    assert plan.env == {"FILE_UPLOAD_STRATEGY": "direct", "DEBUG": "off"}

@@ -1,12 +1,15 @@
 """Read how a project already declares the services and environment its tests need: GitHub Actions workflows,
 docker compose files and example .env files. Data only: nothing here runs or fetches anything."""
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from dotenv import dotenv_values
+from dotenv.variables import parse_variables
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_WORKFLOWS = 20
@@ -224,23 +227,17 @@ def _interpolate(value: str, variables: dict[str, str]) -> str:
 # ---------------------------------------------------------------- shared readers
 
 def parse_dotenv(text: str) -> dict[str, str]:
-    """KEY=value lines (export, quotes and comments as dotenv files have them)."""
-    values = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    """A dotenv file's values as python-dotenv reads them (quotes, inline comments, `export`, escapes, multi-line
+    values), with ${VAR} expanded from the file's own earlier values only: never from the worker's environment."""
+    try:
+        raw = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    except (ValueError, UnicodeError):
+        return {}
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        if value is None or not ENV_NAME.match(key):
             continue
-        line = line.removeprefix("export ").strip()
-        key, separator, value = line.partition("=")
-        key = key.strip()
-        if not separator or not ENV_NAME.match(key):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = re.sub(r"\s+#.*$", "", value)
-        values[key] = value
+        values[key] = "".join(atom.resolve(values) for atom in parse_variables(value))
     return values
 
 
