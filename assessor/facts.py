@@ -21,7 +21,10 @@ def test_facts(test_run) -> tuple[Facts, list[str]]:
         return {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "total": 0, "all_pass": False}, evidence
     broken = counts.failed + counts.errors
     evidence.insert(0, f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors, {counts.skipped} skipped")
-    if counts.total == 0:
+    if counts.unavailable:
+        evidence.insert(1, "; ".join(f"{count} more need{'s' if count == 1 else ''} {server} (not available here)"
+                                     for server, count in counts.needs.items()))
+    elif counts.total == 0:
         evidence.insert(1, "no tests were collected")
     return {
         "passed": counts.passed,

@@ -121,10 +121,6 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
         test_run = environment = None
         if project.plan is not None and project.plan.blocker:
             project.not_run = project.plan.blocker
-        elif project.plan is not None and project.plan.services.missing_reason():
-            # Their figures could not be scored, and tests waiting on a server that never comes can take the
-            # whole time limit: they are not run.
-            project.not_run = project.plan.services.missing_reason()
         elif runs_tests and project.plan is not None:
             with clock.stage("installing", "installing the capstone's dependencies"):
                 try:

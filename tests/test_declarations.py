@@ -270,7 +270,7 @@ def test_github_actions_services_env_and_test_step(tmp_path):
     assert (postgres.kind.name, postgres.port, sorted(postgres.ports)) == ("postgresql", 5432, [5432, 5433])
     assert postgres.users == {"shop": "secret"} and postgres.databases == {"shop_test": "shop"}
     assert redis.kind.name == "redis" and redis.port == 6379
-    assert {"postgres", "cache"} <= set(plan.hosts) and plan.missing_reason() is None
+    assert {"postgres", "cache"} <= set(plan.hosts) and plan.absent([]) == []
 
 
 def test_compose_backing_services_app_environment_and_missing_servers(tmp_path):
@@ -306,7 +306,11 @@ def test_compose_backing_services_app_environment_and_missing_servers(tmp_path):
     assert by_name["postgresql"].users == {"postgres": "", "app": "app"}
     assert by_name["redis"].password == "hunter2"
     assert by_name["mongodb"].problem == "this installation does not provide MongoDB"
-    assert "MongoDB (docker-compose.yml service 'mongo' (mongo:6))" in plan.missing_reason()
+    assert plan.absence_notes([]) == ["MongoDB (docker-compose.yml service 'mongo' (mongo:6)) is not available "
+                                      "here: this installation does not provide MongoDB; the tests that need it "
+                                      "are counted apart"]
+    assert [(service.label, service.ports, service.hosts) for service in plan.absent([])] == [
+        ("MongoDB", (27017,), ("mongo",))]
     assert any("acme/thing:1" in note for note in plan.notes)           # unknown image: said, not started
     assert not any("grafana" in note for note in plan.notes)            # known auxiliary: not missed
 

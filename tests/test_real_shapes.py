@@ -493,24 +493,62 @@ def test_no_tests_is_a_finding_with_pytests_message(make_repo, settings, rubric)
     assert criterion(report, "tests").status == "scored" and criterion(report, "tests").level == 0
 
 
-def test_a_service_this_installation_lacks_makes_the_figures_not_measured(make_repo, settings, rubric):
+MONGO_TESTS = (
+    "import os\nimport socket\nfrom urllib.parse import urlsplit\n\n\n"
+    "def orders_collection():\n"
+    "    address = urlsplit(os.environ['MONGO_URL'])\n"
+    "    return socket.create_connection((address.hostname, address.port), timeout=2)\n\n\n"
+    "def test_orders_are_stored():\n    orders_collection().close()\n\n\n"
+    "def test_orders_are_listed():\n    orders_collection().close()\n"
+)
+
+
+def test_tests_that_need_nothing_run_when_a_declared_server_is_absent(make_repo, settings, rubric):
     repo = make_repo({
-        "docker-compose.yml": "services:\n  db:\n    image: mongo:7\n",
+        "docker-compose.yml": "services:\n  mongo:\n    image: mongo:7\n  app:\n    build: .\n    environment:\n"
+                              "      MONGO_URL: mongodb://mongo:27017/shop\n",
         "requirements.txt": "",
-        "shop/__init__.py": "def answer():\n    return 42\n",
-        "tests/test_shop.py": "from shop import answer\n\ndef test_answer():\n    assert answer() == 42\n",
+        "shop/__init__.py": "def answer():\n    return 42\n\n\ndef unused():\n    return 0\n",
+        "tests/test_shop.py": "from shop import answer\n\ndef test_answer():\n    assert answer() == 42\n\n\n"
+                              "def test_wrong():\n    assert answer() == 41\n",
+        "tests/test_orders.py": MONGO_TESTS,
     })
     report = assess(str(repo), rubric, settings=settings)
 
+    assert report.tests == {"passed": 1, "failed": 1, "errors": 0, "skipped": 0, "total": 2, "unavailable": 2,
+                            "needs": {"MongoDB": 2}}
+    # The learner's own failure is listed; the two that could not reach MongoDB are not failures.
+    assert [failure["name"] for failure in report.failures] == ["test_wrong"]
+    tests = criterion(report, "tests")
+    assert tests.status == "scored" and list(tests.evidence[:2]) == [
+        "1 passed, 1 failed, 0 errors, 0 skipped", "2 more need MongoDB (not available here)"]
+    assert criterion(report, "coverage").status == "scored"
+    assert report.coverage["covered_lines"] == 3 and report.coverage["statements"] == 4
+    assert any(note.startswith("MongoDB (docker-compose.yml service 'mongo' (mongo:7)) is not available here")
+               for note in report.notes)
+    assert "2 need MongoDB (not available here): counted apart, not as failures; tests and coverage are scored on " \
+           "the 2 tests that could run" in report.notes
+    table = render_report(report)
+    assert "2 need MongoDB (not available here)" in table
+
+
+def test_a_suite_that_cannot_run_without_an_absent_server_is_not_measured(make_repo, settings, rubric):
+    repo = make_repo({
+        "docker-compose.yml": "services:\n  mongo:\n    image: mongo:7\n  app:\n    build: .\n    environment:\n"
+                              "      MONGO_URL: mongodb://mongo:27017/shop\n",
+        "requirements.txt": "",
+        "shop/__init__.py": "def answer():\n    return 42\n",
+        "tests/test_orders.py": MONGO_TESTS,
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.tests["unavailable"] == 2 and report.tests["total"] == 0
     for kind in ("tests", "coverage"):
         score = criterion(report, kind)
         assert score.status == "not_measured" and score.points is None
-        assert "the tests need MongoDB (docker-compose.yml service 'db' (mongo:7))" in score.evidence[0]
-    # Not run at all: their figures could not count, and tests waiting on a server can take the whole time limit.
-    assert report.tests is None and report.environment["problems"][0].startswith("the tests need MongoDB")
+        assert score.evidence[0] == ("none of the tests could run without MongoDB, which this run did not have "
+                                     "(2 needed it), so their results cannot be scored")
     assert criterion(report, "complexity").status == "scored"
-    table = render_report(report)
-    assert "\nnotes:\n" in table and "    - the tests need MongoDB" in table
 
 
 def test_an_unsupported_language_is_named_and_never_scored_zero(make_repo, settings, rubric):

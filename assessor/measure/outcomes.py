@@ -1,6 +1,7 @@
 """What a sandboxed test run produced, in the same shape for every toolchain, with untrustworthy figures voided."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,8 @@ class Flag:
 
 @dataclass(frozen=True)
 class TestCounts:
-    """Outcomes from the JUnit report, one per test."""
+    """Outcomes from the JUnit report, one per test. `total` counts the tests that could run; the ones that failed
+    only because a declared server was absent are `unavailable`, by server, and in no other count."""
 
     __test__ = False
     passed: int
@@ -59,6 +61,25 @@ class TestCounts:
     errors: int
     skipped: int
     total: int
+    unavailable: int = 0
+    needs: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *, passed: int, failed: int, errors: int, skipped: int,
+           unavailable: Sequence[tuple[str, str]] = ()) -> "TestCounts":
+        """Counts from a runner's raw ones, with the tests an absent server explains taken out of the failures."""
+        failed -= sum(1 for outcome, _ in unavailable if outcome == "failed")
+        errors -= sum(1 for outcome, _ in unavailable if outcome == "error")
+        needs: dict[str, int] = {}
+        for _, server in unavailable:
+            needs[server] = needs.get(server, 0) + 1
+        return cls(passed=passed, failed=failed, errors=errors, skipped=skipped,
+                   total=passed + failed + errors + skipped, unavailable=len(unavailable), needs=needs)
+
+    @property
+    def ran(self) -> int:
+        """Tests that ran to a verdict of their own (skipped ones did not)."""
+        return self.passed + self.failed + self.errors
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,30 @@ class TestRun:
             "failures": list(self.failures),
             "output_tail": self.output_tail,
         }
+
+
+def absent_server_verdict(tests: TestCounts | None, absent: Sequence, output: str, blame) -> str | None:
+    """Why a run's figures cannot be scored because of servers it did not have: no test could run without them.
+    A run with some tests that could run is scored on those, and says which could not."""
+    if not absent:
+        return None
+    labels = ", ".join(dict.fromkeys(service.label for service in absent))
+    if tests is not None and tests.unavailable and tests.ran == 0:
+        return (f"none of the tests could run without {labels}, which this run did not have ({tests.unavailable} "
+                f"needed it), so their results cannot be scored")
+    if tests is None and blame is not None and blame(output[-OUTPUT_TAIL_CHARS:]):
+        return f"the tests could not start without {labels}, which this run did not have, so they cannot be scored"
+    return None
+
+
+def unavailable_note(tests: TestCounts | None) -> str | None:
+    """The line a reader sees about the tests that could not run: how many, and which server each needed."""
+    if tests is None or not tests.unavailable:
+        return None
+    needs = "; ".join(f"{count} need{'s' if count == 1 else ''} {server} (not available here)"
+                      for server, count in tests.needs.items())
+    return (f"{needs}: counted apart, not as failures; tests and coverage are scored on the {tests.total} test"
+            f"{'' if tests.total == 1 else 's'} that could run")
 
 
 def percent(part: int, whole: int) -> float:

@@ -53,6 +53,8 @@ class JunitSummary:
     skipped: int
     collection_errors: int
     failures: tuple[TestFailure, ...] = ()
+    # Failing or erroring tests whose failure shows an absent server: (their outcome, the server), counted above.
+    unavailable: tuple[tuple[str, str], ...] = ()
 
     @property
     def total(self) -> int:
@@ -140,9 +142,10 @@ def read_checked_result(out_dir: Path, name: str, max_bytes: int, status: dict) 
     return data
 
 
-def parse_junit(data: bytes, *, first_line: int = 1) -> JunitSummary:
+def parse_junit(data: bytes, *, first_line: int = 1, blame=None) -> JunitSummary:
     """Counts from a JUnit XML document; one outcome per test, the worst one when a test has several.
-    `first_line`: the number the writer gives a file's first line (pytest's xunit1 `line` counts from 0)."""
+    `first_line`: the number the writer gives a file's first line (pytest's xunit1 `line` counts from 0).
+    `blame(text)`: the absent server a failure's text shows was unreachable, or None."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ResultFileError("junit.xml declares a DTD or entities, which test runners never write")
     try:
@@ -152,6 +155,7 @@ def parse_junit(data: bytes, *, first_line: int = 1) -> JunitSummary:
     ranks = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
     outcomes: dict[tuple[str, str], str] = {}
     details: dict[tuple[str, str], TestFailure] = {}
+    blamed: dict[tuple[str, str], str] = {}
     collection_errors: set[tuple[str, str]] = set()
     for case in root.iter("testcase"):
         key = (case.get("classname", ""), case.get("name", ""))
@@ -167,12 +171,21 @@ def parse_junit(data: bytes, *, first_line: int = 1) -> JunitSummary:
                 collection_errors.add(key)
         if key not in outcomes or ranks[outcome] > ranks[outcomes[key]]:
             outcomes[key] = outcome
-            if detail is not None and len(details) < MAX_FAILURES_KEPT:
+            server = blame(f"{detail.get('message') or ''}\n{detail.text or ''}") if blame and detail is not None \
+                else None
+            if server:
+                blamed[key] = server
+            else:
+                blamed.pop(key, None)
+            if detail is not None and not server and len(details) < MAX_FAILURES_KEPT:
                 details[key] = _failure(case, detail, outcome, first_line)
     values = list(outcomes.values())
     return JunitSummary(passed=values.count("passed"), failed=values.count("failed"), errors=values.count("error"),
                         skipped=values.count("skipped"), collection_errors=len(collection_errors),
-                        failures=tuple(failure for key, failure in details.items() if outcomes[key] != "passed"))
+                        failures=tuple(failure for key, failure in details.items()
+                                       if outcomes[key] != "passed" and key not in blamed),
+                        unavailable=tuple((outcomes[key], server) for key, server in blamed.items()
+                                          if outcomes[key] in ("failed", "error")))
 
 
 def _failure(case, detail, outcome: str, first_line: int = 1) -> TestFailure:

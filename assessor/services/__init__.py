@@ -13,8 +13,9 @@ from assessor.services.declarations import (
 from assessor.services.servers import (
     POSTGRESQL, REDIS, ServerKind, availability, is_auxiliary, kind_for_image, kind_for_name,
 )
+from assessor.services.unreachable import AbsentService, Blame, blame_for
 
-__all__ = ["ServiceNeed", "ServicePlan", "ServicePolicy", "plan_services", "read_declarations", "choose_test_step",
+__all__ = ["AbsentService", "Blame", "blame_for", "ServiceNeed", "ServicePlan", "ServicePolicy", "plan_services", "read_declarations", "choose_test_step",
            "TestStep", "Declarations"]
 
 # Names that always point at the sandbox's loopback, as CI and compose setups use them.
@@ -45,6 +46,7 @@ class ServiceNeed:
     databases: dict[str, str] = field(default_factory=dict)  # PostgreSQL database -> owner
     password: str | None = None                             # Redis requirepass
     problem: str | None = None                              # why it cannot be provided here
+    hosts: set[str] = field(default_factory=set)            # the names the declarations reach it by
 
     @property
     def port(self) -> int:
@@ -78,24 +80,21 @@ class ServicePlan:
     def missing(self) -> list[ServiceNeed]:
         return [need for need in self.needs if need.problem is not None]
 
-    def missing_reason(self) -> str | None:
-        """One line naming every service the tests need that this installation cannot start, or None."""
-        if not self.missing:
-            return None
-        parts = [f"{need.kind.label} ({'; '.join(need.sources[:2])})" for need in self.missing]
-        return (f"the tests need {', '.join(parts)}, which this installation cannot provide, so their results "
-                f"cannot be scored")
+    def absent(self, statuses: list[dict]) -> list[AbsentService]:
+        """The servers the tests declared that a run did not have: not provided here, or failed to start."""
+        failed = {status["name"]: status for status in statuses if status["status"] != "started"}
+        return [AbsentService(label=need.kind.label, kind=need.kind.name,
+                              ports=tuple(sorted(need.ports | ({need.port} if need.port else set()))),
+                              hosts=tuple(sorted(need.hosts)))
+                for need in self.needs if need.problem is not None or need.kind.name in failed]
 
-    def unmeasurable(self, statuses: list[dict]) -> str | None:
-        """Why a run's figures cannot be scored: a service the tests need is missing, or did not start."""
-        missing = self.missing_reason()
-        if missing:
-            return missing
-        failed = [status for status in statuses if status["status"] != "started"]
-        if failed:
-            return "; ".join(f"{status['name']} did not start in the sandbox ({status['problem']})"
-                             for status in failed)
-        return None
+    def absence_notes(self, statuses: list[dict]) -> list[str]:
+        """One line per server the run did not have, saying why, for the report."""
+        notes = [f"{need.kind.label} ({'; '.join(need.sources[:2])}) is not available here: {need.problem}; the "
+                 f"tests that need it are counted apart" for need in self.missing]
+        notes += [f"{status['name']} did not start in the sandbox ({status['problem']}); the tests that need it are "
+                  f"counted apart" for status in statuses if status["status"] != "started"]
+        return notes
 
     def to_dict(self) -> dict:
         return {"needed": [need.to_dict() for need in self.needs], "env": sorted(self.env),
@@ -142,6 +141,7 @@ def plan_services(declarations: Declarations, *, manifest: Manifest, policy: Ser
                 continue
             need = needs.setdefault(kind.name, ServiceNeed(kind))
             need.sources.append(f"{container.source} ({container.image})")
+            need.hosts.add(container.name)
             _apply_container(need, container)
     for key, value in plan.env.items():
         _apply_url(key, value, needs, hosts)
@@ -225,6 +225,8 @@ def _apply_url(key: str, value: str, needs: dict[str, ServiceNeed], hosts: list[
     hosts.append(host)
     need = needs.setdefault(kind.name, ServiceNeed(kind))
     need.sources.append(f"the URL in {key}")
+    if host not in ("localhost", "127.0.0.1", "::1"):
+        need.hosts.add(host)
     need.ports.add(port or kind.default_port)
     if kind is POSTGRESQL:
         user = unquote(parts.username or "postgres")

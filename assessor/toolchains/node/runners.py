@@ -74,10 +74,13 @@ class JestCounts:
     errors: int      # test files that could not run (a syntax error, a failing import)
     skipped: int
     failures: tuple[TestFailure, ...]
+    # Failing tests whose failure shows an absent server: (their outcome, the server), counted above too.
+    unavailable: tuple[tuple[str, str], ...] = ()
 
 
-def parse_jest_json(data: bytes, *, root: Path) -> JestCounts:
-    """Counts from Jest's own JSON report, one per test; a test file that failed to run is one error."""
+def parse_jest_json(data: bytes, *, root: Path, blame=None) -> JestCounts:
+    """Counts from Jest's own JSON report, one per test; a test file that failed to run is one error.
+    `blame(text)`: the absent server a failure's text shows was unreachable, or None."""
     try:
         report = json.loads(data)
     except (ValueError, RecursionError):
@@ -86,6 +89,7 @@ def parse_jest_json(data: bytes, *, root: Path) -> JestCounts:
         raise ResultFileError("jest.json is not Jest's report")
     passed = failed = errors = skipped = 0
     failures: list[TestFailure] = []
+    unavailable: list[tuple[str, str]] = []
     for suite in report["testResults"]:
         if not isinstance(suite, dict):
             raise ResultFileError("jest.json holds a malformed test file result")
@@ -93,7 +97,10 @@ def parse_jest_json(data: bytes, *, root: Path) -> JestCounts:
         file = _relative(suite.get("name"), root)
         if not results and suite.get("status") == "failed":
             errors += 1
-            if len(failures) < MAX_FAILURES_KEPT:
+            server = blame(str(suite.get("message") or suite.get("failureMessage") or "")) if blame else None
+            if server:
+                unavailable.append(("error", server))
+            elif len(failures) < MAX_FAILURES_KEPT:
                 failures.append(TestFailure(name="(test file)", classname=file or "", outcome="error",
                                             message=_short(suite.get("message") or suite.get("failureMessage")),
                                             file=file))
@@ -104,9 +111,12 @@ def parse_jest_json(data: bytes, *, root: Path) -> JestCounts:
                 passed += 1
             elif status == "failed":
                 failed += 1
-                if len(failures) < MAX_FAILURES_KEPT:
+                messages = result.get("failureMessages") if isinstance(result.get("failureMessages"), list) else []
+                server = blame("\n".join(map(str, messages))) if blame else None
+                if server:
+                    unavailable.append(("failed", server))
+                elif len(failures) < MAX_FAILURES_KEPT:
                     location = result.get("location") if isinstance(result.get("location"), dict) else {}
-                    messages = result.get("failureMessages") if isinstance(result.get("failureMessages"), list) else []
                     failures.append(TestFailure(
                         name=str(result.get("fullName") or result.get("title") or "")[:300],
                         classname=file or "", outcome="failed", message=_short(messages[0] if messages else ""),
@@ -115,7 +125,7 @@ def parse_jest_json(data: bytes, *, root: Path) -> JestCounts:
                 skipped += 1
             else:
                 raise ResultFileError(f"jest.json has a test with the unknown status {status!r}")
-    return JestCounts(passed, failed, errors, skipped, tuple(failures))
+    return JestCounts(passed, failed, errors, skipped, tuple(failures), tuple(unavailable))
 
 
 def _short(text: object) -> str:

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assessor.measure.outcomes import (
-    Flag, Outcome, TestCounts, TestRun, checked_coverage_data, checked_status, coverage_totals, finish_run,
+    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, checked_coverage_data, checked_status,
+    coverage_totals, finish_run, unavailable_note,
 )
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
 )
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
-from assessor.services import ServicePlan
+from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
@@ -96,21 +97,26 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                                readonly_binds=(control, environment.tools),
                                binds=((environment.node_modules, project_root / "node_modules"),))
         statuses = read_status(out_dir) if services is not None else []
+        absent = request.services.absent(statuses)
+        blame = blame_for(absent)
         outcome = _read_outcome(out_dir, token=token, result=result, report=runner.report, request=request,
-                                project_root=project_root)
+                                project_root=project_root, blame=blame)
         outcome.flags += modified_sources(checkout, project, measured)
     ignored = sum(request.ignore_comments.values())
     if ignored:
         notes.append(f"{ignored} coverage-ignore comment{'s' if ignored != 1 else ''} (istanbul/c8/v8 ignore) in "
                      f"{len(request.ignore_comments)} file{'s' if len(request.ignore_comments) != 1 else ''}: the code "
                      f"they mark is left out of coverage, as the coverage tools do")
+    notes += request.services.absence_notes(statuses)
+    notes += [note for note in [unavailable_note(outcome.tests)] if note]
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, notes=notes + outcome.notes, services=statuses,
-                              failures=outcome.failures, unmeasurable=request.services.unmeasurable(statuses)))
+                              failures=outcome.failures,
+                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame)))
 
 
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,
-                  project_root: Path) -> Outcome:
+                  project_root: Path, blame=None) -> Outcome:
     outcome = Outcome()
     status = checked_status(outcome, out_dir, token=token, result=result, reporter="supervisor")
     if status is None:
@@ -118,13 +124,14 @@ def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report:
     if status.get("finished") is not True:
         outcome.notes.append(f"the test runner could not be started: {status.get('error', 'unknown')}")
         return outcome
-    _read_tests(outcome, out_dir, status=status, report=report, project_root=project_root, output=result.output)
+    _read_tests(outcome, out_dir, status=status, report=report, project_root=project_root, output=result.output,
+                blame=blame)
     _read_coverage(outcome, out_dir, status=status, request=request, project_root=project_root)
     return outcome
 
 
 def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, report: str, project_root: Path,
-                output: str) -> None:
+                output: str, blame=None) -> None:
     try:
         data = read_checked_result(out_dir, report, MAX_JEST_JSON_BYTES if report == "jest.json" else MAX_JUNIT_BYTES,
                                    status)
@@ -140,22 +147,18 @@ def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, report: str, p
         return
     try:
         if report == "jest.json":
-            counts = parse_jest_json(data, root=project_root)
-            passed, failed, errors, skipped, failures = (counts.passed, counts.failed, counts.errors, counts.skipped,
-                                                         counts.failures)
+            counts = parse_jest_json(data, root=project_root, blame=blame)
         else:
-            junit = parse_junit(data)
-            passed, failed, errors, skipped, failures = (junit.passed, junit.failed, junit.errors, junit.skipped,
-                                                         junit.failures)
+            counts = parse_junit(data, blame=blame)
     except ResultFileError as error:
         outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
         return
-    total = passed + failed + errors + skipped
-    if total == 0:
+    outcome.tests = TestCounts.of(passed=counts.passed, failed=counts.failed, errors=counts.errors,
+                                  skipped=counts.skipped, unavailable=counts.unavailable)
+    if outcome.tests.total + outcome.tests.unavailable == 0:
         outcome.notes.append(f"the test runner found no tests ({_last_error(output)}): name test files *.test.js, "
                              f"*.spec.ts or put them in test/, or give the test command in capstone.toml")
-    outcome.tests = TestCounts(passed=passed, failed=failed, errors=errors, skipped=skipped, total=total)
-    outcome.failures = [failure.to_dict() for failure in failures]
+    outcome.failures = [failure.to_dict() for failure in counts.failures]
 
 
 def _last_error(output: str) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from assessor.errors import MeasureError
 from assessor.measure.outcomes import (
-    Flag, Outcome, TestCounts, TestRun, checked_coverage_data, checked_status, finish_run,
+    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, checked_coverage_data, checked_status, finish_run,
+    unavailable_note,
 )
 from assessor.measure.resultfiles import (
     MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
@@ -14,7 +15,7 @@ from assessor.measure.resultfiles import (
 )
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
-from assessor.services import ServicePlan
+from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
 from assessor.toolchains.python.coverage_data import (
     SAFE_PATH, check_coverage_data, coverage_rcfile, coverage_report, exclusion_notes, measured_files,
@@ -127,17 +128,24 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
         if collect_result.killed_by:
             notes.append(f"collecting the tests was stopped by the {collect_result.killed_by.replace('_', ' ')} "
                          f"limit")
+            absent = request.services.absent(read_status(out_dir) if services is not None else [])
             return finish_run(TestRun(tests=None, coverage=None, sandbox=collect_result, flags=flags, notes=notes,
-                                      unmeasurable=request.services.missing_reason()))
+                                      unmeasurable=absent_server_verdict(None, absent, collect_result.output,
+                                                                         blame_for(absent))))
         result, token = run("test")
         statuses = read_status(out_dir) if services is not None else []
+        absent = request.services.absent(statuses)
+        blame = blame_for(absent)
         outcome = _read_outcome(out_dir, token=token, result=result, checkout=checkout, project=project,
-                                files=files, canary=canary, collected=collected, root=relative_root.as_posix())
+                                files=files, canary=canary, collected=collected, root=relative_root.as_posix(),
+                                blame=blame)
         outcome.flags += modified_sources(checkout, project, files)
+    notes += request.services.absence_notes(statuses)
+    notes += [note for note in [unavailable_note(outcome.tests)] if note]
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, collected=collected, notes=notes + outcome.notes,
                               services=statuses, failures=outcome.failures,
-                              unmeasurable=request.services.unmeasurable(statuses)))
+                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame)))
 
 
 def _collected(out_dir: Path, token: bytes) -> int | None:
@@ -150,7 +158,7 @@ def _collected(out_dir: Path, token: bytes) -> int | None:
 
 
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkout: Path, project: Path,
-                  files: list[str], canary: Path, collected: int | None, root: str = ".") -> Outcome:
+                  files: list[str], canary: Path, collected: int | None, root: str = ".", blame=None) -> Outcome:
     outcome = Outcome()
     status = checked_status(outcome, out_dir, token=token, result=result, reporter="runner")
     if status is None:
@@ -163,18 +171,19 @@ def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkou
         outcome.flags.append(Flag("exit_code_mismatch", f"pytest returned {status.get('exit_code')} but the process "
                                                         f"exited with {result.exit_code}"))
     _read_tests(outcome, out_dir, status=status, collected=collected, output=result.output,
-                root=root)
+                root=root, blame=blame)
     _read_coverage(outcome, out_dir, status=status, checkout=checkout, project=project, files=files, canary=canary)
     return outcome
 
 
 def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str,
-                root: str = ".") -> None:
+                root: str = ".", blame=None) -> None:
     if status.get("exit_code") in (3, 4):
         outcome.notes.append(f"pytest could not run the tests: {_last_error(output)}")
         return
     try:
-        junit = parse_junit(read_checked_result(out_dir, "junit.xml", MAX_JUNIT_BYTES, status), first_line=0)
+        junit = parse_junit(read_checked_result(out_dir, "junit.xml", MAX_JUNIT_BYTES, status), first_line=0,
+                            blame=blame)
     except ResultChangedError as error:
         outcome.flags.append(Flag("results_forged", f"test results unusable: {error}"))
         return
@@ -203,8 +212,8 @@ def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int
     if status.get("exit_code") == NO_TESTS_EXIT or junit.total == 0:
         outcome.notes.append(f"pytest collected no tests ({_last_line(output)}): name test files test_*.py, "
                              f"*_test.py or tests.py, or give the test command in capstone.toml")
-    outcome.tests = TestCounts(passed=junit.passed, failed=junit.failed, errors=errors, skipped=junit.skipped,
-                               total=junit.passed + junit.failed + errors + junit.skipped)
+    outcome.tests = TestCounts.of(passed=junit.passed, failed=junit.failed, errors=errors, skipped=junit.skipped,
+                                  unavailable=junit.unavailable)
     # pytest names files from its rootdir, the project; the code view names them from the checkout.
     outcome.failures = [{**failure.to_dict(), "file": f"{root}/{failure.file}" if failure.file and root != "." else
                          failure.file} for failure in junit.failures]
