@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from assessor.measure.artifacts import section_words
+from assessor.measure.outcomes import FLAG_VOIDS
 
 Facts = dict[str, Any]
 EXPECTED_PATTERNS_SHOWN = 3  # where a missing document belongs: the first few of the rubric's names
@@ -34,6 +35,16 @@ def test_facts(test_run) -> tuple[Facts, list[str]]:
         "total": counts.total,
         "all_pass": counts.passed > 0 and broken == 0,
     }, evidence
+
+
+def coverage_unmeasured(test_run) -> str | None:
+    """Why coverage says nothing about the tests: none of them ran (pytest could not start, or found none), so
+    the only lines run were those executed on import. A run whose results were voided is not excused here."""
+    if any("tests" in FLAG_VOIDS.get(flag.code, frozenset()) for flag in test_run.flags) or test_run.sandbox.killed_by:
+        return None
+    if test_run.tests is None or test_run.tests.ran == 0:
+        return "no test ran, so coverage (only the lines run on import) was not measured"
+    return None
 
 
 def coverage_facts(test_run) -> tuple[Facts, list[str]]:

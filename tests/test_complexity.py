@@ -260,3 +260,27 @@ def describe(count):
     assert [(f.name, f.complexity) for f in sorted(result.worst, key=lambda f: f.line)] == \
         [("Cart.add", 3), ("Cart.total", 3), ("describe", 3)]
     assert result.average == 3.0 and result.average_with_classes == 3.25
+
+
+def test_complexity_measures_exactly_the_files_coverage_measures(make_repo):
+    from assessor.manifest import read_manifest
+    from assessor.services import ServicePolicy
+    from assessor.toolchains import detect
+    from assessor.toolchains.python.coverage_data import measured_files
+
+    repo = make_repo({
+        "requirements.txt": "flask\n",
+        "app/__init__.py": "",
+        "app/core.py": branches("real", 2),
+        "gunicorn.conf.py": branches("post_fork", 3),     # server configuration, not the learner's application
+        "gunicorn_config.py": branches("on_starting", 3),
+        "locustfile.py": branches("load", 3),             # load-test evidence, not application code
+        "tools/loose.py": branches("loose", 1),           # not a package: coverage never loads it
+    })
+    module, detection = detect(repo, manifest=read_manifest(repo))
+    plan = module.plan(repo, detection, manifest=read_manifest(repo), policy=ServicePolicy())
+
+    result = module.measure_complexity(plan)
+
+    assert measured_files(repo, repo) == ["app/__init__.py", "app/core.py"]
+    assert result.files_analyzed == 2 and [f.name for f in result.worst] == ["real"]

@@ -165,3 +165,30 @@ def test_refused_lines_are_reported_and_the_rest_installs():
     environment = build_environment(root, fresh_dir("work"), cache_dir=uv_cache())
     assert any(name.startswith("iniconfig==") for name in environment.installed)
     assert len(environment.problems) == 2 and "--index-url" in environment.problems[0]
+
+
+@pytest.mark.slow
+def test_only_the_package_without_a_wheel_of_the_commit_date_moves_to_a_newer_version(tmp_path):
+    # In June 2019 MarkupSafe 1.1.1 had wheels for Pythons up to 3.8 only; Flask 1.0 and Jinja2 2.10 had
+    # pure-Python wheels. Only MarkupSafe may move on; the rest stays as it was on that day.
+    root = project({"requirements.txt": "flask>=1.0,<2\n"})
+    environment = build_environment(root, tmp_path / "work", cache_dir=uv_cache(), as_of="2019-06-01T00:00:00Z")
+
+    versions = dict(line.split("==") for line in environment.installed)
+    assert versions["flask"].startswith("1.0.") and versions["jinja2"].startswith("2.10.")
+    assert int(versions["markupsafe"].split(".")[0]) >= 2
+    assert any(note.startswith("markupsafe had no wheel installable here among the versions of your commit's date "
+                               "(2019-06-01): the newest version that fits your declarations was used")
+               for note in environment.notes)
+    assert not any("resolved with the newest versions" in note for note in environment.notes)
+
+
+@pytest.mark.slow
+def test_exact_pins_are_not_told_to_commit_a_lock_file(tmp_path):
+    root = project({"requirements.txt": "iniconfig==2.0.0\n"})
+    environment = build_environment(root, tmp_path / "work", cache_dir=uv_cache(), as_of="2024-01-15T00:00:00Z")
+
+    assert "iniconfig==2.0.0" in environment.installed
+    assert ("you pin every package you name; the packages they depend on were resolved as they were on the "
+            "commit's date (2024-01-15)") in environment.notes
+    assert not any(note.startswith("no lock file") for note in environment.notes)

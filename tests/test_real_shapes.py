@@ -491,6 +491,21 @@ def test_no_tests_is_a_finding_with_pytests_message(make_repo, settings, rubric)
     assert any(note.startswith("pytest collected no tests (no tests ran") for note in report.notes)
     assert "no tests ran" in report.output_tail
     assert criterion(report, "tests").status == "scored" and criterion(report, "tests").level == 0
+    # The lines run on import are no measure of the tests: coverage is not scored, never a 0.
+    coverage = criterion(report, "coverage")
+    assert coverage.status == "not_measured" and coverage.points is None
+    assert coverage.evidence[0] == "no test ran, so coverage (only the lines run on import) was not measured"
+
+
+def test_pytest_that_cannot_start_names_the_exception_and_scores_no_coverage(make_repo, settings, rubric):
+    repo = make_repo({"requirements.txt": "", "shop/__init__.py": "TAX = 0.2\n\n\ndef answer():\n    return 42\n",
+                      "tests/conftest.py": "import shop\nimport settings_that_do_not_exist\n",
+                      "tests/test_shop.py": "def test_answer():\n    assert True\n"})
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert "pytest could not run the tests: ModuleNotFoundError: No module named 'settings_that_do_not_exist'" \
+        in report.notes
+    assert criterion(report, "coverage").status == "not_measured"
 
 
 MONGO_TESTS = (

@@ -523,3 +523,22 @@ def test_unsafe_mode_without_bubblewrap_reports_its_backend(make_repo, monkeypat
     run = assess(make_repo, GOOD, unsafe_no_sandbox=True)
     assert run.to_dict()["sandbox"]["backend"] == "none"
     assert run.tests.passed == HONEST_PASSED and run.coverage.line_percent == HONEST_LINE
+
+
+@pytest.mark.parametrize("output, reason", [
+    ("ImportError while loading conftest '/p/tests/conftest.py'.\ntests/conftest.py:1: in <module>\n"
+     "    import settings\nE   ModuleNotFoundError: No module named 'settings'\n"
+     "E   Hint: make sure your test modules/packages have valid Python names.\n",
+     "ModuleNotFoundError: No module named 'settings'"),
+    ("E   pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings\nE   database_url\n"
+     "E     Field required [type=missing]\nE       For further information visit https://errors.pydantic.dev/2.10/v/missing\n",
+     "pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings"),
+    ("ERROR: usage: pytest [options] [file_or_dir]\npytest: error: unrecognized arguments: --cov\n",
+     "pytest: error: unrecognized arguments: --cov"),
+    ("nothing that looks like an error\nlast line\n", "last line"),
+    ("", "no output"),
+])
+def test_a_failed_pytest_start_is_explained_by_its_exception_not_a_hint(output, reason):
+    from assessor.toolchains.python.testrun import _last_error
+
+    assert _last_error(output) == reason

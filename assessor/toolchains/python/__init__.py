@@ -9,12 +9,13 @@ from assessor.measure.outcomes import TestRun
 from assessor.sandbox import SandboxLimits
 from assessor.services import ServicePlan, ServicePolicy, choose_test_step, plan_services, read_declarations
 from assessor.toolchains.base import Detection, any_file, find_root
+from assessor.toolchains.python.coverage_data import measured_files
 from assessor.toolchains.python.dependencies import LearnerRequirements, read_requirements
 from assessor.toolchains.python.environment import Environment, build_environment
 from assessor.toolchains.python.pytest_config import (
     PytestConfig, TestSelection, learner_pytest_config, selection_from_command, test_file_patterns,
 )
-from assessor.toolchains.python.sources import SKIPPED_DIRS, is_test_file, python_source_files
+from assessor.toolchains.python.sources import SKIPPED_DIRS, is_test_file
 from assessor.toolchains.python.testrun import TestRunRequest, run_tests as run_pytest
 
 NAME = "python"
@@ -117,7 +118,8 @@ def _inside(checkout: Path, folder: str) -> Path:
 
 def measure_complexity(plan: Plan) -> ComplexityResult:
     """radon over the project's application code (never tests or packaging files); paths from the checkout."""
-    files = python_source_files(plan.root, test_patterns=plan.test_patterns)
+    # The very files coverage is computed over, so the two figures describe the same code.
+    files = [plan.checkout / name for name in measured_files(plan.checkout, plan.root, test_patterns=plan.test_patterns)]
     return radon_complexity(plan.checkout, files=files)
 
 

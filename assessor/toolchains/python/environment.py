@@ -105,6 +105,7 @@ class _Request:
     overrides: list[str]
     find_links: Path
     as_of: str | None = None  # resolve with the versions published before this date (uv --exclude-newer)
+    fresh: list[str] = field(default_factory=list)  # packages whose versions of that date have no wheel here
 
 
 def service_pins() -> list[str]:
@@ -173,10 +174,7 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
     for _round in range(MAX_BUILD_ROUNDS + 1):
         pinned, failure = _resolve(request, cache_dir=cache_dir, deadline=deadline)
         if failure is None:
-            if request.as_of and _days_ago(request.as_of) > STALE_COMMIT_DAYS:
-                notes.append(f"no lock file: dependencies were resolved as they were on the commit's date "
-                             f"({request.as_of[:10]}), the versions you would have had; commit a lock file "
-                             f"(uv.lock, poetry.lock, Pipfile.lock or pdm.lock) to choose them yourself")
+            notes += _as_of_notes(request, declared)
             break
         next_step = _next_step(failure, request, declared, builder, notes, failures)
         if next_step is None:
@@ -265,7 +263,7 @@ def _resolve(request: _Request, *, cache_dir: Path, deadline: float) -> tuple[li
                               "--only-binary", ":all:", "--find-links", str(request.find_links),
                               "--overrides", str(scratch_dir / "overrides.txt"),
                               "--constraints", str(scratch_dir / "constraints.txt"),
-                              "--no-header", "--no-annotate", *_as_of_options(request.as_of),
+                              "--no-header", "--no-annotate", *_as_of_options(request.as_of, request.fresh),
                               str(scratch_dir / "requirements.txt")],
                              cwd=scratch_dir, cache_dir=cache_dir, deadline=deadline)
         except _UvFailed as failed:
@@ -344,12 +342,42 @@ def _days_ago(moment: str) -> float:
     return (datetime.now(timezone.utc) - when).total_seconds() / 86400
 
 
-def _as_of_options(as_of: str | None) -> list[str]:
-    """uv's date cut-off, except for the runner's own tools, which must be the versions the service supports."""
+def _as_of_notes(request: _Request, declared: LearnerRequirements) -> list[str]:
+    """What the reader should know about versions chosen by the commit's date."""
+    if not request.as_of:
+        return []
+    notes = []
+    if request.fresh:
+        several = len(request.fresh) > 1
+        notes.append(f"{', '.join(request.fresh)} had no wheel installable here among the versions of your "
+                     f"commit's date ({request.as_of[:10]}): "
+                     + ("the newest versions that fit your declarations were used for them" if several else
+                        "the newest version that fits your declarations was used for it")
+                     + "; every other package is as of that date")
+    if _days_ago(request.as_of) > STALE_COMMIT_DAYS:
+        if declared.requirements and all(_exactly_pinned(requirement) for requirement in declared.requirements):
+            notes.append(f"you pin every package you name; the packages they depend on were resolved as they were "
+                         f"on the commit's date ({request.as_of[:10]})")
+        else:
+            notes.append(f"no lock file: dependencies were resolved as they were on the commit's date "
+                         f"({request.as_of[:10]}), the versions you would have had; commit a lock file "
+                         f"(uv.lock, poetry.lock, Pipfile.lock or pdm.lock) to choose them yourself")
+    return notes
+
+
+def _exactly_pinned(requirement: str) -> bool:
+    """`name==1.2.3`: one version, no wildcard."""
+    specifier = requirement_specifier(requirement)
+    return bool(re.fullmatch(r"===?[^,*\s]+", specifier.replace(" ", "")))
+
+
+def _as_of_options(as_of: str | None, fresh: list[str] = ()) -> list[str]:
+    """uv's date cut-off, except for the runner's own tools, which must be the versions the service supports,
+    and for the packages whose versions of that date cannot be installed here."""
     if not as_of:
         return []
     options = ["--exclude-newer", as_of]
-    for package in RUNNER_PACKAGES:
+    for package in [*RUNNER_PACKAGES, *fresh]:
         options += ["--exclude-newer-package", f"{package}={NO_CUTOFF}"]
     return options
 
@@ -371,10 +399,9 @@ def _next_step(failure: str, request: _Request, declared: LearnerRequirements, b
             notes.append(f"{pinned[0]} from {declared.lock} has no wheel for this Python; the newest version your "
                          f"declarations allow was installed instead")
             return True
-        if request.as_of and not any(requirement_specifier(r).startswith("==") for r in direct):
-            request.as_of = None  # the versions of that day have no wheels here: newer ones may
-            notes.append("no lock file: dependencies were resolved with the newest versions that fit your "
-                         "declarations (those of your commit's date have no installable wheels here)")
+        if request.as_of and name not in request.fresh and \
+                not any(requirement_specifier(r).startswith("==") for r in direct):
+            request.fresh.append(name)  # that day's versions of this one package have no wheels: newer ones may
             return True
         specifiers = [requirement_specifier(requirement) for requirement in direct]
         specifiers += [requirement_specifier(constraint) for constraint in request.constraints

@@ -14,8 +14,12 @@ SKIPPED_DIRS = frozenset({
     "build", "dist", ".eggs", "migrations", "alembic", "vendor", "vendored", "third_party",
     "_vendor", "tests", "test", "testing", "docs", "examples", "scripts", "bench", "benchmarks",
 })
-# Packaging and tooling files, wherever they are: never application code.
-PACKAGING_FILES = frozenset({"setup.py", "conftest.py", "noxfile.py", "fabfile.py"})
+# Packaging, tooling and server configuration files, wherever they are: never application code.
+PACKAGING_FILES = frozenset({
+    "setup.py", "conftest.py", "noxfile.py", "fabfile.py", "gunicorn.conf.py", "gunicorn_conf.py",
+    "gunicorn_config.py", "gunicorn.config.py", "gunicorncfg.py", "uvicorn_conf.py", "hypercorn.conf.py",
+    "celeryconfig.py", "locustfile.py", "pyinstaller.spec.py",
+})
 # Top-level files that are project plumbing, not application code.
 TOP_LEVEL_PLUMBING = frozenset({"manage.py"})
 

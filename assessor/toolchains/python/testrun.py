@@ -1,6 +1,7 @@
 """Run a Python capstone's tests in the sandbox under the service's coverage, and keep only figures that hold up."""
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,10 +225,19 @@ def _last_line(output: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
+# A line naming the exception that stopped pytest ("E   ModuleNotFoundError: ..."), and lines that only add a
+# hint or a link after it.
+_EXCEPTION_LINE = re.compile(r"^(?:E\s+)?(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b|ERROR:|[\w.-]+: error:)")
+_HINT_LINE = re.compile(r"^E\s+(?:Hint:|For further information|See |Did you mean|https?://)|^E$")
+
+
 def _last_error(output: str) -> str:
+    """What stopped pytest, in its own words: the last exception line, never a hint or a link after it."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("ERROR", "error", "E "))]
-    return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
+    exceptions = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    errors = [line for line in lines if line.startswith(("ERROR", "error", "E ")) and not _HINT_LINE.match(line)]
+    chosen = exceptions[-1] if exceptions else errors[-1] if errors else lines[-1] if lines else "no output"
+    return re.sub(r"^E\s+", "", chosen)[:300]
 
 
 def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, checkout: Path, project: Path,
