@@ -78,11 +78,103 @@ def test_dependencies_from_git_urls_or_paths_are_refused(tmp_path):
     assert "express" not in problems[0]
 
 
-def test_package_manager_failures_name_the_package():
-    assert explain_failure(["npm", "ci"], "npm error code E404\nnpm error 404 Not Found - GET https://registry."
-                           "npmjs.org/nosuch-pkg - Not found\n") == "npm ci: Not found"
-    assert "not in sync" in explain_failure(["npm", "ci"], "npm error `npm ci` can only install packages when your "
-                                            "package.json and package-lock.json are in sync.")
+@pytest.mark.parametrize("output, reason", [
+    ("npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nosuch-pkg - Not found\n",
+     "npm ci: 404 Not Found - GET https://registry.npmjs.org/nosuch-pkg Not found"),
+    ("npm error code ENOTFOUND\nnpm error syscall getaddrinfo\nnpm error network request to "
+     "https://npm.corp.example/x/-/x-1.0.0.tgz failed, reason: getaddrinfo ENOTFOUND npm.corp.example\n"
+     "npm error network This is a problem related to network connectivity.\n"
+     "npm error network If you are behind a proxy, please make sure that the\n"
+     "npm error network 'proxy' config is set properly.  See: 'npm help config'\n",
+     "npm ci: network request to https://npm.corp.example/x/-/x-1.0.0.tgz failed, reason: getaddrinfo ENOTFOUND "
+     "npm.corp.example"),
+    ("npm error code ERESOLVE\nnpm error ERESOLVE unable to resolve dependency tree\nnpm error\n"
+     "npm error While resolving: shop@1.0.0\nnpm error Found: react@18.2.0\n"
+     "npm error Could not resolve dependency:\nnpm error peer react@\"^17\" from old-widget@1.0.0\n",
+     "npm ci: ERESOLVE unable to resolve dependency tree; While resolving: shop@1.0.0; Found: react@18.2.0; "
+     "Could not resolve dependency:; peer react@\"^17\" from old-widget@1.0.0"),
+    ("npm error `npm ci` can only install packages when your package.json and package-lock.json are in sync.",
+     "npm ci failed: package.json and the lock file are not in sync"),
+])
+def test_package_manager_failures_keep_their_own_reason(output, reason):
+    assert explain_failure(["npm", "ci"], output) == reason
+
+
+NPM_V1 = {"lockfileVersion": 1, "dependencies": {
+    "express": {"version": "4.18.2", "resolved": "https://registry.npmjs.org/express/-/express-4.18.2.tgz",
+                "dependencies": {"debug": {"version": "2.6.9",
+                                           "resolved": "https://npm.corp.example/debug/-/debug-2.6.9.tgz"}}},
+    "widget": {"version": "github:acme/widget#0123abc"},
+}}
+NPM_V3 = {"lockfileVersion": 3, "packages": {
+    "": {"name": "shop"},
+    "node_modules/express": {"resolved": "https://registry.npmjs.org/express/-/express-4.18.2.tgz"},
+    "node_modules/left-pad": {"resolved": "http://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"},
+    "node_modules/lib": {"resolved": "packages/lib", "link": True},
+    "node_modules/tool": {"resolved": "git+ssh://git@github.com/acme/tool.git#0123abc"},
+}}
+YARN_CLASSIC = """# yarn lockfile v1
+
+
+express@^4.18.2:
+  version "4.18.2"
+  resolved "https://registry.yarnpkg.com/express/-/express-4.18.2.tgz#abc"
+  integrity sha512-x
+
+"@acme/ui@^1.0.0", "@acme/ui@^1.1.0":
+  version "1.1.0"
+  resolved "https://npm.corp.example/@acme/ui/-/ui-1.1.0.tgz#def"
+"""
+YARN_BERRY = """__metadata:
+  version: 8
+
+"express@npm:^4.18.2":
+  version: 4.18.2
+  resolution: "express@npm:4.18.2"
+
+"shop@workspace:.":
+  resolution: "shop@workspace:."
+
+"@acme/ui@https://npm.corp.example/ui-1.1.0.tgz":
+  resolution: "@acme/ui@https://npm.corp.example/ui-1.1.0.tgz"
+"""
+PNPM = """lockfileVersion: '9.0'
+packages:
+  express@4.18.2:
+    resolution: {integrity: sha512-x}
+  tool@https://codeload.github.com/acme/tool/tar.gz/0123abc:
+    resolution: {tarball: https://codeload.github.com/acme/tool/tar.gz/0123abc}
+  widget@git+https://github.com/acme/widget.git#0123abc:
+    resolution: {commit: 0123abc, repo: https://github.com/acme/widget.git, type: git}
+"""
+
+
+@pytest.mark.parametrize("lock, text, refused", [
+    ("package-lock.json", json.dumps(NPM_V1),
+     ["debug (from npm.corp.example, not an allowed registry)", "widget (git: github:acme/widget#0123abc)"]),
+    ("package-lock.json", json.dumps(NPM_V3),
+     ["left-pad (over plain http: registry.npmjs.org)", "tool (git: git+ssh://git@github.com/acme/tool.git#0123abc)"]),
+    ("yarn.lock", YARN_CLASSIC, ["@acme/ui (from npm.corp.example, not an allowed registry)"]),
+    ("yarn.lock", YARN_BERRY, ["@acme/ui (from npm.corp.example, not an allowed registry)"]),
+    ("pnpm-lock.yaml", PNPM, ["tool (from codeload.github.com, not an allowed registry)",
+                              "widget (git: "
+                              "git+https://github.com/acme/widget.git)"]),
+])
+def test_lock_files_of_every_format_refuse_foreign_sources_by_name(tmp_path, lock, text, refused):
+    root = project(tmp_path, {"dependencies": {"express": "^4.18.2"}}, {lock: text})
+    problems = _foreign_sources(root, read_package_json(root), lock)
+    assert problems == [f"only packages from the registry are installed; refused {', '.join(refused)}"]
+
+
+def test_a_lock_file_that_cannot_be_read_is_refused_by_name(tmp_path):
+    root = project(tmp_path, {"dependencies": {}}, {"pnpm-lock.yaml": "packages: [unclosed\n"})
+    assert _foreign_sources(root, read_package_json(root), "pnpm-lock.yaml") == ["pnpm-lock.yaml is not valid YAML"]
+
+
+def test_the_operators_registry_is_allowed(tmp_path, monkeypatch):
+    monkeypatch.setenv("NPM_CONFIG_REGISTRY", "https://npm.corp.example")
+    root = project(tmp_path, {"dependencies": {}}, {"yarn.lock": YARN_CLASSIC})
+    assert _foreign_sources(root, read_package_json(root), "yarn.lock") == []
 
 
 def test_node_and_python_in_one_repository_the_one_with_tests_wins(tmp_path):

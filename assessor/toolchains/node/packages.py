@@ -10,11 +10,13 @@ import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.filelock import exclusive_lock
 from assessor.sandbox import SandboxLimits, open_to_sandbox, reclaim, run_sandboxed
 from assessor.toolchains.base import run_tool
+from assessor.toolchains.node.locks import LockReadError, foreign_sources
 from assessor.toolchains.node.project import PackageJson, is_yarn_berry
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -213,38 +215,47 @@ def _run(argv: list[str], *, cwd: Path, cache_dir: Path, deadline: float, manage
 
 
 def explain_failure(argv: list[str], output: str) -> str:
-    """The package manager's reason, on one line, naming the package when it does."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    """The package manager's reason, on one line, in its own words: the package, the host, the 404, the conflict."""
+    lines = [re.sub(r"^(npm (error|ERR!)|error|ERR_PNPM_\w+)\s+", "", line.strip()) or line.strip()
+             for line in output.splitlines() if line.strip()]
     tool = "npm ci" if argv[:2] == ["npm", "ci"] else Path(argv[1] if argv[0] == "node" else argv[0]).name
-    for pattern in (r"404 Not Found - GET \S+ - (.+)", r"(No matching version found for \S+)",
-                    r"(ERR_PNPM_\w+.*)", r"(Couldn't find any versions for .+)", r"(ETARGET.*)"):
+    for pattern in (r"(404 Not Found - GET \S+)(?: - (.+))?", r"(network request to \S+ failed, reason: .+)",
+                    r"(request to \S+ failed, reason: .+)", r"(No matching version found for \S+)",
+                    r"(ERR_PNPM_\w+.*)", r"(Couldn't find any versions for .+)", r"(ETARGET.*)",
+                    r"(getaddrinfo \w+ \S+)", r"(connect E\w+ \S+)"):
         for line in lines:
             match = re.search(pattern, line)
             if match:
-                return f"{tool}: {match.group(1)}"[:500]
-    errors = [line for line in lines if re.search(r"\berr(or)?\b|ERR!", line, re.IGNORECASE)]
-    chosen = errors[-3:] if errors else lines[-2:]
+                found = " ".join(group for group in match.groups() if group)
+                return f"{tool}: {found}"[:500]
+    if any("ERESOLVE" in line for line in lines):
+        wanted = [line for line in lines if line.startswith(("ERESOLVE", "While resolving:", "Found:",
+                                                               "Could not resolve dependency:", "peer "))]
+        return (f"{tool}: " + "; ".join(wanted[:5]))[:500]
     if "in sync" in output or "npm ci can only install" in output:
-        chosen = ["package.json and the lock file are not in sync"]
+        return f"{tool} failed: package.json and the lock file are not in sync"
+    advice = re.compile(r"proxy|network settings|npm help|complete log|network connectivity|^network$", re.I)
+    errors = [line for line in lines if re.search(r"\berr(or)?\b|ERR!|\bcode E", line, re.IGNORECASE)
+              and not advice.search(line)]
+    chosen = errors[-3:] if errors else [line for line in lines if not advice.search(line)][-2:]
     return (f"{tool} failed: " + " ".join(chosen))[:500]
 
 
 def _foreign_sources(root: Path, package: PackageJson, lock: str | None) -> list[str]:
-    """Dependencies that would be fetched from git, a URL or a local path: refused, by name."""
+    """Dependencies that would be fetched from git, a URL, a local path or a host that is not an allowed registry,
+    in package.json or in the lock file of any format: refused, by name, before anything is installed."""
     refused = [f"{name} ({spec})" for name, spec in package.all_dependencies.items()
                if _FOREIGN_SPEC.match(spec) and not spec.startswith("npm:")]
-    registries = (*KNOWN_REGISTRIES, registry_url())
-    if lock == "package-lock.json" or lock == "npm-shrinkwrap.json":
+    if lock:
+        allowed = {urlsplit(registry).hostname for registry in (*KNOWN_REGISTRIES, registry_url())}
         try:
-            data = json.loads((root / lock).read_text(encoding="utf-8", errors="replace"))
-        except ValueError:
-            return [f"{lock} is not valid JSON"]
-        for path, entry in (data.get("packages") or {}).items():
-            resolved = entry.get("resolved") if isinstance(entry, dict) else None
-            if path and isinstance(resolved, str) and not resolved.startswith(registries) and not entry.get("link"):
-                refused.append(f"{path.rsplit('node_modules/', 1)[-1]} ({resolved[:80]})")
+            refused += foreign_sources(root, lock, {host for host in allowed if host})
+        except LockReadError as error:
+            return [str(error)]
     if refused:
-        return [f"only packages from the registry are installed; refused {', '.join(sorted(set(refused))[:8])}"]
+        shown = sorted(set(refused))
+        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+        return [f"only packages from the registry are installed; refused {', '.join(shown[:8])}{more}"]
     return []
 
 
