@@ -600,3 +600,39 @@ def test_a_setup_py_project_is_read_by_building_it_in_the_sandbox(make_repo, set
     assert {"attrs", "iniconfig"} <= installed and "sphinx" not in installed
     assert any("setup.py declares 2 dependencies" in note for note in report.notes)
     assert report.tests["passed"] == 1
+
+
+def test_the_python_a_project_declares_is_the_one_its_tests_run_on(make_repo, settings, rubric):
+    # collections.MutableMapping went away in Python 3.10: this 2019-style code runs only on the Python it names.
+    repo = make_repo({
+        ".python-version": "3.9.18\n",
+        "requirements.txt": "",
+        "shop/__init__.py": "import collections\n\n\nclass Basket(collections.MutableMapping):\n    pass\n\n\n"
+                            "def answer():\n    return 42\n",
+        "tests/test_shop.py": "import sys\n\nfrom shop import answer\n\n\ndef test_answer():\n"
+                              "    assert sys.version_info[:2] == (3, 9) and answer() == 42\n",
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.tests["passed"] == 1 and report.tests["failed"] == 0
+    assert report.environment["interpreter"]["version"].startswith("3.9.")
+    assert report.environment["interpreter"]["reason"].endswith("as .python-version: 3.9")
+    assert any(note.startswith("the tests ran on Python 3.9.") for note in report.notes)
+    assert criterion(report, "coverage").status == "scored"
+
+
+def test_a_project_needing_a_python_this_worker_lacks_is_not_measured(make_repo, settings, rubric):
+    repo = make_repo({
+        "pyproject.toml": "[project]\nname = 'shop'\nversion = '1'\nrequires-python = '>=3.99'\n",
+        "shop/__init__.py": "def answer():\n    return 42\n",
+        "tests/test_shop.py": "from shop import answer\n\ndef test_answer():\n    assert answer() == 42\n",
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    for kind in ("tests", "coverage"):
+        score = criterion(report, kind)
+        assert score.status == "not_measured" and score.points is None
+        assert score.evidence[0].startswith("this project needs Python requires-python in pyproject.toml: >=3.99; "
+                                            "this worker has ")
+        assert "3.11" in score.evidence[0]
+    assert report.tests is None

@@ -76,6 +76,13 @@ class TestCounts:
         return cls(passed=passed, failed=failed, errors=errors, skipped=skipped,
                    total=passed + failed + errors + skipped, unavailable=len(unavailable), needs=needs)
 
+    def to_dict(self) -> dict:
+        """The counts; the tests an absent server explains only when there are some."""
+        counts = asdict(self)
+        if not self.unavailable:
+            del counts["unavailable"], counts["needs"]
+        return counts
+
     @property
     def ran(self) -> int:
         """Tests that ran to a verdict of their own (skipped ones did not)."""
@@ -131,7 +138,7 @@ class TestRun:
 
     def to_dict(self) -> dict:
         return {
-            "tests": asdict(self.tests) if self.tests else None,
+            "tests": self.tests.to_dict() if self.tests else None,
             "collected": self.collected,
             "coverage": asdict(self.coverage) if self.coverage else None,
             "sandbox": {

@@ -12,6 +12,9 @@ from assessor.toolchains.base import Detection, any_file, find_root
 from assessor.toolchains.python.coverage_data import measured_files
 from assessor.toolchains.python.dependencies import LearnerRequirements, read_requirements
 from assessor.toolchains.python.environment import Environment, build_environment
+from assessor.toolchains.python.interpreters import (
+    InterpreterChoice, choose_interpreter, declared_python, find_interpreters,
+)
 from assessor.toolchains.python.pytest_config import (
     PytestConfig, TestSelection, learner_pytest_config, selection_from_command, test_file_patterns,
 )
@@ -36,8 +39,14 @@ class Plan:
     selection: TestSelection
     services: ServicePlan
     notes: list[str] = field(default_factory=list)
+    python: InterpreterChoice | None = None  # None: the worker's default, nothing declared or looked for
 
-    blocker: str | None = None  # pytest always runs (no tests collected is a finding of its own)
+    @property
+    def blocker(self) -> str | None:
+        """Why the tests cannot run here (no interpreter fits); pytest otherwise always runs."""
+        if self.python is not None and self.python.interpreter is None:
+            return f"{self.python.reason}, so the tests could not be run"
+        return None
 
     @property
     def test_patterns(self) -> tuple[str, ...]:
@@ -102,12 +111,17 @@ def plan(checkout: Path, detection: Detection, *, manifest: Manifest, policy: Se
         selection = step_selection(step.run, step.source, step.working_directory) or TestSelection()
     services = plan_services(declarations, manifest=manifest, policy=policy, test_step=step)
     declared = read_requirements(root)
+    wanted = declared_python(root, checkout)
+    python = choose_interpreter(wanted, find_interpreters())
+    notes += wanted.notes
+    if python.interpreter is not None and (wanted.pinned or wanted.ranges):
+        notes.append(f"the tests ran on {python.reason}")
     if not declared.requirements and not declared.needs_metadata_build and not declared.constraints:
         notes.append("no dependency declaration was found (pyproject.toml, requirements*.txt, Pipfile, setup.cfg, "
                      "setup.py): only pytest and coverage were installed")
     return Plan(checkout=checkout, root=root, detection=detection, declared=declared,
                 pytest_config=learner_pytest_config(root), selection=selection, services=services,
-                notes=notes + list(services.notes))
+                notes=notes + list(services.notes), python=python)
 
 
 def _inside(checkout: Path, folder: str) -> Path:
@@ -126,7 +140,8 @@ def measure_complexity(plan: Plan) -> ComplexityResult:
 def install(plan: Plan, *, job_dir: Path, cache_dir: Path, shared_dir: Path, unsafe_no_sandbox: bool = False,
             as_of: str | None = None) -> Environment:
     return build_environment(plan.root, job_dir / "install", cache_dir=cache_dir, declared=plan.declared,
-                             shared_dir=shared_dir, unsafe_no_sandbox=unsafe_no_sandbox, as_of=as_of)
+                             shared_dir=shared_dir, unsafe_no_sandbox=unsafe_no_sandbox, as_of=as_of,
+                             interpreter=plan.python)
 
 
 def run_tests(plan: Plan, environment: Environment, *, work_dir: Path, limits: SandboxLimits, cache_dir: Path,

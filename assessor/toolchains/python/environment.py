@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -35,6 +36,7 @@ from assessor.toolchains.python.dependencies import (
     TEST_EXTRAS, LearnerRequirements, check_requirement, normalize_name, read_requirements, requirement_name,
     requirement_specifier,
 )
+from assessor.toolchains.python.interpreters import Interpreter, InterpreterChoice
 
 # The interpreter learner venvs are built from: it must be readable by the unprivileged sandbox uid
 # (a Python under /root is not), and it is the system's, not one the learner chose.
@@ -86,10 +88,18 @@ class Environment:
     notes: list[str] = field(default_factory=list)
     built_from_source: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
+    interpreter: dict = field(default_factory=dict)   # version, path, origin and why it was chosen
+    interpreter_home: Path | None = None              # a copy outside /usr the sandbox must see read-only
+
+    def sandbox_env(self) -> dict[str, str]:
+        """What a copied interpreter needs in the sandbox: its own libpython (built --enable-shared, its run
+        path names the original's folder, which the sandbox cannot see)."""
+        return interpreter_env(self.interpreter_home)
 
     def to_dict(self) -> dict:
         return {
-            "venv": str(self.venv), "python": str(self.python), "requirements": list(self.requirements),
+            "venv": str(self.venv), "python": str(self.python), "interpreter": dict(self.interpreter),
+            "requirements": list(self.requirements),
             "constraints": list(self.constraints), "installed": list(self.installed),
             "built_from_source": list(self.built_from_source), "problems": list(self.problems),
             "notes": list(self.notes), "seconds": self.seconds,
@@ -106,16 +116,20 @@ class _Request:
     find_links: Path
     as_of: str | None = None  # resolve with the versions published before this date (uv --exclude-newer)
     fresh: list[str] = field(default_factory=list)  # packages whose versions of that date have no wheel here
+    python: Path = SYSTEM_PYTHON  # the interpreter resolved for and installed into
 
 
-def service_pins() -> list[str]:
-    """The tracer the service trusts, forced over whatever the learner (or a plugin) pinned."""
-    return [f"coverage=={importlib.metadata.version('coverage')}"]
+def service_pins(python_minor: str | None = None) -> list[str]:
+    """The tracer the service trusts, forced over whatever the learner (or a plugin) pinned: the service's own
+    version on its own Python, the newest coverage 7 on another (the runner exports the data either way)."""
+    if python_minor is None or python_minor == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return [f"coverage=={importlib.metadata.version('coverage')}"]
+    return ["coverage>=7.0,<8"]
 
 
-def runner_requirements() -> list[str]:
+def runner_requirements(python_minor: str | None = None) -> list[str]:
     """What the runner needs installed besides the learner's dependencies."""
-    return [f"pytest{PYTEST_RANGE}", *service_pins()]
+    return [f"pytest{PYTEST_RANGE}", *service_pins(python_minor)]
 
 
 def uv_binary() -> str:
@@ -131,7 +145,8 @@ def uv_binary() -> str:
 
 def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, timeout_seconds: float = 600,
                       declared: LearnerRequirements | None = None, shared_dir: Path | None = None,
-                      unsafe_no_sandbox: bool = False, as_of: str | None = None) -> Environment:
+                      unsafe_no_sandbox: bool = False, as_of: str | None = None,
+                      interpreter: InterpreterChoice | None = None) -> Environment:
     """A virtualenv with the learner's dependencies plus pytest and coverage; `work_dir` is the job's own
     scratch space (source builds happen there).
 
@@ -142,18 +157,20 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
 
     `shared_dir` holds build environments reused across assessments; it must be outside the instance folder,
     because the sandbox reads them. Without a lock file, versions are first resolved `as_of` the commit's date
-    (the versions the learner had then), and afresh when that cannot be installed here.
+    (the versions the learner had then), and afresh when that cannot be installed here. `interpreter` is the
+    Python chosen for the project (the worker's default when None); one outside /usr is copied once into
+    `shared_dir`, where the sandbox can read it.
     """
     started = time.monotonic()
     deadline = started + timeout_seconds
     declared = declared or read_requirements(project_dir)
-    if not SYSTEM_PYTHON.exists():
-        raise EnvironmentBuildError(f"{SYSTEM_PYTHON} is missing: learner environments are built from it")
     cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(cache_dir, 0o700)
     work_dir.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(cache_dir=cache_dir, shared_dir=shared_dir or work_dir / "shared",
-                       build_dir=work_dir / "builds", unsafe_no_sandbox=unsafe_no_sandbox, deadline=deadline)
+    shared_dir = shared_dir or work_dir / "shared"
+    python, home, minor = _sandbox_python(interpreter, shared_dir)
+    builder = _Builder(cache_dir=cache_dir, shared_dir=shared_dir, build_dir=work_dir / "builds",
+                       unsafe_no_sandbox=unsafe_no_sandbox, deadline=deadline, python=python, python_home=home)
     problems = list(declared.problems)
     notes = list(declared.notes)
     requirements = list(declared.requirements)
@@ -167,9 +184,9 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
         requirements += [requirement for requirement in found if requirement not in requirements]
     requirements, constraints, pin_notes = _fit_runner_pins(requirements, declared.constraints)
     notes += pin_notes
-    request = _Request(requirements=[*requirements, *runner_requirements()], constraints=constraints,
-                       overrides=service_pins(), find_links=builder.wheel_dir,
-                       as_of=as_of if declared.lock is None else None)
+    request = _Request(requirements=[*requirements, *runner_requirements(minor)], constraints=constraints,
+                       overrides=service_pins(minor), find_links=builder.wheel_dir,
+                       as_of=as_of if declared.lock is None else None, python=python)
     failures: list[str] = []
     for _round in range(MAX_BUILD_ROUNDS + 1):
         pinned, failure = _resolve(request, cache_dir=cache_dir, deadline=deadline)
@@ -180,12 +197,15 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
         if next_step is None:
             raise EnvironmentBuildError("; ".join([*failures, explain_uv_failure(failure)]))
     else:
-        raise EnvironmentBuildError("; ".join([*failures, f"more than {MAX_BUILD_ROUNDS} dependencies need "
-                                                          f"building from source"]))
+        names = ", ".join(sorted(builder.attempted)[:12])
+        raise EnvironmentBuildError("; ".join([*failures, f"more than {MAX_BUILD_ROUNDS} packages have no wheel "
+                                                          f"for Python {minor or _host_minor()} here ({names}): "
+                                                          f"were they locked for another Python?"]))
     if failures:
         raise EnvironmentBuildError("; ".join(failures))
     venv_dir = VenvCache(builder.shared_dir / "venvs").get(
-        pinned, lambda target: _create_venv(target, pinned, request, cache_dir=cache_dir, deadline=deadline))
+        pinned, lambda target: _create_venv(target, pinned, request, cache_dir=cache_dir, deadline=deadline),
+        python=python)
     python = venv_dir / "bin" / "python"
     installed = installed_packages(venv_dir)
     built = sorted(set(installed) & builder.cached_wheels())
@@ -194,10 +214,53 @@ def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, tim
             notes.append(f"{package.replace('==', ' ')} has no wheel; a wheel built from its source in the sandbox "
                          f"was reused")
     return Environment(
-        venv=venv_dir, python=python, requirements=list(request.requirements),
+        venv=venv_dir, python=venv_dir / "bin" / "python", requirements=list(request.requirements),
         constraints=list(request.constraints), installed=installed, problems=problems,
         notes=notes + builder.notes, seconds=round(time.monotonic() - started, 3), built_from_source=built,
+        interpreter=interpreter.to_dict() if interpreter else {}, interpreter_home=home,
     )
+
+
+def interpreter_env(home: Path | None) -> dict[str, str]:
+    if home is None or not any((home / "lib").glob("libpython3*.so*")):
+        return {}
+    return {"LD_LIBRARY_PATH": str(home / "lib")}
+
+
+def _host_minor() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _sandbox_python(choice: InterpreterChoice | None, shared_dir: Path) -> tuple[Path, Path | None, str | None]:
+    """(the executable to build venvs from, its copied home when it is not under /usr, its minor version)."""
+    if choice is None or choice.interpreter is None:
+        if not SYSTEM_PYTHON.exists():
+            raise EnvironmentBuildError(f"{SYSTEM_PYTHON} is missing: learner environments are built from it")
+        return SYSTEM_PYTHON, None, None
+    interpreter = choice.interpreter
+    if interpreter.path.resolve().is_relative_to("/usr"):
+        return interpreter.path, None, interpreter.minor
+    home = copy_interpreter(interpreter, shared_dir / "pythons")
+    return home / "bin" / interpreter.path.name, home, interpreter.minor
+
+
+def copy_interpreter(interpreter: Interpreter, folder: Path) -> Path:
+    """A read-only copy of an interpreter installed where the sandbox cannot see it (pyenv or uv under a home
+    folder), made once per worker: its home inside `folder`."""
+    key = hashlib.sha256(str(interpreter.home).encode()).hexdigest()[:12]
+    target = folder / f"{interpreter.origin}-{interpreter.version}-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o711)
+    with exclusive_lock(folder / f"{target.name}.lock"):
+        if not (target / ".complete").is_file():
+            shutil.rmtree(target, ignore_errors=True)
+            # The interpreter's own test suite is a third of its size and never imported.
+            skip = f"python{interpreter.minor}"
+            shutil.copytree(interpreter.home, target, symlinks=True,
+                            ignore=lambda where, names: ["test"] if Path(where).name == skip else [])
+            open_to_sandbox(target)
+            (target / ".complete").write_text(f"{interpreter.path}\n")
+    return target
 
 
 def _uv_common(cache_dir: Path) -> list[str]:
@@ -259,7 +322,7 @@ def _resolve(request: _Request, *, cache_dir: Path, deadline: float) -> tuple[li
             (scratch_dir / name).write_text("".join(f"{line}\n" for line in lines))
         request.find_links.mkdir(parents=True, exist_ok=True)
         try:
-            output = _run_uv(["pip", "compile", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON),
+            output = _run_uv(["pip", "compile", *_uv_common(cache_dir), "--python", str(request.python),
                               "--only-binary", ":all:", "--find-links", str(request.find_links),
                               "--overrides", str(scratch_dir / "overrides.txt"),
                               "--constraints", str(scratch_dir / "constraints.txt"),
@@ -275,7 +338,7 @@ def _resolve(request: _Request, *, cache_dir: Path, deadline: float) -> tuple[li
 def _create_venv(target: Path, pinned: list[str], request: _Request, *, cache_dir: Path, deadline: float) -> None:
     """A venv at `target` with exactly `pinned` installed (files copied, never linked to the uv cache),
     byte-compiled and readable by the sandbox."""
-    _run_uv(["venv", *_uv_common(cache_dir), "--python", str(SYSTEM_PYTHON), str(target)],
+    _run_uv(["venv", *_uv_common(cache_dir), "--python", str(request.python), str(target)],
             cache_dir=cache_dir, deadline=deadline)
     with tempfile.TemporaryDirectory(prefix="assessor-uv-") as scratch:
         listing = Path(scratch) / "pinned.txt"
@@ -287,7 +350,7 @@ def _create_venv(target: Path, pinned: list[str], request: _Request, *, cache_di
                     cache_dir=cache_dir, deadline=deadline)
         except _UvFailed as failed:
             raise EnvironmentBuildError(explain_uv_failure(failed.stderr)) from None
-    _compile_bytecode(target)
+    _compile_bytecode(target, request.python)
     open_to_sandbox(target)
 
 
@@ -302,8 +365,8 @@ class VenvCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def get(self, pinned: list[str], create) -> Path:
-        key = hashlib.sha256("\n".join([str(SYSTEM_PYTHON.resolve()), _uv_version(), *pinned]).encode()).hexdigest()[:24]
+    def get(self, pinned: list[str], create, python: Path = SYSTEM_PYTHON) -> Path:
+        key = hashlib.sha256("\n".join([str(python.resolve()), _uv_version(), *pinned]).encode()).hexdigest()[:24]
         venv = self.folder / key
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o711)
@@ -484,10 +547,10 @@ def _run_uv(args: list[str], *, cache_dir: Path, deadline: float, cwd: Path | No
     return done.stdout
 
 
-def _compile_bytecode(venv_dir: Path) -> None:
-    """Byte-compile the venv with the system Python (-S: no .pth file of any installed package runs here)."""
+def _compile_bytecode(venv_dir: Path, python: Path = SYSTEM_PYTHON) -> None:
+    """Byte-compile the venv with its own interpreter (-S: no .pth file of any installed package runs here)."""
     for site_packages in venv_dir.glob("lib/python3*/site-packages"):
-        subprocess.run([str(SYSTEM_PYTHON), "-I", "-S", "-m", "compileall", "-q", "-j", "0", str(site_packages)],
+        subprocess.run([str(python), "-I", "-S", "-m", "compileall", "-q", "-j", "0", str(site_packages)],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
                        env={"PATH": "/usr/bin:/bin"}, cwd="/")
 
@@ -514,13 +577,17 @@ class _Builder:
     """
 
     def __init__(self, *, cache_dir: Path, shared_dir: Path, build_dir: Path, unsafe_no_sandbox: bool,
-                 deadline: float) -> None:
+                 deadline: float, python: Path = SYSTEM_PYTHON, python_home: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.shared_dir = shared_dir
         self.build_dir = build_dir
         self.unsafe_no_sandbox = unsafe_no_sandbox
         self.deadline = deadline
-        self.wheel_dir = cache_dir / "built-wheels"
+        self.python = python
+        self.python_home = python_home
+        # Wheels built for another Python are kept apart: the cache is looked up by name and version only.
+        self.wheel_dir = cache_dir / ("built-wheels" if python == SYSTEM_PYTHON else
+                                      f"built-wheels-{hashlib.sha256(str(python).encode()).hexdigest()[:12]}")
         self.attempted: set[str] = set()
         self.built: list[str] = []
         self.notes: list[str] = []
@@ -602,7 +669,7 @@ class _Builder:
     def _build_environment(self, requires: list[str]) -> Path:
         """A venv with `build` and the backend's requirements, wheels only, kept like any other by its versions."""
         request = _Request(requirements=sorted({*requires, "build"}), constraints=[], overrides=[],
-                           find_links=self.wheel_dir)
+                           find_links=self.wheel_dir, python=self.python)
         try:
             pinned, failure = _resolve(request, cache_dir=self.cache_dir, deadline=self.deadline)
             if failure is not None:
@@ -610,7 +677,7 @@ class _Builder:
                                    f"{explain_uv_failure(failure)}")
             return VenvCache(self.shared_dir / "venvs").get(
                 pinned, lambda target: _create_venv(target, pinned, request, cache_dir=self.cache_dir,
-                                                    deadline=self.deadline))
+                                                    deadline=self.deadline), python=self.python)
         except EnvironmentBuildError as error:
             raise _BuildFailed(str(error)) from None
 
@@ -668,8 +735,10 @@ class _Builder:
                 try:
                     run = run_sandboxed([str(environment / "bin" / "python"), "-I", str(script), mode, str(inside),
                                          str(out_dir)], workdir=area, venv=environment, limits=limits,
-                                        readonly_binds=(control,), unsafe_no_sandbox=self.unsafe_no_sandbox,
-                                        env={"TMPDIR": "/tmp", "PIP_NO_INDEX": "1"})
+                                        readonly_binds=(control, *([self.python_home] if self.python_home else [])),
+                                        unsafe_no_sandbox=self.unsafe_no_sandbox,
+                                        env={"TMPDIR": "/tmp", "PIP_NO_INDEX": "1",
+                                             **interpreter_env(self.python_home)})
                 except SandboxError as error:
                     raise _BuildFailed(str(error)) from None
                 if run.killed_by or run.exit_code != 0:

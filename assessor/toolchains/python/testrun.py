@@ -95,7 +95,8 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
     notes += exclusion_notes(root, checkout, files)
     flags = scan_for_gaming(checkout, project_root=root)
     python = str(environment.python)
-    env = {**request.services.env, "PYTHONPATH": f"{project_root}:{project_root / 'src'}"}
+    env = {**request.services.env, "PYTHONPATH": f"{project_root}:{project_root / 'src'}",
+           **(environment.sandbox_env() if hasattr(environment, "sandbox_env") else {})}
     python_files = python_files_for(request.pytest_config, request.selection)
 
     # Results get their own small filesystem, so tests that fill the work area cannot crowd them out.
@@ -119,9 +120,11 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                 services.reset()
                 argv = services.command(argv, out_dir)
                 hosts, tmpfs_dirs = services.hosts, services.tmpfs_dirs
+            interpreter_home = getattr(environment, "interpreter_home", None)
             result = run_sandboxed(argv, workdir=area, venv=Path(environment.venv), limits=limits,
                                    unsafe_no_sandbox=unsafe_no_sandbox, env=env, cwd=project_root,
-                                   readonly_binds=(control,), hosts=hosts, tmpfs_dirs=tmpfs_dirs)
+                                   readonly_binds=(control, *([interpreter_home] if interpreter_home else [])),
+                                   hosts=hosts, tmpfs_dirs=tmpfs_dirs)
             return result, token
 
         collect_result, token = run("collect")
