@@ -363,6 +363,18 @@ def test_bad_manifests_are_notes_not_errors(tmp_path, text, problem):
     ("redis/redis-stack-server:latest", "redis/redis-stack-server", "redis"),
     ("localhost:5000/mongo", "mongo", "mongodb"),
     ("rabbitmq:3-management", "rabbitmq", "rabbitmq"),
+    ("mariadb:11", "mariadb", "mysql"),
+    ("mysql/mysql-server:8.0", "mysql/mysql-server", "mysql"),
+    ("memcached:1.6-alpine", "memcached", "memcached"),
+    ("mailhog/mailhog", "mailhog/mailhog", "smtp"),
+    ("axllent/mailpit:latest", "axllent/mailpit", "smtp"),
+    ("localstack/localstack:3", "localstack/localstack", "aws"),
+    ("softwaremill/elasticmq-native", "softwaremill/elasticmq-native", "aws"),
+    ("amazon/dynamodb-local", "amazon/dynamodb-local", "aws"),
+    ("minio/minio", "minio/minio", "aws"),
+    ("nats:2.10", "nats", "nats"),
+    ("eclipse-mosquitto:2", "eclipse-mosquitto", "mqtt"),
+    ("confluentinc/cp-kafka:7.5.0", "confluentinc/cp-kafka", "kafka"),
     ("nginx:alpine", "nginx", None),
 ])
 def test_images_map_to_servers(image, repository, kind):
@@ -450,3 +462,70 @@ def test_quoted_env_values_with_comments_reach_the_tests_unquoted(tmp_path):
     })
     plan = plan_services(read_declarations(root, root), manifest=Manifest(), policy=ServicePolicy(), test_step=None)
     assert plan.env == {"FILE_UPLOAD_STRATEGY": "direct", "DEBUG": "off"}
+
+
+COMPOSE_SERVICES = """
+services:
+  api:
+    build: .
+    environment:
+      DATABASE_URL: mysql://shop:secret@mysql:3306/shop
+      AMQP_URL: amqp://orders:hunter2@broker:5672/orders
+      SMTP_HOST: mailhog
+      AWS_ENDPOINT_URL: http://localstack:4566
+  mysql:
+    image: mysql:8
+    environment:
+      MYSQL_ROOT_PASSWORD: rootpw
+      MYSQL_DATABASE: shop
+      MYSQL_USER: shop
+      MYSQL_PASSWORD: secret
+  broker:
+    image: rabbitmq:3.12-management
+    environment:
+      RABBITMQ_DEFAULT_USER: orders
+      RABBITMQ_DEFAULT_PASS: hunter2
+      RABBITMQ_DEFAULT_VHOST: orders
+  mailhog:
+    image: mailhog/mailhog
+    ports: ["1025:1025", "8025:8025"]
+  localstack:
+    image: localstack/localstack
+  queue:
+    image: softwaremill/elasticmq-native
+  cache:
+    image: memcached:1.6
+  events:
+    image: nats:2
+  telemetry:
+    image: eclipse-mosquitto:2
+"""
+
+
+def test_compose_services_of_every_kind_are_started_with_their_declared_settings(tmp_path):
+    checkout = tree(tmp_path, {"docker-compose.yml": COMPOSE_SERVICES})
+    plan = plan_services(read_declarations(checkout, checkout), manifest=Manifest(), policy=ServicePolicy(),
+                         test_step=None)
+    by_name = {need.kind.name: need for need in plan.needs}
+    assert set(by_name) == {"mysql", "rabbitmq", "smtp", "aws", "memcached", "nats", "mqtt"}
+    assert plan.absent([]) == []                                       # every one can be started here
+    mysql, rabbitmq = by_name["mysql"], by_name["rabbitmq"]
+    assert (mysql.users, mysql.databases, mysql.password, mysql.port) == ({"shop": "secret"}, {"shop": "shop"},
+                                                                         "rootpw", 3306)
+    assert (rabbitmq.users, rabbitmq.databases) == ({"orders": "hunter2"}, {"orders": "orders"})
+    assert by_name["smtp"].ports == {1025, 8025} and by_name["smtp"].port == 1025
+    assert by_name["aws"].ports == {4566, 9324} and by_name["aws"].port == 4566  # elasticmq answered by the same
+    assert {"mysql", "broker", "mailhog", "localstack", "queue", "cache", "events", "telemetry"} <= set(plan.hosts)
+    # An AWS emulator accepts any credentials; the tests get some when the project declares none.
+    assert (plan.env["AWS_ACCESS_KEY_ID"], plan.env["AWS_DEFAULT_REGION"]) == ("test", "us-east-1")
+
+
+def test_mysql_and_amqp_urls_add_their_server_with_its_credentials(tmp_path):
+    checkout = tree(tmp_path, {".env.example": "DATABASE_URL=mysql+pymysql://root:rootpw@localhost:3307/shop\n"
+                                               "BROKER_URL=amqp://guest:guest@localhost:5672//\n"})
+    plan = plan_services(read_declarations(checkout, checkout), manifest=Manifest(), policy=ServicePolicy(),
+                         test_step=None)
+    by_name = {need.kind.name: need for need in plan.needs}
+    assert (by_name["mysql"].password, by_name["mysql"].databases, by_name["mysql"].port) == (
+        "rootpw", {"shop": "root"}, 3307)
+    assert (by_name["rabbitmq"].users, by_name["rabbitmq"].databases) == ({}, {})

@@ -11,7 +11,8 @@ from assessor.services.declarations import (
     ContainerService, Declarations, TestStep, choose_test_step, read_declarations, resolve_expressions,
 )
 from assessor.services.servers import (
-    POSTGRESQL, REDIS, ServerKind, availability, is_auxiliary, kind_for_image, kind_for_name,
+    ALL_KINDS, AWS, MYSQL, POSTGRESQL, RABBITMQ, REDIS, ServerKind, availability, image_port,
+    is_auxiliary, kind_for_image, kind_for_name,
 )
 from assessor.services.unreachable import AbsentService, Blame, blame_for
 
@@ -19,9 +20,10 @@ __all__ = ["AbsentService", "Blame", "blame_for", "ServiceNeed", "ServicePlan", 
            "TestStep", "Declarations"]
 
 # Names that always point at the sandbox's loopback, as CI and compose setups use them.
-STANDARD_HOSTS = ("postgres", "postgresql", "redis", "db", "database", "cache")
-URL_KINDS = {"postgres": POSTGRESQL, "postgresql": POSTGRESQL, "postgis": POSTGRESQL, "redis": REDIS,
-             "rediss": REDIS}
+STANDARD_HOSTS = ("postgres", "postgresql", "redis", "db", "database", "cache", "mysql", "mariadb", "rabbitmq",
+                  "broker", "memcached", "mailhog", "mailpit", "smtp", "localstack", "nats", "mosquitto")
+# Credentials the tests use against an AWS emulator when the project declares none (the emulator accepts any).
+AWS_DEFAULTS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 DEFAULT_START_SECONDS = 30.0
 
 
@@ -42,9 +44,9 @@ class ServiceNeed:
     kind: ServerKind
     sources: list[str] = field(default_factory=list)
     ports: set[int] = field(default_factory=set)
-    users: dict[str, str] = field(default_factory=dict)      # PostgreSQL roles and their passwords
-    databases: dict[str, str] = field(default_factory=dict)  # PostgreSQL database -> owner
-    password: str | None = None                             # Redis requirepass
+    users: dict[str, str] = field(default_factory=dict)      # roles (PostgreSQL, MySQL, RabbitMQ) and passwords
+    databases: dict[str, str] = field(default_factory=dict)  # database (or RabbitMQ vhost) -> owner
+    password: str | None = None                             # Redis requirepass; MySQL's root password
     problem: str | None = None                              # why it cannot be provided here
     hosts: set[str] = field(default_factory=set)            # the names the declarations reach it by
 
@@ -118,13 +120,14 @@ def plan_services(declarations: Declarations, *, manifest: Manifest, policy: Ser
         for request in manifest.services:
             kind = kind_for_name(request.name)
             if kind is None:
+                known = ", ".join(kind.name for kind in ALL_KINDS)
                 plan.notes.append(f"{manifest.source}: {request.name!r} is not a service this installation knows "
-                                  f"(known: postgresql, redis); ignored")
+                                  f"(known: {known}); ignored")
                 continue
             need = needs.setdefault(kind.name, ServiceNeed(kind))
             need.sources.append(f"{manifest.source} services")
             need.ports.update(request.ports)
-            if kind is POSTGRESQL and request.user:
+            if kind in (POSTGRESQL, MYSQL, RABBITMQ) and request.user:
                 need.users[request.user] = request.password or ""
                 need.databases[request.database or request.user] = request.user
             elif kind is REDIS and request.password:
@@ -143,6 +146,8 @@ def plan_services(declarations: Declarations, *, manifest: Manifest, policy: Ser
             need.sources.append(f"{container.source} ({container.image})")
             need.hosts.add(container.name)
             _apply_container(need, container)
+            if not container.ports and kind.default_port:
+                need.ports.add(image_port(container.image) or kind.default_port)
     for key, value in plan.env.items():
         _apply_url(key, value, needs, hosts)
     for name in policy.require:
@@ -157,6 +162,9 @@ def plan_services(declarations: Declarations, *, manifest: Manifest, policy: Ser
             continue
         need.problem = availability(need.kind)
     plan.needs = sorted(needs.values(), key=lambda need: need.kind.name)
+    if AWS.name in needs and needs[AWS.name].problem is None:
+        for key, value in AWS_DEFAULTS.items():
+            plan.env.setdefault(key, value)
     plan.hosts = list(dict.fromkeys(host for host in hosts if _plain_host(host)))
     return plan
 
@@ -197,7 +205,24 @@ def _apply_container(need: ServiceNeed, container: ContainerService) -> None:
         if published:
             need.ports.add(published)
     env = container.env
-    if need.kind is POSTGRESQL:
+    if need.kind is MYSQL:
+        for prefix in ("MARIADB_", "MYSQL_"):
+            user, password = env.get(f"{prefix}USER"), env.get(f"{prefix}PASSWORD", "")
+            database = env.get(f"{prefix}DATABASE")
+            if user and user != "root":
+                need.users.setdefault(user, password)
+            if database:
+                need.databases.setdefault(database, user if user and user != "root" else "root")
+            if env.get(f"{prefix}ROOT_PASSWORD") and need.password is None:
+                need.password = env[f"{prefix}ROOT_PASSWORD"]
+    elif need.kind is RABBITMQ:
+        user = env.get("RABBITMQ_DEFAULT_USER") or env.get("RABBITMQ_USERNAME")
+        if user:
+            need.users.setdefault(user, env.get("RABBITMQ_DEFAULT_PASS") or env.get("RABBITMQ_PASSWORD") or "")
+        vhost = env.get("RABBITMQ_DEFAULT_VHOST") or env.get("RABBITMQ_VHOST")
+        if vhost:
+            need.databases.setdefault(vhost, user or "guest")
+    elif need.kind is POSTGRESQL:
         user = env.get("POSTGRES_USER") or env.get("POSTGRESQL_USERNAME") or "postgres"
         password = env.get("POSTGRES_PASSWORD") or env.get("POSTGRESQL_PASSWORD") or ""
         database = env.get("POSTGRES_DB") or env.get("POSTGRESQL_DATABASE") or user
@@ -211,7 +236,7 @@ def _apply_container(need: ServiceNeed, container: ContainerService) -> None:
 def _apply_url(key: str, value: str, needs: dict[str, ServiceNeed], hosts: list[str]) -> None:
     """A database URL in the environment: its server is needed, with its port, user and database."""
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-    kind = URL_KINDS.get(scheme.split("+", 1)[0])
+    kind = next((kind for kind in ALL_KINDS if scheme.split("+", 1)[0] in kind.schemes), None)
     if kind is None:
         return
     try:
@@ -233,7 +258,23 @@ def _apply_url(key: str, value: str, needs: dict[str, ServiceNeed], hosts: list[
         database = unquote(parts.path.lstrip("/").split("/")[0]) or user
         need.users.setdefault(user, unquote(parts.password or ""))
         need.databases.setdefault(database, user)
-    elif parts.password and not need.password:
+    elif kind is MYSQL:
+        user = unquote(parts.username or "root")
+        database = unquote(parts.path.lstrip("/").split("/")[0])
+        if user == "root":
+            need.password = need.password or unquote(parts.password or "")
+        else:
+            need.users.setdefault(user, unquote(parts.password or ""))
+        if database:
+            need.databases.setdefault(database, user)
+    elif kind is RABBITMQ:
+        user = unquote(parts.username or "guest")
+        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        if user != "guest" or parts.password not in (None, "guest"):
+            need.users.setdefault(user, unquote(parts.password or ""))
+        if vhost != "/":
+            need.databases.setdefault(vhost, user)
+    elif kind is REDIS and parts.password and not need.password:
         need.password = unquote(parts.password)
 
 

@@ -70,7 +70,115 @@ def start_redis(service, deadline, log):
     return process, "did not answer PING in time"
 
 
-STARTERS = {"postgresql": start_postgresql, "redis": start_redis}
+def start_mysql(service, deadline, log):
+    socket_path = service["socket"]
+    options = ["--no-defaults", f"--datadir={service['data']}", f"--socket={socket_path}", f"--port={service['port']}",
+               "--bind-address=127.0.0.1", "--skip-log-bin", "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
+               "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
+               f"--pid-file={service['dir']}/mysqld.pid", f"--tmpdir={service['dir']}", "--max-connections=100",
+               "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]
+    process = subprocess.Popen([service["bin"], *options], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    problem = wait_for_port(service["port"], deadline, process)
+    if problem:
+        return process, problem
+    client = [service["client"], "--no-defaults", "-uroot", f"--socket={socket_path}", "--batch"]
+    while True:
+        done = subprocess.run([*client, "-e", ";\n".join(service.get("setup") or ["SELECT 1"])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        if done.returncode == 0:
+            return process, None
+        if time.monotonic() >= deadline:
+            return process, "setting up users and databases failed: " + done.stderr.strip()[-300:]
+        time.sleep(0.02)
+
+
+def start_rabbitmq(service, deadline, log):
+    folder = service["dir"]
+    lines = [f"listeners.tcp.default = {service['port']}", "loopback_users = none",
+             f"default_user = {service['user']}", f"default_pass = {service['password']}",
+             f"default_vhost = {service['vhost']}", "default_permissions.configure = .*",
+             "default_permissions.read = .*", "default_permissions.write = .*"]
+    with open(os.path.join(folder, "rabbitmq.conf"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    with open(os.path.join(folder, "enabled_plugins"), "w", encoding="utf-8") as handle:
+        handle.write("[].\n")
+    home = os.path.join(folder, "home")
+    os.makedirs(home, exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": home, "LANG": "C.UTF-8",
+           "RABBITMQ_MNESIA_BASE": os.path.join(folder, "mnesia"), "RABBITMQ_LOG_BASE": folder,
+           "RABBITMQ_NODENAME": "rabbit@localhost", "RABBITMQ_CONFIG_FILE": os.path.join(folder, "rabbitmq"),
+           "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(folder, "enabled_plugins"),
+           "RABBITMQ_PID_FILE": os.path.join(folder, "rabbit.pid"), "RABBITMQ_CONF_ENV_FILE": "/nonexistent",
+           "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(folder, "advanced.config"), "RABBITMQ_LOGS": "-",
+           "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "ERL_EPMD_ADDRESS": "127.0.0.1"}
+    process = subprocess.Popen([service["bin"]], stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+    problem = wait_for_port(service["port"], deadline, process)
+    if problem:
+        return process, problem
+    return process, answers(service["port"], b"AMQP\x00\x00\x09\x01", (b"\x01\x00\x00",), deadline)
+
+
+def start_memcached(service, deadline, log):
+    process = subprocess.Popen([service["bin"], "-l", "127.0.0.1", "-p", str(service["port"]), "-U", "0", "-m", "64", "-c", "200",
+                                "-t", "2"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    problem = wait_for_port(service["port"], deadline, process)
+    return process, problem or answers(service["port"], b"version\r\n", (b"VERSION",), deadline)
+
+
+def start_nats(service, deadline, log):
+    process = subprocess.Popen([service["bin"], "-a", "127.0.0.1", "-p", str(service["port"]), "-js", "-sd",
+                                os.path.join(service["dir"], "jetstream")],
+                               stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    problem = wait_for_port(service["port"], deadline, process)
+    return process, problem or answers(service["port"], b"", (b"INFO",), deadline)
+
+
+def start_mqtt(service, deadline, log):
+    config = os.path.join(service["dir"], "mosquitto.conf")
+    with open(config, "w", encoding="utf-8") as handle:
+        handle.write(f"listener {service['port']} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    process = subprocess.Popen([service["bin"], "-c", config], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    return process, wait_for_port(service["port"], deadline, process)
+
+
+def start_smtp(service, deadline, log):
+    process = subprocess.Popen([service["python"], "-I", "-m", "aiosmtpd", "-n", "-l",
+                                f"127.0.0.1:{service['port']}", "-c", "aiosmtpd.handlers.Sink"],
+                               stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=service["dir"])
+    problem = wait_for_port(service["port"], deadline, process)
+    return process, problem or answers(service["port"], b"", (b"220",), deadline)
+
+
+def start_aws(service, deadline, log):
+    process = subprocess.Popen([service["python"], "-I", "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                str(service["port"])], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                               cwd=service["dir"], env={"PATH": "/usr/bin:/bin", "HOME": service["dir"],
+                                                        "MOTO_ALLOW_NONEXISTENT_REGION": "true"})
+    return process, wait_for_port(service["port"], deadline, process)
+
+
+def answers(port, greeting, expected, deadline):
+    """None once the server answers `greeting` with one of `expected` beginnings, else why not."""
+    last = "did not answer in time"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                if greeting:
+                    connection.sendall(greeting)
+                answer = connection.recv(64)
+            if answer.startswith(expected):
+                return None
+            last = f"answered {answer[:20]!r}"
+        except OSError as error:
+            last = f"did not answer ({error.strerror or error})"
+        time.sleep(POLL_SECONDS)
+    return last
+
+
+# One entry per kind of server; the host's runtime prepares each one's spec entry under the same key.
+STARTERS = {"postgresql": start_postgresql, "redis": start_redis, "mysql": start_mysql, "rabbitmq": start_rabbitmq,
+            "memcached": start_memcached, "nats": start_nats, "mqtt": start_mqtt, "smtp": start_smtp,
+            "aws": start_aws}
 
 
 def relay(listen_port, target_port):

@@ -1,4 +1,5 @@
-"""The servers a worker can start for a test run (Debian's PostgreSQL and Redis), and the ones it knows but cannot."""
+"""The servers a worker can start for a test run (Debian's packages, and the service's own tools for a mail catcher
+and AWS emulation), and the ones it knows but cannot."""
 
 import glob
 import re
@@ -6,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/lib/rabbitmq/bin"
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class ServerKind:
     default_port: int | None
     images: tuple[str, ...]      # regular expressions on the image name (without registry, tag or digest)
     aliases: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()  # URL schemes in the environment that point at it
+    package: str | None = None     # the Debian package that provides it, for the operator
+    large_address_space: bool = False  # a runtime that reserves far more memory than it uses (Erlang)
 
     def matches_image(self, image: str) -> bool:
         repository = image_repository(image)
@@ -28,38 +32,55 @@ POSTGRESQL = ServerKind("postgresql", "PostgreSQL", 5432,
                         (r"(library/)?postgres", r"postgis/postgis", r"bitnami/postgresql(-repmgr)?",
                          r"timescale/timescaledb(-ha)?", r"ankane/pgvector", r"pgvector/pgvector",
                          r"cimg/postgres", r"circleci/postgres"),
-                        aliases=("postgres", "postgresql", "pg", "pgsql"))
+                        aliases=("postgres", "postgresql", "pg", "pgsql"),
+                        schemes=("postgres", "postgresql", "postgis"), package="postgresql")
 REDIS = ServerKind("redis", "Redis", 6379,
                    (r"(library/)?redis", r"bitnami/redis", r"redis/redis-stack(-server)?", r"valkey/valkey",
                     r"eqalpha/keydb", r"cimg/redis", r"circleci/redis"),
-                   aliases=("redis", "valkey", "keydb"))
-# Known to tests, not started here: the test run that needs one is reported as such.
+                   aliases=("redis", "valkey", "keydb"), schemes=("redis", "rediss"), package="redis-server")
+MYSQL = ServerKind("mysql", "MySQL/MariaDB", 3306,
+                   (r"(library/)?mysql", r"(library/)?mariadb", r"bitnami/mysql", r"bitnami/mariadb",
+                    r"mysql/mysql-server", r"cimg/mysql", r"cimg/mariadb", r"circleci/mysql", r"percona(/.*)?"),
+                   aliases=("mysql", "mariadb"), schemes=("mysql", "mariadb"), package="mariadb-server")
+RABBITMQ = ServerKind("rabbitmq", "RabbitMQ", 5672, (r"(library/)?rabbitmq", r"bitnami/rabbitmq"),
+                      aliases=("rabbitmq", "amqp"), schemes=("amqp", "amqps"), package="rabbitmq-server",
+                      large_address_space=True)
+MEMCACHED = ServerKind("memcached", "Memcached", 11211, (r"(library/)?memcached", r"bitnami/memcached"),
+                       aliases=("memcached", "memcache"), schemes=("memcached", "memcache"), package="memcached")
+SMTP = ServerKind("smtp", "an SMTP mail catcher", 1025,
+                  (r"mailhog/mailhog", r"axllent/mailpit", r"maildev/maildev", r"djfarrelly/maildev",
+                   r"schickling/mailcatcher", r"rnwood/smtp4dev", r"reachfive/fake-smtp-server"),
+                  aliases=("smtp", "mail", "mailhog", "mailpit", "maildev", "mailcatcher"), schemes=("smtp",))
+AWS = ServerKind("aws", "AWS emulation (moto: S3, SQS, SNS, DynamoDB...)", 4566,
+                 (r"localstack/localstack(-pro)?", r"softwaremill/elasticmq(-native)?", r"amazon/dynamodb-local",
+                  r"minio/minio", r"bitnami/minio", r"motoserver/moto"),
+                 aliases=("aws", "localstack", "moto", "sqs", "s3", "sns", "dynamodb", "elasticmq", "minio"))
+NATS = ServerKind("nats", "NATS", 4222, (r"(library/)?nats", r"bitnami/nats"), aliases=("nats",),
+                  schemes=("nats",), package="nats-server")
+MQTT = ServerKind("mqtt", "an MQTT broker (Mosquitto)", 1883,
+                  (r"eclipse-mosquitto", r"(library/)?eclipse-mosquitto", r"emqx/emqx", r"emqx", r"hivemq/hivemq.*",
+                   r"vernemq/vernemq"),
+                  aliases=("mqtt", "mosquitto", "emqx"), schemes=("mqtt", "mqtts"), package="mosquitto")
+# Known to tests, not started here: the tests that need one are counted apart.
 UNAVAILABLE = (
-    ServerKind("mysql", "MySQL/MariaDB", 3306, (r"(library/)?mysql", r"(library/)?mariadb", r"bitnami/mysql",
-                                                 r"bitnami/mariadb", r"mysql/mysql-server"),
-               aliases=("mysql", "mariadb")),
     ServerKind("mongodb", "MongoDB", 27017, (r"(library/)?mongo", r"bitnami/mongodb", r"mongodb/mongodb-.*"),
-               aliases=("mongo", "mongodb")),
-    ServerKind("rabbitmq", "RabbitMQ", 5672, (r"(library/)?rabbitmq", r"bitnami/rabbitmq"), aliases=("rabbitmq",)),
+               aliases=("mongo", "mongodb"), schemes=("mongodb", "mongodb+srv")),
     ServerKind("kafka", "Kafka", 9092, (r"confluentinc/cp-kafka", r"bitnami/kafka", r"apache/kafka.*",
                                         r"wurstmeister/kafka", r"redpandadata/redpanda", r"vectorized/redpanda"),
                aliases=("kafka", "redpanda")),
     ServerKind("elasticsearch", "Elasticsearch", 9200, (r"(library/)?elasticsearch", r".*elasticsearch/elasticsearch",
                                                         r"opensearchproject/opensearch", r"bitnami/elasticsearch"),
                aliases=("elasticsearch", "opensearch")),
-    ServerKind("memcached", "Memcached", 11211, (r"(library/)?memcached", r"bitnami/memcached"), aliases=("memcached",)),
-    ServerKind("smtp", "an SMTP mail catcher", 1025, (r"mailhog/mailhog", r"axllent/mailpit", r"maildev/maildev",
-                                                       r"schickling/mailcatcher"), aliases=("mailhog", "mailpit")),
-    ServerKind("localstack", "LocalStack (AWS emulation)", 4566, (r"localstack/localstack",), aliases=("localstack",)),
-    ServerKind("minio", "MinIO (S3)", 9000, (r"minio/minio", r"bitnami/minio"), aliases=("minio",)),
-    ServerKind("nats", "NATS", 4222, (r"(library/)?nats",), aliases=("nats",)),
     ServerKind("zookeeper", "ZooKeeper", 2181, (r"(library/)?zookeeper", r"confluentinc/cp-zookeeper",
                                                 r"bitnami/zookeeper"), aliases=("zookeeper",)),
     ServerKind("cassandra", "Cassandra", 9042, (r"(library/)?cassandra", r"bitnami/cassandra"), aliases=("cassandra",)),
 )
-STARTABLE = (POSTGRESQL, REDIS)
+STARTABLE = (POSTGRESQL, REDIS, MYSQL, RABBITMQ, MEMCACHED, SMTP, AWS, NATS, MQTT)
 ALL_KINDS = STARTABLE + UNAVAILABLE
-# Containers that run beside an app but that no test talks to: not started, and not missed.
+# The port a container listens on when its declaration publishes none (images of one kind that differ).
+IMAGE_PORTS = {r"softwaremill/elasticmq(-native)?": 9324, r"amazon/dynamodb-local": 8000,
+               r"(minio|bitnami)/minio": 9000, r"(maildev|djfarrelly)/maildev": 1025, r"rnwood/smtp4dev": 25,
+               r"schickling/mailcatcher": 1025}
 AUXILIARY_IMAGES = re.compile(
     r"(library/)?(nginx|traefik|caddy|haproxy|httpd)|.*grafana.*|.*prometheus.*|.*jaeger.*|.*zipkin.*|"
     r"(dpage/)?pgadmin4?|adminer|.*redis-?commander.*|.*kibana.*|portainer/.*|.*otel.*|.*opentelemetry.*|"
@@ -99,6 +120,11 @@ def is_auxiliary(image: str) -> bool:
     return bool(AUXILIARY_IMAGES.fullmatch(image_repository(image)))
 
 
+def image_port(image: str) -> int | None:
+    repository = image_repository(image)
+    return next((port for pattern, port in IMAGE_PORTS.items() if re.fullmatch(pattern, repository)), None)
+
+
 def postgresql_bin_dir() -> Path | None:
     """The newest installed PostgreSQL's bin folder (Debian: /usr/lib/postgresql/N/bin)."""
     found = []
@@ -109,15 +135,35 @@ def postgresql_bin_dir() -> Path | None:
     return max(found)[1] if found else None
 
 
-def redis_server() -> Path | None:
-    found = shutil.which("redis-server", path=SYSTEM_PATH)
+def system_binary(name: str) -> Path | None:
+    found = shutil.which(name, path=SYSTEM_PATH)
     return Path(found) if found else None
+
+
+def redis_server() -> Path | None:
+    return system_binary("redis-server")
+
+
+# What each startable kind needs on the worker: None when it is there.
+BINARIES = {
+    "postgresql": postgresql_bin_dir,
+    "redis": redis_server,
+    "mysql": lambda: system_binary("mariadbd") and system_binary("mariadb-install-db"),
+    "rabbitmq": lambda: Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+    if Path("/usr/lib/rabbitmq/bin/rabbitmq-server").is_file() else None,
+    "memcached": lambda: system_binary("memcached"),
+    "nats": lambda: system_binary("nats-server"),
+    "mqtt": lambda: system_binary("mosquitto"),
+    "smtp": lambda: Path("/usr/bin/python3"),  # aiosmtpd, in the service's own tools
+    "aws": lambda: Path("/usr/bin/python3"),   # moto's server, in the service's own tools
+}
 
 
 def availability(kind: ServerKind) -> str | None:
     """None when this worker can start `kind`, else why not (for the report)."""
-    if kind is POSTGRESQL:
-        return None if postgresql_bin_dir() else "PostgreSQL is not installed on this worker (Debian: postgresql)"
-    if kind is REDIS:
-        return None if redis_server() else "Redis is not installed on this worker (Debian: redis-server)"
-    return f"this installation does not provide {kind.label}"
+    finder = BINARIES.get(kind.name)
+    if finder is None:
+        return f"this installation does not provide {kind.label}"
+    if finder() is None:
+        return f"{kind.label} is not installed on this worker (Debian: {kind.package})"
+    return None

@@ -87,14 +87,15 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
         (out_dir / "coverage").mkdir()
         argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir / "token"), str(out_dir), "--",
                 *runner.argv]
-        hosts, tmpfs_dirs = (), ()
+        hosts, tmpfs_dirs, tools = (), (), ()
         if services is not None:
             services.reset()
             argv = services.command(argv, out_dir)
-            hosts, tmpfs_dirs = services.hosts, services.tmpfs_dirs
+            hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
+            limits = services.limits(limits)
         result = run_sandboxed(argv, workdir=area, venv=None, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
                                env=env, cwd=project_root, hosts=hosts, tmpfs_dirs=tmpfs_dirs,
-                               readonly_binds=(control, environment.tools),
+                               readonly_binds=(control, environment.tools, *tools),
                                binds=((environment.node_modules, project_root / "node_modules"),))
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)

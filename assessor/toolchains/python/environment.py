@@ -28,6 +28,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename, InvalidWheelFilename
 from packaging.version import InvalidVersion, Version
 
+from assessor import registries
 from assessor.filelock import exclusive_lock
 from assessor.errors import EnvironmentBuildError, SandboxError
 from assessor.sandbox import SandboxLimits, open_to_sandbox, run_sandboxed, size_capped_dir
@@ -67,11 +68,6 @@ BUILD_LIMITS = SandboxLimits(wall_seconds=300, cpu_seconds=280, memory_mb=3072, 
                              workdir_mb=2048, file_size_mb=512)
 DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
 # Operator settings passed through to uv: which registry to use and how to reach it, never the learner's.
-PASSTHROUGH_ENV = (
-    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_HTTP_TIMEOUT", "UV_NATIVE_TLS",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-    "no_proxy",
-)
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 
 
@@ -134,13 +130,9 @@ def runner_requirements(python_minor: str | None = None) -> list[str]:
 
 def uv_binary() -> str:
     try:
-        import uv
-        return uv.find_uv_bin()
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if not found:
-            raise EnvironmentBuildError("uv is not installed in the service environment") from None
-        return found
+        return registries.uv_binary()
+    except registries.RegistryToolError as error:
+        raise EnvironmentBuildError(str(error)) from None
 
 
 def build_environment(project_dir: Path, work_dir: Path, *, cache_dir: Path, timeout_seconds: float = 600,
@@ -538,9 +530,7 @@ class _UvFailed(Exception):
 
 
 def _run_uv(args: list[str], *, cache_dir: Path, deadline: float, cwd: Path | None = None) -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cache_dir), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
-    env.update({name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ})
-    done = run_tool([uv_binary(), *args], env=env, cwd=cwd or "/", deadline=deadline,
+    done = run_tool([uv_binary(), *args], env=registries.uv_env(cache_dir), cwd=cwd or "/", deadline=deadline,
                     what="installing the dependencies")
     if done.returncode != 0:
         raise _UvFailed(done.stderr)

@@ -115,15 +115,16 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                                          paths=request.selection.paths)
             argv = [python, "-I", str(control / "runner.py"), mode, str(control), str(out_dir), str(project_root),
                     "--", *arguments]
-            hosts, tmpfs_dirs = (), ()
+            hosts, tmpfs_dirs, tools, run_limits = (), (), (), limits
             if services is not None:  # its launcher and spec are in `control`, bound read-only
                 services.reset()
                 argv = services.command(argv, out_dir)
-                hosts, tmpfs_dirs = services.hosts, services.tmpfs_dirs
+                hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
+                run_limits = services.limits(limits)
             interpreter_home = getattr(environment, "interpreter_home", None)
-            result = run_sandboxed(argv, workdir=area, venv=Path(environment.venv), limits=limits,
+            result = run_sandboxed(argv, workdir=area, venv=Path(environment.venv), limits=run_limits,
                                    unsafe_no_sandbox=unsafe_no_sandbox, env=env, cwd=project_root,
-                                   readonly_binds=(control, *([interpreter_home] if interpreter_home else [])),
+                                   readonly_binds=(control, *tools, *([interpreter_home] if interpreter_home else [])),
                                    hosts=hosts, tmpfs_dirs=tmpfs_dirs)
             return result, token
 
