@@ -389,3 +389,37 @@ def test_a_test_needing_redis_from_compose(make_repo, settings, rubric):
     assert report.tests["passed"] == 1, report.output_tail
     assert [entry["name"] for entry in report.services["started"]] == ["redis"]
     assert per_file(report)["src/counter.js"][0] == 100.0
+
+
+def test_an_express_style_service_whose_other_tests_need_mongodb_runs_its_unit_tests(make_repo, settings, rubric):
+    # The .env is a common template's: quoted values with inline comments, read as dotenv libraries read them.
+    repo = node_repo(make_repo, {
+        "package.json": json.dumps({"name": "orders", "version": "1.0.0", "scripts": {"test": "node --test"}}),
+        ".env": 'NODE_ENV="development" # development | test | production\nMONGO_URL="mongodb://mongo:27017/shop"'
+                ' # local database\n',
+        "docker-compose.yml": "services:\n  api:\n    build: .\n    env_file: .env\n  mongo:\n    image: mongo:7\n",
+        "src/config.js": 'const choices = ["development", "test", "production"];\n'
+                         "if (!choices.includes(process.env.NODE_ENV)) {\n"
+                         '  console.error(`NODE_ENV must be one of ${choices}, got ${process.env.NODE_ENV}`);\n'
+                         "  process.exit(1);\n}\nmodule.exports = { mongoUrl: new URL(process.env.MONGO_URL) };\n",
+        "src/pricing.js": "function total(lines) {\n  return lines.reduce((sum, line) => sum + line.price * line.qty, 0);\n"
+                          "}\nmodule.exports = { total };\n",
+        "src/store.js": 'const net = require("node:net");\nconst { mongoUrl } = require("./config");\n'
+                        "function ping() {\n  return new Promise((resolve, reject) => {\n"
+                        "    const socket = net.connect(Number(mongoUrl.port), mongoUrl.hostname, () => {\n"
+                        "      socket.end();\n      resolve(true);\n    });\n    socket.on(\"error\", reject);\n  });\n}\n"
+                        "module.exports = { ping };\n",
+        "test/pricing.test.js": 'const test = require("node:test");\nconst assert = require("node:assert");\n'
+                                'require("../src/config");\nconst { total } = require("../src/pricing");\n'
+                                'test("sums lines", () => assert.strictEqual(total([{ price: 2, qty: 3 }]), 6));\n'
+                                'test("empty", () => assert.strictEqual(total([]), 0));\n',
+        "test/store.test.js": 'const test = require("node:test");\nconst assert = require("node:assert");\n'
+                              'const { ping } = require("../src/store");\n'
+                              'test("the store answers", async () => assert.ok(await ping()));\n',
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.tests == {"passed": 2, "failed": 0, "errors": 0, "skipped": 0, "total": 2, "unavailable": 1,
+                            "needs": {"MongoDB": 1}}, report.output_tail
+    assert next(score for score in report.criteria if score.kind == "tests").status == "scored"
+    assert per_file(report)["src/pricing.js"][0] == 100.0

@@ -539,8 +539,8 @@ def test_tests_that_need_nothing_run_when_a_declared_server_is_absent(make_repo,
         "1 passed, 1 failed, 0 errors, 0 skipped", "2 more need MongoDB (not available here)"]
     assert criterion(report, "coverage").status == "scored"
     assert report.coverage["covered_lines"] == 3 and report.coverage["statements"] == 4
-    assert any(note.startswith("MongoDB (docker-compose.yml service 'mongo' (mongo:7)) is not available here")
-               for note in report.notes)
+    assert ("MongoDB (docker-compose.yml service 'mongo' (mongo:7); the URL in MONGO_URL) is not available here: "
+            "this installation does not provide MongoDB; the tests that need it are counted apart") in report.notes
     assert "2 need MongoDB (not available here): counted apart, not as failures; tests and coverage are scored on " \
            "the 2 tests that could run" in report.notes
     table = render_report(report)
@@ -636,3 +636,100 @@ def test_a_project_needing_a_python_this_worker_lacks_is_not_measured(make_repo,
                                             "this worker has ")
         assert "3.11" in score.evidence[0]
     assert report.tests is None
+
+
+DJANGO_SETTINGS = '''\
+import os
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "test")
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "catalog"]
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if os.environ.get("FILE_UPLOAD_STRATEGY") not in ("direct", "s3"):
+    raise ImproperlyConfigured(f"FILE_UPLOAD_STRATEGY must be direct or s3, not {os.environ.get('FILE_UPLOAD_STRATEGY')!r}")
+_url = urlsplit(os.environ["DATABASE_URL"])
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _url.path.lstrip("/"),
+                         "USER": _url.username, "PASSWORD": _url.password, "HOST": _url.hostname, "PORT": _url.port}}
+'''
+DJANGO_MODELS = '''\
+from django.db import models
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=100)
+    stock = models.IntegerField(default=0)
+
+    def take(self, quantity):
+        if quantity > self.stock:
+            raise ValueError("not enough stock")
+        self.stock -= quantity
+        self.save()
+        return self.stock
+'''
+DJANGO_TESTS = '''\
+import pytest
+
+from catalog.models import Product
+
+
+@pytest.mark.django_db
+def test_take_lowers_the_stock():
+    product = Product.objects.create(name="pen", stock=5)
+    assert product.take(2) == 3
+    assert Product.objects.get(pk=product.pk).stock == 3
+
+
+@pytest.mark.django_db
+def test_taking_too_much_is_refused():
+    product = Product.objects.create(name="pen", stock=1)
+    with pytest.raises(ValueError):
+        product.take(2)
+'''
+DJANGO_WORKFLOW = """\
+on: push
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    services:
+      postgres:
+        image: postgres:16
+        env: {POSTGRES_USER: shop, POSTGRES_PASSWORD: secret, POSTGRES_DB: shop}
+        ports: ["5432:5432"]
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - run: pip install -r requirements.txt
+      - run: pytest
+"""
+
+
+def test_django_with_pytest_django_postgresql_in_ci_and_a_quoted_env_file(make_repo, settings, rubric):
+    repo = make_repo({
+        ".github/workflows/ci.yml": DJANGO_WORKFLOW,
+        ".env": 'DATABASE_URL="postgres://shop:secret@localhost:5432/shop" # local database\n'
+                'FILE_UPLOAD_STRATEGY="direct" # pass-thru\n',
+        "requirements.txt": "django>=5.0,<6\npytest-django>=4.8\npsycopg[binary]>=3.1\n",
+        "pytest.ini": "[pytest]\nDJANGO_SETTINGS_MODULE = shop.settings\n",
+        "manage.py": "import os\nimport sys\n\nif __name__ == '__main__':\n"
+                     "    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n"
+                     "    from django.core.management import execute_from_command_line\n"
+                     "    execute_from_command_line(sys.argv)\n",
+        "shop/__init__.py": "",
+        "shop/settings.py": DJANGO_SETTINGS,
+        "catalog/__init__.py": "",
+        "catalog/models.py": DJANGO_MODELS,
+        "tests/test_products.py": DJANGO_TESTS,
+    })
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.tests == {"passed": 2, "failed": 0, "errors": 0, "skipped": 0, "total": 2}, report.output_tail
+    assert [(entry["name"], entry["status"]) for entry in report.services["started"]] == [("postgresql", "started")]
+    assert report.environment["interpreter"]["version"].startswith("3.11.")
+    models = next(entry for entry in report.coverage["files"] if entry["path"] == "catalog/models.py")
+    assert models["line_percent"] == 100.0
+    assert "manage.py" not in {entry["path"] for entry in report.coverage["files"]}
