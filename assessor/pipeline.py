@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from assessor.rubric import Rubric
 from assessor.sandbox import SandboxLimits, bubblewrap_available
 from assessor.scoring import CriterionScore, decide, score_measured, score_pending
 from assessor.services import ServicePolicy
+from assessor.services.runtime import warm_up
 from assessor.toolchains import Unrecognised
 from assessor.toolchains.base import Detection
 
@@ -122,7 +124,11 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
         if project.plan is not None and project.plan.blocker:
             project.not_run = project.plan.blocker
         elif runs_tests and project.plan is not None:
-            with clock.stage("installing", "installing the capstone's dependencies"):
+            with clock.stage("installing", "installing the capstone's dependencies"), \
+                    ThreadPoolExecutor(max_workers=1) as ahead:
+                # The servers' data folders are made while the dependencies install: neither needs the other.
+                ahead.submit(warm_up, project.plan.services, cache_dir=settings.cache_dir, shared_dir=shared_dir,
+                             unsafe_no_sandbox=settings.unsafe_no_sandbox)
                 try:
                     environment = project.toolchain.install(project.plan, job_dir=job_dir,
                                                             cache_dir=settings.cache_dir, shared_dir=shared_dir,

@@ -103,6 +103,7 @@ def by_hand(repo: Path, scratch: Path, uv_cache: Path, template: Path | None) ->
     as_postgres = [shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin"), "-u", "postgres", "--"]
     if template is None:
         run(*as_postgres, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+        shutil.copytree(data, scratch / "pg-template", symlinks=True)  # what a warm run starts from
     else:
         shutil.copytree(template, data, symlinks=True)
         shutil.chown(data, "postgres", "postgres")
@@ -130,13 +131,12 @@ def by_hand(repo: Path, scratch: Path, uv_cache: Path, template: Path | None) ->
         run(str(SERVICE_BIN / "radon"), "cc", "-a", "-s", "stock", "cache", cwd=checkout)
         run(str(SERVICE_BIN / "radon"), "mi", "-s", "stock", "cache", cwd=checkout)
     finally:
+        redis.terminate()
+        subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
         for process in (postgres, redis):
-            process.terminate()
             process.wait(timeout=30)
-    elapsed = time.perf_counter() - started
-    if template is None:
-        shutil.copytree(data, scratch / "pg-template", symlinks=True, dirs_exist_ok=True)
-    return elapsed
+    return time.perf_counter() - started
 
 
 def by_assessor(repo: Path, scratch: Path, cache: Path) -> float:
@@ -148,12 +148,15 @@ def by_assessor(repo: Path, scratch: Path, cache: Path) -> float:
     elapsed = time.perf_counter() - started
     if report.tests is None or report.tests["passed"] != 5 or report.tests["total"] != 5:
         raise SystemExit(f"the capstone did not assess cleanly: {report.tests}\n{report.output_tail}")
+    if "--stages" in sys.argv:
+        print("  assessor stages:", report.stage_seconds, "environment", report.environment.get("seconds"))
     return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stages", action="store_true", help="print the assessor's time per stage")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-locked-", dir="/tmp") as scratch_name:
         scratch = Path(scratch_name)

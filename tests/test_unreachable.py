@@ -95,3 +95,11 @@ def test_jest_failures_an_absent_server_explains_are_counted_apart(tmp_path: Pat
 ])
 def test_a_suite_is_unmeasurable_only_when_nothing_could_run_without_the_absent_server(tests, output, verdict):
     assert absent_server_verdict(tests, [MONGO], output, blame_for([MONGO])) == verdict
+
+
+def test_a_run_stopped_by_a_limit_while_a_declared_server_was_absent_is_not_scored_zero():
+    # Drivers wait for an absent server (mongoose: 30 s a connection), which can use the whole time limit.
+    assert absent_server_verdict(None, [MONGO], "", blame_for([MONGO]), "wall_time") == (
+        "the test run was stopped by the wall time limit while MongoDB, which the tests declare, was not available "
+        "here: tests waiting for it may have used the time, so the results cannot be scored")
+    assert absent_server_verdict(None, [], "", None, "wall_time") is None

@@ -156,12 +156,18 @@ class TestRun:
         }
 
 
-def absent_server_verdict(tests: TestCounts | None, absent: Sequence, output: str, blame) -> str | None:
-    """Why a run's figures cannot be scored because of servers it did not have: no test could run without them.
-    A run with some tests that could run is scored on those, and says which could not."""
+def absent_server_verdict(tests: TestCounts | None, absent: Sequence, output: str, blame,
+                          killed_by: str | None = None) -> str | None:
+    """Why a run's figures cannot be scored because of servers it did not have: no test could run without them,
+    or the run was stopped by a limit while its tests may have been waiting for them. A run with some tests that
+    could run is scored on those, and says which could not."""
     if not absent:
         return None
     labels = ", ".join(dict.fromkeys(service.label for service in absent))
+    if tests is None and killed_by:
+        return (f"the test run was stopped by the {killed_by.replace('_', ' ')} limit while {labels}, which the "
+                f"tests declare, was not available here: tests waiting for it may have used the time, so the "
+                f"results cannot be scored")
     if tests is not None and tests.unavailable and tests.ran == 0:
         return (f"none of the tests could run without {labels}, which this run did not have ({tests.unavailable} "
                 f"needed it), so their results cannot be scored")

@@ -49,6 +49,7 @@ class ServiceNeed:
     password: str | None = None                             # Redis requirepass; MySQL's root password
     problem: str | None = None                              # why it cannot be provided here
     hosts: set[str] = field(default_factory=set)            # the names the declarations reach it by
+    published: dict[int, int] = field(default_factory=dict)  # a published port -> the container's port behind it
 
     @property
     def port(self) -> int:
@@ -56,6 +57,15 @@ class ServiceNeed:
         if self.kind.default_port in self.ports or not self.ports:
             return self.kind.default_port
         return min(self.ports)
+
+    def relays(self) -> list[tuple[int, int]]:
+        """(port the tests may use, port of the server behind it) for every declared port but the server's own."""
+        own = {self.port, *self.kind.own_ports}
+        pairs = []
+        for port in sorted(self.ports - own):
+            target = self.published.get(port, self.port)
+            pairs.append((port, target if target in own else self.port))
+        return pairs
 
     def to_dict(self) -> dict:
         return {"name": self.kind.name, "label": self.kind.label, "sources": list(self.sources),
@@ -73,6 +83,9 @@ class ServicePlan:
     hosts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     start_seconds: float = DEFAULT_START_SECONDS
+    # The app's own servers a compose file runs beside its backing services: the assessment runs the tests, not
+    # the app, so tests that call one are counted apart like those needing an absent server.
+    app_servers: list[AbsentService] = field(default_factory=list)
 
     @property
     def startable(self) -> list[ServiceNeed]:
@@ -88,7 +101,7 @@ class ServicePlan:
         return [AbsentService(label=need.kind.label, kind=need.kind.name,
                               ports=tuple(sorted(need.ports | ({need.port} if need.port else set()))),
                               hosts=tuple(sorted(need.hosts)))
-                for need in self.needs if need.problem is not None or need.kind.name in failed]
+                for need in self.needs if need.problem is not None or need.kind.name in failed] + self.app_servers
 
     def absence_notes(self, statuses: list[dict]) -> list[str]:
         """One line per server the run did not have, saying why, for the report."""
@@ -137,8 +150,11 @@ def plan_services(declarations: Declarations, *, manifest: Manifest, policy: Ser
         for container in containers:
             hosts.append(container.name)
             kind = kind_for_image(container.image)
+            if kind is None and _is_app(container, declarations):
+                _add_app_server(plan, container)
+                continue
             if kind is None:
-                if container.image and not is_auxiliary(container.image) and not _is_app(container, declarations):
+                if container.image and not is_auxiliary(container.image):
                     plan.notes.append(f"{container.source}: image {container.image} is not a service this "
                                       f"installation knows; not started")
                 continue
@@ -195,6 +211,15 @@ def _containers(declarations: Declarations, test_step: TestStep | None) -> list[
     return list(declarations.compose_services)
 
 
+def _add_app_server(plan: ServicePlan, container: ContainerService) -> None:
+    """The app's own server: reached by its published ports (and container ports that are no common default)."""
+    ports = {published for published, _ in container.ports if published}
+    ports |= {target for _, target in container.ports if target >= 1024}
+    if ports:
+        plan.app_servers.append(AbsentService(label=f"the app's own server ({container.source})", kind="app",
+                                              ports=tuple(sorted(ports)), hosts=()))
+
+
 def _is_app(container: ContainerService, declarations: Declarations) -> bool:
     return any(key in declarations.compose_app_env for key in container.env) or not container.image
 
@@ -204,6 +229,7 @@ def _apply_container(need: ServiceNeed, container: ContainerService) -> None:
         need.ports.add(target)
         if published:
             need.ports.add(published)
+            need.published.setdefault(published, target)
     env = container.env
     if need.kind is MYSQL:
         for prefix in ("MARIADB_", "MYSQL_"):

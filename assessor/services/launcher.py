@@ -142,8 +142,9 @@ def start_mqtt(service, deadline, log):
 
 
 def start_smtp(service, deadline, log):
-    process = subprocess.Popen([service["python"], "-I", "-m", "aiosmtpd", "-n", "-l",
-                                f"127.0.0.1:{service['port']}", "-c", "aiosmtpd.handlers.Sink"],
+    catcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mailcatcher.py")
+    process = subprocess.Popen([service["python"], "-I", catcher, str(service["port"]),
+                                *map(str, service.get("http_ports", []))],
                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=service["dir"])
     problem = wait_for_port(service["port"], deadline, process)
     return process, problem or answers(service["port"], b"", (b"220",), deadline)
@@ -233,12 +234,13 @@ def main():
                 problem = f"could not be started ({error.strerror or error})"
         if problem is None:
             try:
-                for port in service.get("relays", []):
-                    relay(port, service["port"])
+                for port, target in service.get("relays", []):
+                    relay(port, target)
             except OSError as error:
                 problem = f"port {port} could not be opened ({error.strerror})"
         statuses.append({"name": service["kind"], "status": "failed" if problem else "started",
-                         "port": service["port"], "ports": [service["port"], *service.get("relays", [])],
+                         "port": service["port"],
+                         "ports": [service["port"], *(port for port, _ in service.get("relays", []))],
                          "seconds": round(time.monotonic() - started, 3), "problem": problem})
     with open(status_path, "w", encoding="utf-8") as handle:
         json.dump({"services": statuses}, handle)

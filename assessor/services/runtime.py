@@ -108,7 +108,7 @@ def prepare_services(plan: ServicePlan, *, control: Path, area: Path, cache_dir:
     context = _Context(folder=area / SERVICES_DIR, cache_dir=cache_dir, shared_dir=shared_dir,
                        unsafe_no_sandbox=unsafe_no_sandbox)
     for need in startable:
-        entry = {"kind": need.kind.name, "port": need.port, "relays": sorted(need.ports - {need.port}),
+        entry = {"kind": need.kind.name, "port": need.port, "relays": [list(pair) for pair in need.relays()],
                  "log": str(context.folder / f"{need.kind.name}.log"), "dir": str(context.folder / need.kind.name)}
         try:
             setup = PREPARERS[need.kind.name](need, context)
@@ -129,12 +129,26 @@ def prepare_services(plan: ServicePlan, *, control: Path, area: Path, cache_dir:
     os.chmod(control, 0o755)
     (control / "launcher.py").write_text(importlib.resources.files("assessor.services").joinpath("launcher.py")
                                          .read_text())
+    (control / "mailcatcher.py").write_text(importlib.resources.files("assessor.services")
+                                            .joinpath("mailcatcher.py").read_text())
     (control / "services.json").write_text(json.dumps(spec))
-    for name in ("launcher.py", "services.json"):
+    for name in ("launcher.py", "mailcatcher.py", "services.json"):
         os.chmod(control / name, 0o644)
     large = any(need.kind.large_address_space for need in startable if need.problem is None)
     return ServiceRun(control=control, area=area, spec=spec, templates=templates, hosts=tuple(plan.hosts),
                       tmpfs_dirs=tuple(tmpfs), readonly=tuple(readonly), large_address_space=large), problems
+
+
+def warm_up(plan: ServicePlan, *, cache_dir: Path, shared_dir: Path, unsafe_no_sandbox: bool = False) -> None:
+    """Make what the plan's servers start from (data folder templates, the service's tools) ahead of the run, so
+    it overlaps with installing the dependencies. Problems are left for `prepare_services` to report."""
+    context = _Context(folder=Path("/nonexistent"), cache_dir=cache_dir, shared_dir=shared_dir,
+                       unsafe_no_sandbox=unsafe_no_sandbox)
+    for need in plan.startable:
+        try:
+            PREPARERS[need.kind.name](need, context)
+        except ServiceSetupError:
+            continue
 
 
 def _prepare_postgresql(need: ServiceNeed, context: _Context) -> _Setup:
@@ -172,7 +186,10 @@ def _prepare_binary(name: str):
 
 def _prepare_tools(need: ServiceNeed, context: _Context) -> _Setup:
     tools = service_tools(shared_dir=context.shared_dir, cache_dir=context.cache_dir)
-    return _Setup({"python": str(tools / "bin" / "python")}, readonly=(tools,))
+    entry = {"python": str(tools / "bin" / "python")}
+    if need.kind.name == "smtp":
+        entry["http_ports"] = list(need.kind.own_ports)
+    return _Setup(entry, readonly=(tools,))
 
 
 # One entry per kind of server the worker starts; the launcher has the same keys.

@@ -22,6 +22,7 @@ class ServerKind:
     schemes: tuple[str, ...] = ()  # URL schemes in the environment that point at it
     package: str | None = None     # the Debian package that provides it, for the operator
     large_address_space: bool = False  # a runtime that reserves far more memory than it uses (Erlang)
+    own_ports: tuple[int, ...] = ()    # other ports the server answers on itself (a mail catcher's HTTP API)
 
     def matches_image(self, image: str) -> bool:
         repository = image_repository(image)
@@ -50,7 +51,8 @@ MEMCACHED = ServerKind("memcached", "Memcached", 11211, (r"(library/)?memcached"
 SMTP = ServerKind("smtp", "an SMTP mail catcher", 1025,
                   (r"mailhog/mailhog", r"axllent/mailpit", r"maildev/maildev", r"djfarrelly/maildev",
                    r"schickling/mailcatcher", r"rnwood/smtp4dev", r"reachfive/fake-smtp-server"),
-                  aliases=("smtp", "mail", "mailhog", "mailpit", "maildev", "mailcatcher"), schemes=("smtp",))
+                  aliases=("smtp", "mail", "mailhog", "mailpit", "maildev", "mailcatcher"), schemes=("smtp",),
+                  own_ports=(8025, 1080))
 AWS = ServerKind("aws", "AWS emulation (moto: S3, SQS, SNS, DynamoDB...)", 4566,
                  (r"localstack/localstack(-pro)?", r"softwaremill/elasticmq(-native)?", r"amazon/dynamodb-local",
                   r"minio/minio", r"bitnami/minio", r"motoserver/moto"),

@@ -113,7 +113,8 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, notes=notes + outcome.notes, services=statuses,
                               failures=outcome.failures,
-                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame)))
+                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
+                                                                 result.killed_by)))
 
 
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,

@@ -136,7 +136,8 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
             absent = request.services.absent(read_status(out_dir) if services is not None else [])
             return finish_run(TestRun(tests=None, coverage=None, sandbox=collect_result, flags=flags, notes=notes,
                                       unmeasurable=absent_server_verdict(None, absent, collect_result.output,
-                                                                         blame_for(absent))))
+                                                                         blame_for(absent),
+                                                                         collect_result.killed_by)))
         result, token = run("test")
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
@@ -150,7 +151,8 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, collected=collected, notes=notes + outcome.notes,
                               services=statuses, failures=outcome.failures,
-                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame)))
+                              unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
+                                                                 result.killed_by)))
 
 
 def _collected(out_dir: Path, token: bytes) -> int | None:
