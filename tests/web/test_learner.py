@@ -2,6 +2,8 @@
 
 import json
 import re
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, func, select
@@ -9,10 +11,12 @@ from sqlmodel import Session, func, select
 from assessor import accounts, reviews
 from assessor.db import init_db
 from assessor.models import FAILED, IN_REVIEW, QUEUED, Attempt, Event, SelfAssessment, Submission
+from assessor.rubric import find_rubric
+from assessor.submissions import store_report
 from assessor.web import create_app
 from assessor.web.extensions import huey as app_huey
 
-from tests.web.conftest import PASSWORD, Auth
+from tests.web.conftest import PASSWORD, Auth, build_report
 
 
 CAPSTONE = {"app/core.py": "def add(a, b):\n    return a + b\n", "docs/guide.md": "# Guide\n\n## Usage\n\nrun it\n"}
@@ -447,3 +451,24 @@ def test_the_next_attempt_starts_from_the_last_answers(client, auth, make_user, 
     form = client.get(f"/learner/attempts/{second.id}/self-assessment").get_data(as_text=True)
     assert "Started from your answers on attempt 1" in form and "what attempt one said" in form
     assert count(db, SelfAssessment) == 6  # nothing saved for attempt 2 until the learner saves it
+
+
+def test_tests_an_absent_server_kept_from_running_are_shown_apart_to_learner_and_mentor(client, auth, db, app,
+                                                                                        make_user, make_attempt):
+    learner, mentor = make_user(), make_user("mentor", courses=["test-capstone"])
+    attempt = make_attempt(learner)
+    rubric = find_rubric("test-capstone", Path(app.config["RUBRICS_DIR"]))
+    note = ("11 need MongoDB (not available here): counted apart, not as failures; tests and coverage are scored on "
+            "the 20 tests that could run")
+    report = replace(build_report(rubric, commit="d" * 40, passed=20),
+                     tests={"passed": 20, "failed": 0, "errors": 0, "skipped": 0, "total": 20, "unavailable": 11,
+                            "needs": {"MongoDB": 11}}, notes=(note,))
+    stored, _ = store_report(db, report=report)
+    attempt.report_id = stored.id
+    db.add(attempt)
+    db.commit()
+    for user, url in ((learner, f"/learner/attempts/{attempt.id}"), (mentor, f"/mentor/attempts/{attempt.id}")):
+        auth.as_(user)
+        html = client.get(url).get_data(as_text=True)
+        assert "11 could not run: they need MongoDB, not available here" in html, url
+        assert note in html, url
