@@ -394,14 +394,16 @@ def test_a_test_needing_redis_from_compose(make_repo, settings, rubric):
 def test_an_express_style_service_whose_other_tests_need_mongodb_runs_its_unit_tests(make_repo, settings, rubric):
     # The .env is a common template's: quoted values with inline comments, read as dotenv libraries read them.
     repo = node_repo(make_repo, {
-        "package.json": json.dumps({"name": "orders", "version": "1.0.0", "scripts": {"test": "node --test"}}),
+        "package.json": json.dumps({"name": "orders", "version": "1.0.0", "scripts": {"test": "node --test"},
+                                    "dependencies": {"envalid": "^8.0.0"}}),
         ".env": 'NODE_ENV="development" # development | test | production\nMONGO_URL="mongodb://mongo:27017/shop"'
                 ' # local database\n',
         "docker-compose.yml": "services:\n  api:\n    build: .\n    env_file: .env\n  mongo:\n    image: mongo:7\n",
-        "src/config.js": 'const choices = ["development", "test", "production"];\n'
-                         "if (!choices.includes(process.env.NODE_ENV)) {\n"
-                         '  console.error(`NODE_ENV must be one of ${choices}, got ${process.env.NODE_ENV}`);\n'
-                         "  process.exit(1);\n}\nmodule.exports = { mongoUrl: new URL(process.env.MONGO_URL) };\n",
+        # envalid ends the process when a value is not one it accepts: a quoted value read with its quotes would.
+        "src/config.js": 'const { cleanEnv, str, url } = require("envalid");\n'
+                         "const env = cleanEnv(process.env, {\n"
+                         '  NODE_ENV: str({ choices: ["development", "test", "production"] }),\n'
+                         "  MONGO_URL: url(),\n});\nmodule.exports = { mongoUrl: new URL(env.MONGO_URL) };\n",
         "src/pricing.js": "function total(lines) {\n  return lines.reduce((sum, line) => sum + line.price * line.qty, 0);\n"
                           "}\nmodule.exports = { total };\n",
         "src/store.js": 'const net = require("node:net");\nconst { mongoUrl } = require("./config");\n'

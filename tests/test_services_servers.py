@@ -123,20 +123,35 @@ jobs:
 """
 
 MAIL_AND_QUEUE = '''\
+import json
 import os
 import smtplib
+import urllib.request
 from email.message import EmailMessage
 
 import boto3
+import psycopg
 
 
-def notify(address):
+def record_order(sku):
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS orders (sku text)")
+        connection.execute("INSERT INTO orders VALUES (%s)", (sku,))
+        return connection.execute("SELECT count(*) FROM orders WHERE sku = %s", (sku,)).fetchone()[0]
+
+
+def notify(address, sku):
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "shop@example.org", address, "Your order"
-    message.set_content("Thank you")
+    message["From"], message["To"], message["Subject"] = "shop@example.org", address, f"Out of stock: {sku}"
+    message.set_content(f"{sku} is out of stock")
     with smtplib.SMTP(os.environ["SMTP_HOST"], int(os.environ["SMTP_PORT"]), timeout=5) as server:
         server.send_message(message)
-    return True
+
+
+def mails_about(sku):
+    url = f"http://{os.environ['SMTP_HOST']}:8025/api/v2/search?kind=containing&query={sku}"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.load(answer)["items"]
 
 
 def enqueue(body):
@@ -146,11 +161,18 @@ def enqueue(body):
     return sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]
 '''
 MAIL_AND_QUEUE_TESTS = '''\
-from shop.outbox import enqueue, notify
+from shop.outbox import enqueue, mails_about, notify, record_order
 
 
-def test_the_mail_is_accepted():
-    assert notify("learner@example.org")
+def test_an_order_is_stored():
+    assert record_order("pen") == 1
+
+
+def test_the_mail_is_caught_and_read_back_through_the_catchers_api():
+    notify("stock@example.org", "sku-42")
+    mail = mails_about("sku-42")[0]
+    assert mail["Raw"]["From"] == "shop@example.org" and mail["Raw"]["To"] == ["stock@example.org"]
+    assert "Out of stock: sku-42" in mail["Raw"]["Data"]
 
 
 def test_the_queue_hands_the_order_back():
@@ -161,12 +183,18 @@ services:
   app:
     build: .
     environment:
+      DATABASE_URL: postgresql://shop:secret@postgres:5432/shop
       SMTP_HOST: mailhog
       SMTP_PORT: "1025"
       AWS_ENDPOINT_URL: http://localstack:4566
+    ports: ["5005:80"]
+  postgres:
+    image: postgres:16
+    environment: {POSTGRES_USER: shop, POSTGRES_PASSWORD: secret, POSTGRES_DB: shop}
+    ports: ["54321:5432"]
   mailhog:
     image: mailhog/mailhog
-    ports: ["1025:1025", "8025:8025"]
+    ports: ["11025:1025", "18025:8025"]
   localstack:
     image: localstack/localstack:3
     environment:
@@ -219,11 +247,12 @@ services:
       "orders/store.py": ORDERS_MYSQL, "tests/test_store.py": ORDERS_MYSQL_TESTS}, 2, ["mysql"]),
     ({".github/workflows/ci.yml": RABBIT_WORKFLOW, "requirements.txt": "pika>=1.3\n", "events/__init__.py": "",
       "events/bus.py": EVENTS_AMQP, "tests/test_bus.py": EVENTS_AMQP_TESTS}, 1, ["rabbitmq"]),
-    ({"docker-compose.yml": MAIL_COMPOSE, "requirements.txt": "boto3>=1.34\n", "shop/__init__.py": "",
-      "shop/outbox.py": MAIL_AND_QUEUE, "tests/test_outbox.py": MAIL_AND_QUEUE_TESTS}, 2, ["aws", "smtp"]),
+    ({"docker-compose.yml": MAIL_COMPOSE, "requirements.txt": "boto3>=1.34\npsycopg[binary]>=3.1\n",
+      "shop/__init__.py": "", "shop/outbox.py": MAIL_AND_QUEUE, "tests/test_outbox.py": MAIL_AND_QUEUE_TESTS}, 3,
+     ["aws", "postgresql", "smtp"]),
     ({"docker-compose.yml": WIRE_COMPOSE, "requirements.txt": "", "wire/__init__.py": "VERSION = 1\n",
       "tests/test_wire.py": WIRE_TESTS}, 3, ["memcached", "mqtt", "nats"]),
-], ids=["mariadb-from-compose", "rabbitmq-from-ci", "mail-catcher-and-sqs", "memcached-nats-mqtt"])
+], ids=["mariadb-from-compose", "rabbitmq-from-ci", "postgresql-mail-catcher-and-sqs", "memcached-nats-mqtt"])
 def test_declared_servers_are_started_and_the_tests_pass_against_them(make_repo, settings, rubric, files, passed,
                                                                       servers):
     report = assess(str(make_repo(files)), rubric, settings=settings)
