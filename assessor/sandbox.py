@@ -84,6 +84,7 @@ class SandboxLimits:
     output_bytes: int = 64 * 1024   # output kept: first half and last half
     max_output_mb: int = 2048       # output read before the run is killed for flooding
     tmp_mb: int = 512               # private /tmp, a tmpfs inside the sandbox
+    shm_mb: int = 64                # /dev/shm (POSIX shared memory), a tmpfs inside the sandbox
     workdir_mb: int = 1024          # the writable work area (see size_capped_dir)
 
     def __post_init__(self) -> None:
@@ -258,8 +259,9 @@ def is_size_capped(path: Path, size_mb: int) -> bool:
 
 
 @contextmanager
-def size_capped_dir(path: Path, size_mb: int) -> Iterator[bool]:
+def size_capped_dir(path: Path, size_mb: int, inodes: int | None = None) -> Iterator[bool]:
     """Create `path` as a tmpfs of `size_mb` (as root), so a run cannot fill the disk; yields whether capped.
+    `inodes`: how many files it must hold at least (by default 64 a megabyte).
 
     Without root it is a plain directory and run_sandboxed watches its size instead. Everything in it is
     discarded on exit.
@@ -267,7 +269,7 @@ def size_capped_dir(path: Path, size_mb: int) -> Iterator[bool]:
     path.mkdir(parents=True, exist_ok=True)
     mounted = False
     if os.geteuid() == 0 and shutil.which("mount"):
-        options = f"size={size_mb}m,nr_inodes={max(size_mb * 64, 4096)},mode=0755,nosuid,nodev"
+        options = f"size={size_mb}m,nr_inodes={max(size_mb * 64, 4096, inodes or 0)},mode=0755,nosuid,nodev"
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "assessor-run", str(path)],
                               capture_output=True, timeout=30)
         mounted = done.returncode == 0
@@ -449,6 +451,8 @@ def _bwrap_argv(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path | N
         "--as-pid-1",
         *_system_binds(),
         "--proc", "/proc", "--dev", "/dev",
+        # bubblewrap's /dev/shm is unbounded: shared memory written there is the host's memory.
+        "--size", str(limits.shm_mb * MIB), "--perms", "1777", "--tmpfs", "/dev/shm",
         "--size", str(limits.tmp_mb * MIB), "--perms", "1777", "--tmpfs", "/tmp",
     ]
     for name in ETC_ALLOWLIST:

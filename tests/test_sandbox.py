@@ -17,7 +17,7 @@ from assessor.sandbox import (
 )
 from tests.sandbox_fixtures import (
     TEST_LIMITS, Listener, assert_no_sandbox_processes, bare_venv, free_disk_bytes, fresh_dir,
-    pool_uids_with_processes,
+    pool_uids_with_processes, sandbox_base,
 )
 
 # Skipped on a developer machine without bubblewrap; in CI (CI=true) a missing bubblewrap fails loudly instead.
@@ -410,3 +410,40 @@ def test_a_directory_the_service_does_not_own_is_a_clear_setup_error():
     (foreign / "run").mkdir()
     with pytest.raises(SandboxError, match="not searchable"):
         run_sandboxed(["true"], workdir=foreign / "run", venv=bare_venv(), limits=TEST_LIMITS)
+
+
+def test_every_writable_mount_is_bounded_and_dev_shm_refuses_past_its_limit():
+    limits = replace(TEST_LIMITS, shm_mb=8, tmp_mb=16)
+    result = run_python("""
+        import errno, os, stat
+        writable = []
+        for line in open("/proc/self/mountinfo"):
+            fields = line.split()
+            point, options = fields[4], fields[5].split(",")
+            # Device nodes (/dev/null...) store nothing; /dev itself holds only them.
+            device = stat.S_ISCHR(os.stat(point).st_mode)
+            if "rw" in options and not device and not point.startswith(("/proc", "/dev/pts", "/dev/mqueue")) \
+                    and point != "/dev":
+                stats = os.statvfs(point)
+                writable.append((point, stats.f_blocks * stats.f_frsize // (1024 * 1024)))
+        print("WRITABLE", sorted(writable))
+        chunk = b"x" * (1024 * 1024)
+        written = 0
+        try:
+            with open("/dev/shm/fill", "wb") as sink:
+                for _ in range(64):
+                    sink.write(chunk)
+                    sink.flush()
+                    written += 1
+        except OSError as error:
+            print("SHM FULL", written, errno.errorcode[error.errno])
+    """, limits=limits)
+    assert result.exit_code == 0, result.output
+    writable = eval(result.output.split("WRITABLE ", 1)[1].splitlines()[0])
+    sizes = dict(writable)
+    assert sizes["/dev/shm"] == 8 and sizes["/tmp"] == 16
+    # Nothing else is writable but the work area, which the host caps (size_capped_dir) and the watchdog watches.
+    others = set(sizes) - {"/dev/shm", "/tmp"}
+    assert len(others) == 1 and others.pop().startswith(str(sandbox_base())), sizes
+    assert "SHM FULL" in result.output and "ENOSPC" in result.output
+    assert int(result.output.split("SHM FULL ", 1)[1].split()[0]) <= 8

@@ -134,17 +134,11 @@ def build_environment(root: Path, work_dir: Path, *, package: PackageJson, lock:
             (cached / ".complete").write_text("")
         os.utime(cached / ".complete")
         notes += json.loads((cached / ".notes.json").read_text())
-        target = work_dir / "node_modules"
-        if target.exists():
-            shutil.rmtree(target)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        # A copy per assessment: tests may write into node_modules (caches), and no job sees another's writes.
-        subprocess.run(["cp", "-a", "--reflink=auto", str(cached / "node_modules"), str(target)], check=True,
-                       timeout=300)
     _evict(cache, keep=cache / key)
-    return Environment(node_modules=target, tools=tools, node=node, manager=manager, lock=lock,
-                       installed=installed_packages(target), problems=[], notes=notes,
-                       seconds=round(time.monotonic() - started, 3))
+    # The shared install, never written: each test run gets its own bounded copy (see testrun).
+    return Environment(node_modules=cache / key / "node_modules", tools=tools, node=node, manager=manager,
+                       lock=lock, installed=installed_packages(cache / key / "node_modules"), problems=[],
+                       notes=notes, seconds=round(time.monotonic() - started, 3))
 
 
 def _install(root: Path, folder: Path, *, package: PackageJson, lock: str | None, manager: str, tools: Path,

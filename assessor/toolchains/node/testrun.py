@@ -3,6 +3,7 @@
 import importlib.resources
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -75,9 +76,15 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
     # V8 reserves address space far beyond what it uses (about 10 GB for each WebAssembly instance, which
     # esbuild, rollup and es-module-lexer all start): the memory limit is on what the run really uses instead.
     limits = replace(limits, address_space_mb=max(limits.memory_mb, NODE_ADDRESS_SPACE_MB))
-    with size_capped_dir(area, limits.workdir_mb), size_capped_dir(out_dir, RESULTS_AREA_MB):
+    modules = work_dir / "modules"
+    # Tests may write into node_modules (caches): each run writes into its own copy, bounded like the work area.
+    modules_mb, modules_files = _tree_size(environment.node_modules)
+    with size_capped_dir(area, limits.workdir_mb), size_capped_dir(out_dir, RESULTS_AREA_MB), \
+            size_capped_dir(modules, modules_mb + limits.workdir_mb, inodes=2 * modules_files + 65536):
         copy_checkout(checkout, project, skip_dirs=("node_modules",))
         (project_root / "node_modules").mkdir(exist_ok=True)
+        subprocess.run(["cp", "-a", str(environment.node_modules), str(modules / "node_modules")], check=True,
+                       timeout=300)
         services, problems = prepare_services(request.services, control=control / "services", area=area,
                                               cache_dir=request.cache_dir or work_dir / "cache",
                                               shared_dir=request.shared_dir or work_dir / "shared",
@@ -96,7 +103,7 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
         result = run_sandboxed(argv, workdir=area, venv=None, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
                                env=env, cwd=project_root, hosts=hosts, tmpfs_dirs=tmpfs_dirs,
                                readonly_binds=(control, environment.tools, *tools),
-                               binds=((environment.node_modules, project_root / "node_modules"),))
+                               binds=((modules / "node_modules", project_root / "node_modules"),))
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)
@@ -115,6 +122,19 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                               failures=outcome.failures,
                               unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
                                                                  result.killed_by)))
+
+
+def _tree_size(folder: Path) -> tuple[int, int]:
+    """(size of a folder's files in MB, rounded up; how many entries it holds), links not followed."""
+    total = entries = 0
+    for directory, folders, files in os.walk(folder):
+        entries += len(folders) + len(files)
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total // (1024 * 1024) + 1, entries
 
 
 def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,
