@@ -5,6 +5,7 @@ from flask import Blueprint, Flask, jsonify, request
 from assessor import apitokens, modules
 from assessor.errors import ModuleImportError
 from assessor.web.extensions import csrf, db, rubrics
+from assessor.web.jsonbody import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_JSON_BYTES = modules.MAX_BYTES
@@ -34,7 +35,7 @@ def module_results():
     courses = {rubric.id for rubric in rubrics()}
     try:
         if request.mimetype == "application/json":
-            body = request.get_json(silent=True)
+            body = json_body()
             records = body.get("results") if isinstance(body, dict) else None
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 return _refused([(0, 'send {"results": [ {...}, ... ]} with one object per module result')])

@@ -19,6 +19,7 @@ from assessor.errors import RubricError
 from assessor.models import Attempt
 from assessor.submissions import find_available, load_report
 from assessor.web.extensions import csrf, db, engine, rubrics
+from assessor.web.jsonbody import json_body
 
 bp = Blueprint("public", __name__)
 
@@ -313,7 +314,7 @@ def verify_api():
         return jsonify({"status": "error", "reason": f"more than {per_minute} checks a minute from your address"}), 429
     limit = int(current_app.config["CERTIFICATE_UPLOAD_MAX"])
     if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
+        body = json_body()
         token = body.get("credential") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token.strip():
             return jsonify({"status": "error", "reason": 'send {"credential": "<VC-JWT>"} or a PDF as "pdf"'}), 400

@@ -102,6 +102,9 @@ def test_course_platform_pushes_results_with_an_api_key(client, auth, db, make_u
         {"line": 2, "message": "completed_on 'soon' is not a date like 2026-11-30"}]
     assert results(db) == []
     assert client.post("/api/v1/module-results", json={"rows": rows}, headers=headers).status_code == 400
+    nested = '{"results": ' + "[" * 100_000 + "]" * 100_000 + "}"  # deeper than the decoder recurses
+    assert client.post("/api/v1/module-results", data=nested, headers={**headers, "Content-Type": "application/json"}
+                       ).status_code == 400
     assert client.post("/api/v1/module-results", data="x", headers={**headers, "Content-Type": "text/plain"}).status_code == 415
 
     done = client.post("/api/v1/module-results", json={"results": rows}, headers=headers)

@@ -2,6 +2,7 @@
 limit); and what only the issuer's records can tell: a token our key signed that we never issued, a token a
 compromised key signed after its compromise."""
 
+import base64
 import io
 import uuid
 from datetime import timedelta
@@ -75,6 +76,11 @@ def test_tampered_revoked_and_nonsense(client, db, certificate, make_user):
         assert refused.status_code == 400 and refused.get_json()["status"] == "error"
     assert client.post("/api/v1/verify", data="credential=x").status_code == 415
     assert client.post("/api/v1/verify", data="{", content_type="application/json").status_code == 400
+    nested = '{"credential": ' + "[" * 100_000 + "]" * 100_000 + "}"  # deeper than the decoder recurses
+    assert client.post("/api/v1/verify", data=nested, content_type="application/json").status_code == 400
+    payload = base64.urlsafe_b64encode(("[" * 50_000 + "]" * 50_000).encode()).decode().rstrip("=")
+    deep_token = verify(client, credential=f"{certificate.token.split('.')[0]}.{payload}.AAAA")
+    assert deep_token.status_code == 200 and deep_token.get_json()["status"] in ("malformed", "tampered")
     assert verify(client, credential="x" * 70000).get_json()["status"] == "malformed"
     assert client.get("/api/v1/verify").status_code == 405
     assert client.get("/api/v1/verify").mimetype == "application/json"  # programs get JSON errors
