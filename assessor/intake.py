@@ -217,12 +217,18 @@ def literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
     return None
 
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address: IPv4-compatible (::a.b.c.d, deprecated but still routed
+# by some stacks), IPv4-translated (::ffff:0:a.b.c.d) and NAT64 (well-known and local-use).
+_EMBEDDING_IPV4 = tuple(ipaddress.IPv6Network(prefix) for prefix in
+                        ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48"))
+
+
 def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """False for loopback, private, link-local, CGNAT, multicast, unspecified and reserved addresses, and for the
-    IPv4-mapped, 6to4 and NAT64 forms of them."""
+    IPv4-mapped, IPv4-compatible, IPv4-translated, 6to4 and NAT64 forms of them."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in ipaddress.IPv6Network("64:ff9b::/96"):
+        if embedded is None and any(address in network for network in _EMBEDDING_IPV4):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_public_address(embedded)
@@ -256,6 +262,8 @@ def pin_host(url: str, policy: SourcePolicy) -> PinnedHost | None:
     """
     if url.startswith("file://") or not policy.resolve_hosts:
         return None
+    if "://" in url and literal_address(urlsplit(url).hostname or "") is not None:
+        return None  # an address, already checked: there is no name to resolve again, and nothing to pin
     if "://" in url:
         parts = urlsplit(url)
         scheme, host = parts.scheme, (parts.hostname or "").lower()

@@ -26,7 +26,7 @@ def listener():
 
 @pytest.mark.parametrize("host", [
     "127.0.0.1", "127.1", "2130706433", "0x7f000001", "0177.0.0.1", "[::1]", "[::ffff:127.0.0.1]",
-    "[::ffff:7f00:1]", "localhost",
+    "[::ffff:7f00:1]", "[::127.0.0.1]", "[::ffff:0:127.0.0.1]", "[64:ff9b:1::7f00:1]", "localhost",
 ])
 def test_loopback_in_every_spelling_is_refused_and_nothing_connects(listener, tmp_path, host):
     url = f"https://{host}:{listener.port}/learner/capstone.git"
@@ -41,7 +41,7 @@ def test_loopback_in_every_spelling_is_refused_and_nothing_connects(listener, tm
 @pytest.mark.parametrize("address", [
     "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
     "255.255.255.255", "198.18.0.1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:10.0.0.1", "2002:a00:1::1",
-    "64:ff9b::a00:1",
+    "64:ff9b::a00:1", "::10.0.0.1", "::ffff:0:192.168.1.1", "64:ff9b:1::a9fe:a9fe",
 ])
 def test_internal_addresses_are_refused_before_any_network(address):
     host = f"[{address}]" if ":" in address else address
@@ -51,9 +51,16 @@ def test_internal_addresses_are_refused_before_any_network(address):
 
 
 def test_public_addresses_are_accepted():
-    for address in ("93.184.215.14", "2606:4700::1111", "8.8.8.8"):
+    for address in ("93.184.215.14", "2606:4700::1111", "8.8.8.8", "::ffff:0:8.8.8.8"):
         assert is_public_address(literal_address(address))
     assert check_source("https://93.184.215.14/learner/capstone.git", SourcePolicy())
+
+
+def test_a_public_ipv6_literal_is_cloned_without_a_pin_curl_cannot_parse():
+    url = check_source("https://[2606:4700::1111]/learner/capstone.git", SourcePolicy())
+    assert url == "https://[2606:4700::1111]/learner/capstone.git"
+    # An address needs no second lookup: nothing is pinned (a pin spelled host:port:[address] broke every clone).
+    assert pin_host(url, SourcePolicy()) is None
 
 
 def test_an_operator_can_name_an_internal_host_and_git_is_pinned_to_the_checked_address(listener):
