@@ -338,7 +338,11 @@ def _check_local(path_text: str, policy: SourcePolicy) -> str:
     if policy.local_roots is not None:
         # One answer for a missing folder, one outside the named ones and a non-repository: none tells what exists.
         inside = any(path == root or root in path.parents for root in (root.resolve() for root in policy.local_roots))
-        if not inside or not (path / ".git").exists():
+        # A `.git` file (gitdir: elsewhere), a linked .git or borrowed objects (alternates) would clone a
+        # repository outside the folders named: only a plain repository inside them is one of the samples.
+        git_dir = path / ".git"
+        if not inside or git_dir.is_symlink() or not git_dir.is_dir() \
+                or (git_dir / "objects" / "info" / "alternates").exists() or (git_dir / "commondir").exists():
             raise IntakeError("only the sample repositories this server offers can be given as local paths")
     elif not path.is_dir():
         raise IntakeError(f"local repository not found: {path}")

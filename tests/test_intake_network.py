@@ -2,6 +2,7 @@
 redirects to one are refused, with one message, and a real listener on loopback sees no connection."""
 
 import http.server
+import shutil
 import socket
 import threading
 
@@ -134,3 +135,22 @@ def test_local_sources_only_from_the_named_folders_with_one_message(tmp_path, ma
             check_source(source, policy)
         answers.add(str(refused.value))
     assert answers == {"only the sample repositories this server offers can be given as local paths"}
+
+
+@pytest.mark.parametrize("disguise", ["gitdir-file", "linked-git", "alternates"])
+def test_a_local_source_cannot_point_at_a_repository_outside_the_named_folders(tmp_path, make_repo, disguise):
+    outside = make_repo({"secret.txt": "the operator's own code\n"}, name="outside")
+    samples = tmp_path / "samples"
+    inside = make_repo({"README.md": "# sample\n"}, name="samples-sample") if disguise == "alternates" else None
+    folder = samples / "looks-like-a-sample"
+    folder.mkdir(parents=True)
+    if disguise == "gitdir-file":
+        (folder / ".git").write_text(f"gitdir: {outside / '.git'}\n")
+    elif disguise == "linked-git":
+        (folder / ".git").symlink_to(outside / ".git")
+    else:
+        shutil.copytree(inside / ".git", folder / ".git")
+        (folder / ".git" / "objects" / "info" / "alternates").write_text(f"{outside / '.git' / 'objects'}\n")
+    policy = SourcePolicy(allow_local=True, local_roots=(samples,))
+    with pytest.raises(IntakeError, match="only the sample repositories this server offers"):
+        check_source(str(folder), policy)
