@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
+from zxcvbn import zxcvbn
 
 from assessor.db import utcnow
 from assessor.errors import AssessorError
@@ -21,6 +22,8 @@ from assessor.models import ROLES, CommitEmail, CourseAssignment, EmailToken, Us
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
+MIN_PASSWORD_SCORE = 3       # zxcvbn's 0 to 4: 3 resists an offline attack on a slow hash like Argon2
+MAX_SCORED_PASSWORD = 72   # zxcvbn refuses longer input
 MAX_EMAIL_LENGTH = 254
 # Deliberately simple: one @, no spaces, a dot in the domain. Delivery is what really validates an address.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -83,12 +86,27 @@ def _scripts(text: str) -> set[str]:
     return {unicodedata.name(character, "UNKNOWN").split(" ")[0] for character in text if character.isalpha()}
 
 
-def check_password(password: str) -> str:
+def check_password(password: str, *, hints: Iterable[str] = ()) -> str:
+    """The password, when it is long enough and not easy to guess (zxcvbn: common and breached passwords,
+    keyboard patterns, repeats, dates, and the person's own address and name in `hints`)."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"use a password of at least {MIN_PASSWORD_LENGTH} characters", field="password")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountError(f"use a password of at most {MAX_PASSWORD_LENGTH} characters", field="password")
+    # zxcvbn's time grows fast with length; the first characters tell a guessable password already.
+    strength = zxcvbn(password[:MAX_SCORED_PASSWORD], user_inputs=[hint for hint in hints if hint][:12])
+    if strength["score"] < MIN_PASSWORD_SCORE:
+        warning = strength["feedback"].get("warning") or "it would be guessed quickly"
+        raise AccountError(f"choose a password that is harder to guess ({warning.rstrip('.').lower()}); a few "
+                           f"unrelated words work well", field="password")
     return password
+
+
+def personal_words(email: str, name: str | None) -> list[str]:
+    """What a guesser knows of a person: the address, its name part with and without its dots, and each word."""
+    local = email.split("@")[0]
+    words = re.split(r"[^a-z0-9]+", f"{local} {name or ''}".lower())
+    return [email, local, re.sub(r"[^a-z0-9]", "", local.lower()), *(word for word in words if len(word) > 2)]
 
 
 def hash_password(password: str) -> str:
@@ -132,7 +150,7 @@ def create_user(session: Session, *, email: str, password: str, role: str = "lea
                 courses: Iterable[str] = ()) -> User:
     """Create an account; raises AccountError for a bad e-mail, weak password, unknown role or taken e-mail."""
     email = check_email(email)
-    check_password(password)
+    check_password(password, hints=personal_words(email, name))
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}", field="role")
     name = (name or "").strip()[:120]
@@ -151,7 +169,7 @@ def create_user(session: Session, *, email: str, password: str, role: str = "lea
 
 def set_password(session: Session, *, user: User, password: str) -> None:
     """A new password ends every session of the account (the caller signs the person in again if it was them)."""
-    user.password_hash = hash_password(check_password(password))
+    user.password_hash = hash_password(check_password(password, hints=personal_words(user.email, user.name)))
     end_sessions(session, user=user)
 
 
@@ -322,14 +340,43 @@ def add_commit_email(session: Session, *, user: User, email: str) -> CommitEmail
         raise AccountError("that address is on your list already", field="email")
     if len(mine) >= MAX_COMMIT_EMAILS:
         raise AccountError(f"you can name up to {MAX_COMMIT_EMAILS} addresses; remove one first", field="email")
+    _refuse_if_someone_elses(session, user=user, address=address)
     row = CommitEmail(user_id=user.id, email=address)
     session.add(row)
     session.flush()
     return row
 
 
-def confirm_commit_email(session: Session, *, raw: str, now: datetime | None = None) -> CommitEmail:
-    now = now or utcnow()
+def _refuse_if_someone_elses(session: Session, *, user: User, address: str) -> None:
+    """Another account's own address, or one another account has confirmed, is never this learner's: their
+    commits would count as this learner's authorship."""
+    owner = find_user(session, email=address)
+    claimed = session.exec(select(CommitEmail).where(CommitEmail.email == address, CommitEmail.user_id != user.id,
+                                                     CommitEmail.confirmed_at.is_not(None))).first()
+    if (owner is not None and owner.id != user.id) or claimed is not None:
+        raise AccountError("that address belongs to another account; name only addresses you commit with yourself",
+                           field="email")
+
+
+@dataclass(frozen=True)
+class CommitClaim:
+    """What a commit-address link asks its reader to confirm: which address joins which account."""
+
+    address: str
+    account_email: str
+    account_name: str
+
+
+def commit_email_claim(session: Session, *, raw: str, now: datetime | None = None) -> CommitClaim | None:
+    """The address and the account a live commit-address link would join, or None for a link that is not."""
+    try:
+        token, row, user = _commit_link(session, raw=raw, now=now or utcnow())
+    except AccountError:
+        return None
+    return CommitClaim(address=row.email, account_email=user.email, account_name=user.name or "")
+
+
+def _commit_link(session: Session, *, raw: str, now: datetime):
     token = session.exec(select(EmailToken).where(EmailToken.token_hash == _token_hash(raw or ""))).first() \
         if raw and len(raw) <= 200 else None
     row = session.exec(select(CommitEmail).where(CommitEmail.user_id == token.user_id,
@@ -338,6 +385,13 @@ def confirm_commit_email(session: Session, *, raw: str, now: datetime | None = N
     if (token is None or row is None or user is None or not user.active or token.purpose != "commit"
             or token.used_at is not None or _aware(token.expires_at) <= now):
         raise AccountError(INVALID_LINK)
+    return token, row, user
+
+
+def confirm_commit_email(session: Session, *, raw: str, now: datetime | None = None) -> CommitEmail:
+    now = now or utcnow()
+    token, row, user = _commit_link(session, raw=raw, now=now)
+    _refuse_if_someone_elses(session, user=user, address=row.email)  # it may have become someone's since
     token.used_at = now
     row.confirmed_at = row.confirmed_at or now
     session.add_all([token, row])

@@ -25,11 +25,14 @@ def send_verification(session: Session, *, user: User, base_url: str) -> None:
 def send_commit_email_confirmation(session: Session, *, user: User, row, base_url: str) -> None:
     """To the commit address itself: opening the link proves the learner reads it."""
     raw = accounts.issue_token(session, user=user, purpose="commit", email=row.email)
+    # The reader may not be the account's owner: no name they chose, only the account's own address.
     message = mail.queue(session, to=user, kind="verify", subject="Confirm the address you commit with", body=(
-        f"{_greeting(user)}\n\nYou named {row.email} as an address you make git commits with. Confirm it, so the "
-        f"commits made with it count as yours when your capstone is reviewed:\n\n"
+        f"Hello,\n\nThe Capstone Assessor account {user.email} named this address ({row.email}) as one it makes "
+        f"git commits with. If that account is yours, confirm it, so the commits made with this address count as "
+        f"yours when your capstone is reviewed:\n\n"
         f"    {_link(base_url, f'/account/commit-emails/confirm/{raw}')}\n\nThe link works once, for three days. "
-        f"If you did not ask for this, ignore this message.\n"), force=True)
+        f"If the account is not yours, ignore this message: nothing changes, and your commits stay yours.\n"),
+        force=True)
     message.to_address = row.email
 
 

@@ -262,10 +262,14 @@ def confirm_commit_email(token: str):
             session_db.commit()
         except accounts.AccountError as error:
             session_db.rollback()
-            return render_template("auth/confirm_commit_email.html", form=form, error=str(error)), 400
+            return render_template("auth/confirm_commit_email.html", form=form, error=str(error), claim=None), 400
         flash(f"Thank you: {row.email} is confirmed; commits made with it count as yours.", "success")
         return redirect(url_for("auth.account") if current_user.is_authenticated else url_for("auth.login"))
-    return render_template("auth/confirm_commit_email.html", form=form, error=None)
+    claim = accounts.commit_email_claim(db(), raw=token)
+    if claim is None:
+        return render_template("auth/confirm_commit_email.html", form=form, error=accounts.INVALID_LINK,
+                               claim=None), 400
+    return render_template("auth/confirm_commit_email.html", form=form, error=None, claim=claim)
 
 
 @bp.route("/account/verify", methods=["POST"])

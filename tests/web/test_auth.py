@@ -29,8 +29,12 @@ def test_signup_form_errors_are_shown_not_500(client, make_user):
         {"email": "a@example.org", "password": PASSWORD, "confirm": PASSWORD + "x"},
         {"email": "x" * 5000 + "@example.org", "password": PASSWORD, "confirm": PASSWORD},
         {},
+        {"email": "b@example.org", "password": "password12", "confirm": "password12"},
+        {"email": "c@example.org", "password": "1234567890", "confirm": "1234567890"},
+        {"email": "ada.lovelace@example.org", "password": "adalovelace1", "confirm": "adalovelace1"},
     ]
-    messages = ["already exists", "does not look like", "10 to 256", "differ", "254", "enter your e-mail"]
+    messages = ["already exists", "does not look like", "10 to 256", "differ", "254", "enter your e-mail",
+                "harder to guess (this is a very common password)", "harder to guess", "harder to guess"]
     for data, message in zip(cases, messages):
         token = csrf_token(client, "/signup")
         response = client.post("/signup", data={**data, "csrf_token": token})
@@ -178,3 +182,19 @@ def test_each_role_gets_its_own_navigation(client, auth, make_user, role, presen
     calibration = regex.search(r'href="([^"]+)">Calibration</a>', nav)
     if calibration:  # a mentor's calibration is the cohort's, a learner's their own
         assert calibration.group(1) == ("/learner/calibration" if role == "learner" else "/mentor/calibration")
+
+
+@pytest.mark.parametrize("password, accepted", [
+    ("password12", False), ("1234567890", False), ("qwertyuiop", False), ("aaaaaaaaaaaa", False),
+    ("grace.hopper1", False),                        # the person's own name and address
+    ("correct horse battery", True), ("j8Kq2vLm9xPz", True), ("Tr0ub4dor&3x" * 20, True),
+])
+def test_guessable_passwords_are_refused_with_the_reason(password, accepted):
+    from assessor.accounts import AccountError, check_password, personal_words
+
+    hints = personal_words("grace.hopper@example.org", "Grace Hopper")
+    if accepted:
+        assert check_password(password, hints=hints) == password
+    else:
+        with pytest.raises(AccountError, match="harder to guess"):
+            check_password(password, hints=hints)

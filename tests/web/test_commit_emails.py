@@ -33,8 +33,13 @@ def test_a_named_address_is_confirmed_by_its_link_and_then_counts_as_the_learner
     assert row.email == "lea.laptop@example.org" and row.confirmed_at is None
     message = inbox.wait_for(1)[0]
     assert message["To"] == "lea.laptop@example.org" and "commit" in message["Subject"]
+    text = message.get_content()
+    # The reader may not be the account's owner: greeted by no chosen name, told which account asks.
+    assert text.startswith("Hello,") and "Lea Learner" not in text and learner.email in text
     link = link_in(message)
-    assert "Confirm the address" in client.get(link).get_data(as_text=True)  # a GET (a mail scanner) uses nothing
+    page = client.get(link).get_data(as_text=True)  # a GET (a mail scanner) uses nothing
+    assert "confirm the address" in page and "<strong>lea.laptop@example.org</strong>" in page
+    assert f"<strong>{learner.email}</strong> (Lea Learner)" in page
     db.expire_all()
     assert db.get(CommitEmail, row.id).confirmed_at is None
     assert client.post(link, data={"csrf_token": csrf_token(client, link)}).status_code == 302
@@ -100,3 +105,26 @@ def test_unconfirmed_addresses_are_shown_apart(db, make_user):
     db.commit()
     confirmed, unconfirmed = integrity.learner_emails(db, learner=learner)
     assert "old@example.org" in unconfirmed and "old@example.org" not in confirmed
+
+
+def test_another_accounts_address_cannot_be_claimed_nor_confirmed(client, auth, db, inbox, worker, make_user):
+    victim, attacker = make_user(name="Vera Victim"), make_user(name="Mallory")
+    auth.as_(attacker)
+    refused = _add(client, victim.email.upper())
+    assert refused.status_code == 400 and "belongs to another account" in refused.get_data(as_text=True)
+    assert db.exec(select(CommitEmail)).all() == []
+
+    # An address one learner has confirmed is theirs: another's claim is refused, at naming and at confirming.
+    owner, other = make_user(), make_user()
+    auth.as_(owner)
+    assert _add(client, "shared@example.org").status_code == 302
+    auth.as_(other)
+    assert _add(client, "shared@example.org").status_code == 302  # nobody has confirmed it yet
+    messages = {owner.email if owner.email in message.get_content() else other.email: message
+                for message in inbox.wait_for(2)}
+    owner_link, other_link = link_in(messages[owner.email]), link_in(messages[other.email])
+    assert client.post(owner_link, data={"csrf_token": csrf_token(client, owner_link)}).status_code == 302
+    late = client.post(other_link, data={"csrf_token": csrf_token(client, other_link)})
+    assert late.status_code == 400 and "belongs to another account" in late.get_data(as_text=True)
+    confirmed = db.exec(select(CommitEmail).where(CommitEmail.confirmed_at.is_not(None))).all()
+    assert [(row.user_id, row.email) for row in confirmed] == [(owner.id, "shared@example.org")]
