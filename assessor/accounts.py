@@ -47,9 +47,12 @@ class LoginThrottled(AccountError):
 
 @dataclass(frozen=True)
 class LoginLimits:
-    max_failures: int = 5              # per e-mail and IP address within the window
+    max_failures: int = 5              # per account and IP address within the window: then that pair waits
     max_failures_per_ip: int = 50      # any e-mail, from one IP address within the window
     window: timedelta = timedelta(minutes=15)
+    # Past max_failures for an account from every address together, each address waits between tries, twice as
+    # long after every further failure, never longer than this: its owner, with the password, always gets in.
+    max_delay: timedelta = timedelta(seconds=60)
 
 
 def normalise_email(email: str) -> str:
@@ -213,21 +216,39 @@ def authenticate(session: Session, *, email: str, password: str, ip: str, limits
     email = normalise_email(email)[:MAX_EMAIL_LENGTH]
     ip = (ip or "unknown")[:64]
     user = find_user(session, email=email) if email else None
-    ip_key, account_key = f"login:ip:{ip}", f"login:account:{user.id}" if user else None
+    ip_key = f"login:ip:{ip}"
     minutes = int(limits.window.total_seconds() // 60)
     if ratelimit.hit(session, key=ip_key, window=limits.window, now=now) > limits.max_failures_per_ip:
         raise LoginThrottled(f"too many sign-in attempts from your network; wait {minutes} minutes and try again")
-    if account_key and ratelimit.hit(session, key=account_key, window=limits.window, now=now) > limits.max_failures:
-        raise LoginThrottled(f"too many failed sign-ins to this account; wait {minutes} minutes and try again")
+    if user is not None:
+        _throttle_account(session, user=user, ip=ip, limits=limits, now=now)
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password or "")
     if not ok or user is None or not user.active:
         raise AccountError("wrong e-mail address or password")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.add(user)
-    ratelimit.clear(session, key=account_key)
+    for key in (f"login:pair:{user.id}:{ip}", f"login:pace:{user.id}:{ip}", f"login:account:{user.id}"):
+        ratelimit.clear(session, key=key)
     ratelimit.hit(session, key=ip_key, window=limits.window, amount=-1, now=now)  # only failures count
     return user
+
+
+def _throttle_account(session: Session, *, user: User, ip: str, limits: LoginLimits, now: datetime) -> None:
+    """Count this try against the account from this address (a pair that failed too often waits the window out)
+    and against the account from everywhere (then every address waits a delay that doubles, up to a bound)."""
+    minutes = int(limits.window.total_seconds() // 60)
+    pair = ratelimit.hit(session, key=f"login:pair:{user.id}:{ip}", window=limits.window, now=now)
+    everywhere = ratelimit.hit(session, key=f"login:account:{user.id}", window=limits.window, now=now)
+    if pair > limits.max_failures:
+        raise LoginThrottled(f"too many failed sign-ins to this account from your network; wait {minutes} minutes "
+                             f"and try again")
+    if everywhere > limits.max_failures:
+        delay = min(limits.max_delay, timedelta(seconds=2 ** min(everywhere - limits.max_failures, 16)))
+        if ratelimit.hit(session, key=f"login:pace:{user.id}:{ip}", window=delay, now=now) > 1:
+            seconds = int(delay.total_seconds())
+            raise LoginThrottled(f"this account has had many failed sign-ins; wait {seconds} seconds between "
+                                 f"tries")
 
 
 def forget_old_failures(session: Session, *, before: datetime) -> None:
@@ -301,18 +322,22 @@ def reset_password(session: Session, *, raw: str, password: str, now: datetime |
 
 @dataclass(frozen=True)
 class RequestLimits:
-    per_email: int = 3               # reset or verification e-mails to one address per hour
-    per_ip: int = 20                 # from one address per hour
+    per_email: int = 3               # reset or verification e-mails to one address from one network per hour
+    per_ip: int = 20                 # from one network per hour
+    per_email_everywhere: int = 20   # to one address from every network together per hour (no flood of mail)
     window: timedelta = timedelta(hours=1)
 
 
 def allow_mail_request(session: Session, *, kind: str, email: str, ip: str,
                        limits: RequestLimits = RequestLimits(), now: datetime | None = None) -> bool:
-    """False once too many links were asked for, for this address or from this network (nothing is sent then,
-    and the page answers the same either way)."""
-    by_email = ratelimit.hit(session, key=f"{kind}:email:{normalise_email(email)}", window=limits.window, now=now)
+    """False once too many links were asked for, for this address from this network, from this network, or for
+    this address from everywhere (nothing is sent then, and the page answers the same either way). A stranger's
+    requests use up their own network's allowance, not the owner's."""
+    address = normalise_email(email)
+    by_pair = ratelimit.hit(session, key=f"{kind}:email-ip:{address}:{ip}", window=limits.window, now=now)
     by_ip = ratelimit.hit(session, key=f"{kind}:ip:{ip}", window=limits.window, now=now)
-    return by_email <= limits.per_email and by_ip <= limits.per_ip
+    everywhere = ratelimit.hit(session, key=f"{kind}:email:{address}", window=limits.window, now=now)
+    return by_pair <= limits.per_email and by_ip <= limits.per_ip and everywhere <= limits.per_email_everywhere
 
 
 def allow_signup(session: Session, *, ip: str, per_hour: int, now: datetime | None = None) -> bool:

@@ -198,3 +198,52 @@ def test_guessable_passwords_are_refused_with_the_reason(password, accepted):
     else:
         with pytest.raises(AccountError, match="harder to guess"):
             check_password(password, hints=hints)
+
+
+def test_guessing_from_elsewhere_never_locks_the_owner_out_of_their_own_address(app, make_user):
+    user = make_user()
+    guesser, owner = app.test_client(), app.test_client()
+
+    def sign_in(client, password: str, address: str):
+        return client.post("/login", data={"email": user.email, "password": password,
+                                           "csrf_token": csrf_token(client, "/login")},
+                           environ_base={"REMOTE_ADDR": address})
+
+    answers = [sign_in(guesser, "not the password!", "198.51.100.9").status_code for _ in range(8)]
+    assert answers == [400] * 5 + [429] * 3
+    refused = sign_in(guesser, PASSWORD, "198.51.100.9")
+    assert refused.status_code == 429 and "from your network" in refused.get_data(as_text=True)  # still throttled
+    assert sign_in(owner, PASSWORD, "203.0.113.5").status_code == 302  # the owner gets in from their own
+
+
+def test_spread_guesses_are_slowed_by_a_delay_that_doubles_up_to_its_bound(db, make_user):
+    from datetime import timedelta
+
+    from assessor import accounts
+    from assessor.db import utcnow
+
+    user = make_user()
+    limits = accounts.LoginLimits(max_failures=3, max_delay=timedelta(seconds=8))
+    start = utcnow()
+
+    def guess(address: str, after: float) -> str:
+        try:
+            accounts.authenticate(db, email=user.email, password="not the password!", ip=address, limits=limits,
+                                  now=start + timedelta(seconds=after))
+        except accounts.LoginThrottled as error:
+            return str(error)
+        except accounts.AccountError:
+            return "checked"
+        return "signed in"
+
+    assert [guess(f"198.51.100.{n}", 0) for n in range(3)] == ["checked"] * 3
+    # From the fourth failure on, an address waits between tries: 2, 4, 8 seconds as failures grow, never more.
+    assert guess("198.51.100.50", 1) == "checked"
+    assert "wait 4 seconds between tries" in guess("198.51.100.50", 2)
+    for n in range(10):
+        guess(f"198.51.100.{100 + n}", 3)
+    assert "wait 8 seconds" in guess("198.51.100.100", 4)
+    assert guess("198.51.100.100", 12) == "checked"
+    owner = accounts.authenticate(db, email=user.email, password=PASSWORD, ip="203.0.113.5", limits=limits,
+                                  now=start + timedelta(seconds=13))
+    assert owner.id == user.id

@@ -127,9 +127,10 @@ def test_approval_of_an_unconfirmed_learner_waits_for_the_address_then_issues_an
 
 # ------------------------------------------------------------------------------------------------ password reset
 
-def ask_for_reset(client, address: str):
+def ask_for_reset(client, email: str, *, address: str = "127.0.0.1"):
     token = csrf_token(client, "/forgot-password")
-    return client.post("/forgot-password", data={"email": address, "csrf_token": token}, follow_redirects=True)
+    return client.post("/forgot-password", data={"email": email, "csrf_token": token}, follow_redirects=True,
+                       environ_base={"REMOTE_ADDR": address})
 
 
 def test_password_reset_link_works_once_and_signs_out_every_device(app, client, db, inbox, worker, make_user):
@@ -307,3 +308,13 @@ def test_an_address_an_admin_sets_is_confirmed_by_its_owner(app, client, auth, d
     message = inbox.wait_for(2)[1]
     assert message["To"] == "new.address@example.org" and message["Subject"] == "Confirm your e-mail address"
     assert user_by_email(db, "new.address@example.org").email_verified_at is None
+
+
+def test_a_strangers_reset_requests_do_not_use_up_the_owners(app, client, db, make_user):
+    make_user(email="owner@example.org")
+    limit = accounts.RequestLimits().per_email
+    for _ in range(limit + 3):
+        ask_for_reset(client, "owner@example.org", address="198.51.100.9")  # someone else's network
+    assert len(db.exec(select(OutgoingMail).where(OutgoingMail.kind == "reset")).all()) == limit
+    ask_for_reset(app.test_client(), "owner@example.org", address="203.0.113.5")  # the owner's own
+    assert len(db.exec(select(OutgoingMail).where(OutgoingMail.kind == "reset")).all()) == limit + 1
