@@ -285,16 +285,41 @@ def _pdf_shape_problem(pdf: bytes) -> Verdict | None:
     return None
 
 
+# What any stream of a certificate decodes to at most: the largest of ours (subset fonts, a QR code) decodes to
+# about 40 KB. A crafted file that inflates further (a flate bomb) is refused before it takes the server's memory.
+MAX_DECODED_STREAM_BYTES = 2 * 1024 * 1024
+MAX_DECODED_DOCUMENT_BYTES = 8 * 1024 * 1024
+
+
+def _bounded_pypdf():
+    """pypdf's decompression limits tightened to a certificate's, for this thread's reading only."""
+    from pypdf import apply_configuration
+
+    limit = MAX_DECODED_STREAM_BYTES
+    return apply_configuration(
+        maximum_declared_stream_length=limit, array_based_stream_maximum_output_length=limit,
+        zlib_maximum_output_length=limit, lzw_maximum_output_length=limit, run_length_maximum_output_length=limit,
+        jbig2_maximum_output_length=limit, brotli_maximum_output_length=limit)
+
+
+def _pyhanko_limits():
+    from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
+
+    return DecodeLimits(per_stream=StreamDecodeLimits(max_output_size=MAX_DECODED_STREAM_BYTES),
+                        document_budget=DocumentDecodeBudget(base_allowance=MAX_DECODED_DOCUMENT_BYTES, max_ratio=20))
+
+
 def extract_credential_token(pdf: bytes) -> tuple[str | None, Verdict | None]:
     """The embedded ``credential.jwt`` (exactly one), or a verdict saying why not."""
     from pypdf import PdfReader  # local import: pypdf is only needed for PDFs
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(pdf), strict=True)
-        attachments = reader.attachments
-        found = attachments.get(CREDENTIAL_ATTACHMENT)
-        names = list(attachments)
+        with _bounded_pypdf():
+            reader = PdfReader(io.BytesIO(pdf), strict=True)
+            attachments = reader.attachments
+            found = attachments.get(CREDENTIAL_ATTACHMENT)
+            names = list(attachments)
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError) as exc:
         return None, Verdict(MALFORMED, f"cannot parse the PDF: {type(exc).__name__}")
     if not found:
@@ -324,7 +349,7 @@ def check_seal(pdf: bytes, jwks: dict, kid: str) -> Verdict | None:
 
     from cryptography import x509
 
-    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True, decode_limits=_pyhanko_limits())
     signatures = reader.embedded_signatures
     if not signatures:
         return None
@@ -370,9 +395,10 @@ def archival_check(pdf: bytes) -> Check:
 
     header = pdf[5:8]
     try:
-        root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
-        catalog_version = str(root.get("/Version", "")).lstrip("/")
-        metadata = root["/Metadata"].get_object().get_data() if "/Metadata" in root else b""
+        with _bounded_pypdf():
+            root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
+            catalog_version = str(root.get("/Version", "")).lstrip("/")
+            metadata = root["/Metadata"].get_object().get_data() if "/Metadata" in root else b""
     except (PyPdfError, KeyError, ValueError, TypeError, AttributeError, RecursionError, OSError) as exc:
         return Check("archival format", False, f"cannot read the PDF's version and metadata: {type(exc).__name__}")
     part, conformance = _PDFA_PART.search(metadata), _PDFA_CONFORMANCE.search(metadata)

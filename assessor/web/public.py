@@ -275,6 +275,11 @@ def _read_upload(limit: int):
 def verify_upload():
     if request.method == "GET":
         return render_template("public/verify.html", outcome=None)
+    per_minute = int(current_app.config.get("VERIFY_API_PER_MINUTE", 60))
+    if ratelimit.hit(db(), key=f"verify-page:ip:{request.remote_addr}", window=_MINUTE) > per_minute:
+        return render_template("public/verify.html", outcome=None,
+                               error=f"More than {per_minute} checks a minute came from your address: wait a "
+                                     f"minute and try again."), 429
     limit = int(current_app.config["CERTIFICATE_UPLOAD_MAX"])
     request.max_content_length = limit + 64 * 1024
     try:

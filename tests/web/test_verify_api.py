@@ -12,7 +12,8 @@ import pytest
 from assessor import issuing
 from assessor.certificates import build_credential, load_private_key, sign_credential
 
-from tests.web.certificate_helpers import approve, settings
+from tests.web.certificate_helpers import approve, bomb_pdf, settings
+from tests.web.conftest import csrf_token
 from tests.web.test_open_badges import payload_of
 
 PUBLIC = "https://certs.example.org"
@@ -133,3 +134,21 @@ def test_the_api_is_rate_limited_per_address_and_open_to_browsers(client, certif
     other = client.post("/api/v1/verify", json={"credential": certificate.token},
                         environ_overrides={"REMOTE_ADDR": "203.0.113.9"})
     assert other.status_code == 200
+
+
+def test_a_flate_bomb_is_refused_on_the_page_and_the_api_and_the_page_is_rate_limited(app, client, certificate):
+    bomb = bomb_pdf(64)  # 64 KB that would inflate to 64 MB
+    page = client.post("/verify", data={"pdf": (io.BytesIO(bomb), "certificate.pdf"),
+                                        "csrf_token": csrf_token(client, "/verify")},
+                       content_type="multipart/form-data")
+    assert page.status_code == 200 and "cannot parse the PDF" in page.get_data(as_text=True)
+    api = client.post("/api/v1/verify", data={"pdf": (io.BytesIO(bomb), "c.pdf")}, content_type="multipart/form-data")
+    assert api.status_code == 200 and api.get_json()["status"] == "malformed"
+
+    app.config["VERIFY_API_PER_MINUTE"] = 3
+    codes = [client.post("/verify", data={"token": certificate.token, "csrf_token": csrf_token(client, "/verify")}
+                         ).status_code for _ in range(4)]
+    assert codes == [200, 200, 429, 429]  # the bomb's check was the first of this minute
+    assert "checks a minute came from your address" in client.post(
+        "/verify", data={"token": certificate.token, "csrf_token": csrf_token(client, "/verify")}
+    ).get_data(as_text=True)
