@@ -4,6 +4,7 @@ their SHA-256 only, revocable."""
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 
 from sqlmodel import Session, select
 
@@ -22,13 +23,24 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, *, name: str) -> tuple[ApiToken, str]:
-    """A new key named for what uses it; the raw key is returned once and never stored."""
+def create_token(session: Session, *, name: str, courses: Iterable[str] | None,
+                 known_courses: Iterable[str] = ()) -> tuple[ApiToken, str]:
+    """A new key named for what uses it, for the courses (rubric ids) it may write results for (None: every
+    course); the raw key is returned once and never stored."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ApiTokenError("name the key after what will use it (1-100 characters)")
+    scope = None
+    if courses is not None:
+        scope = sorted({course.strip() for course in courses if course and course.strip()})
+        unknown = sorted(set(scope) - set(known_courses))
+        if not scope:
+            raise ApiTokenError("name the courses the key may write results for, or allow every course explicitly")
+        if unknown:
+            raise ApiTokenError(f"no course {', '.join(unknown)} (a course is a rubric id: "
+                                f"{', '.join(sorted(known_courses))})")
     raw = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=_hash(raw))
+    row = ApiToken(name=name, token_hash=_hash(raw), courses=",".join(scope) if scope is not None else None)
     session.add(row)
     session.commit()
     return row, raw

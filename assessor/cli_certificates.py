@@ -363,14 +363,21 @@ def api_tokens() -> None:
 
 @api_tokens.command("add")
 @click.argument("name")
-def api_tokens_add(name: str) -> None:
-    """A new key named after what will use it; it is shown once."""
+@click.option("--course", "courses", multiple=True, help="A course (rubric id) the key may write results for "
+                                                           "(repeatable).")
+@click.option("--all-courses", is_flag=True, help="Let the key write results for every course.")
+def api_tokens_add(name: str, courses: tuple[str, ...], all_courses: bool) -> None:
+    """A new key named after what will use it, for the courses it may write results for; it is shown once."""
     from assessor.apitokens import ApiTokenError, create_token
+    from assessor.submissions import available_rubrics
 
+    if bool(courses) == all_courses:
+        _fail("give the courses the key may write results for (--course ID, repeatable) or --all-courses")
     app = _app()
     with _session(app) as session:
         try:
-            row, raw = create_token(session, name=name)
+            row, raw = create_token(session, name=name, courses=None if all_courses else courses,
+                                    known_courses=[rubric.id for rubric in available_rubrics(app.config["RUBRICS_DIR"])])
         except ApiTokenError as error:
             _fail(str(error))
         click.echo(f"API key {row.id} ({row.name}): {raw}")
@@ -386,7 +393,8 @@ def api_tokens_list() -> None:
         for row in list_tokens(session):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
             used = f"last used {row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never used"
-            click.echo(f"{row.id}  {row.name}  {state}  created {row.created_at:%Y-%m-%d}  {used}")
+            scope = ", ".join(sorted(row.course_scope)) if row.course_scope is not None else "every course"
+            click.echo(f"{row.id}  {row.name}  {state}  created {row.created_at:%Y-%m-%d}  {used}  courses: {scope}")
 
 
 @api_tokens.command("revoke")

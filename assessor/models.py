@@ -347,6 +347,13 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # The rubric ids (courses) the key may write results for, comma-separated; None: every course (a key made
+    # before keys were scoped).
+    courses: str | None = Field(default=None, max_length=2000)
+
+    @property
+    def course_scope(self) -> frozenset[str] | None:
+        return None if self.courses is None else frozenset(filter(None, self.courses.split(",")))
 
 
 

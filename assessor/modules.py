@@ -58,8 +58,10 @@ def _number(raw: str, name: str) -> float:
     return value
 
 
-def check_row(record: Mapping[str, object], *, courses: set[str], today: date) -> ModuleRow:
-    """One row, or ValueError saying what is wrong with it."""
+def check_row(record: Mapping[str, object], *, courses: set[str], today: date,
+              allowed: frozenset[str] | None = None) -> ModuleRow:
+    """One row, or ValueError saying what is wrong with it. `allowed`: the courses the sender may write results
+    for (an API key's), None for every course."""
     values = {name: _text(record.get(name)) for name in COLUMNS}
     missing = [name for name in COLUMNS if not values[name]]
     if missing:
@@ -71,6 +73,9 @@ def check_row(record: Mapping[str, object], *, courses: set[str], today: date) -
         raise ValueError(f"{values['email']!r} is not an e-mail address")
     if values["course"] not in courses:
         raise ValueError(f"no course {values['course']!r} (the course is a rubric id: {', '.join(sorted(courses))})")
+    if allowed is not None and values["course"] not in allowed:
+        raise ValueError(f"this API key may not write results for the course {values['course']!r} (its courses: "
+                         f"{', '.join(sorted(allowed))})")
     if not _MODULE_ID.match(values["module"]):
         raise ValueError("module ids are 1-64 letters, digits, '.', '_' or '-'")
     if len(values["title"]) > 100:
@@ -88,7 +93,7 @@ def check_row(record: Mapping[str, object], *, courses: set[str], today: date) -
 
 
 def check_records(records: Iterable[tuple[int, Mapping[str, object]]], *, courses: set[str],
-                  today: date | None = None) -> list[ModuleRow]:
+                  today: date | None = None, allowed: frozenset[str] | None = None) -> list[ModuleRow]:
     """Every (line, row) checked; ModuleImportError listing each bad row by line when any is wrong."""
     today = today or utcnow().date()
     rows, problems, seen = [], [], {}
@@ -97,7 +102,7 @@ def check_records(records: Iterable[tuple[int, Mapping[str, object]]], *, course
             problems.append((line, f"more than {MAX_ROWS} rows: split the file"))
             break
         try:
-            row = check_row(record, courses=courses, today=today)
+            row = check_row(record, courses=courses, today=today, allowed=allowed)
         except ValueError as error:
             problems.append((line, str(error)))
             continue
@@ -114,7 +119,8 @@ def check_records(records: Iterable[tuple[int, Mapping[str, object]]], *, course
     return rows
 
 
-def parse_csv(data: bytes, *, courses: set[str], today: date | None = None) -> list[ModuleRow]:
+def parse_csv(data: bytes, *, courses: set[str], today: date | None = None,
+              allowed: frozenset[str] | None = None) -> list[ModuleRow]:
     """A CSV file with the header `email,course,module,title,score,max_score,completed_on` (any order)."""
     if len(data) > MAX_BYTES:
         raise ModuleImportError([(0, f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")])
@@ -145,7 +151,7 @@ def parse_csv(data: bytes, *, courses: set[str], today: date | None = None) -> l
         raise ModuleImportError([(reader.line_num, f"not valid CSV: {error}")]) from None
     if too_long:
         raise ModuleImportError(too_long)
-    return check_records(records, courses=courses, today=today)
+    return check_records(records, courses=courses, today=today, allowed=allowed)
 
 
 def import_rows(session: Session, rows: list[ModuleRow], *, source: str) -> ImportSummary:

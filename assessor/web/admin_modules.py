@@ -59,8 +59,12 @@ def upload():
 def add_key():
     if not ActionForm().validate_on_submit():
         abort(400)
+    chosen = request.form.getlist("course")
+    every = "__every__" in chosen
     try:
-        row, raw = apitokens.create_token(db(), name=request.form.get("name", ""))
+        row, raw = apitokens.create_token(db(), name=request.form.get("name", ""),
+                                          courses=None if every else [course for course in chosen if course],
+                                          known_courses=[rubric.id for rubric in rubrics()])
     except apitokens.ApiTokenError as error:
         flash(str(error), "error")
         return redirect(url_for("admin_modules.modules_page"))

@@ -39,9 +39,9 @@ def module_results():
             records = body.get("results") if isinstance(body, dict) else None
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 return _refused([(0, 'send {"results": [ {...}, ... ]} with one object per module result')])
-            rows = modules.check_records(enumerate(records, start=1), courses=courses)
+            rows = modules.check_records(enumerate(records, start=1), courses=courses, allowed=token.course_scope)
         elif request.mimetype in ("text/csv", "application/csv"):
-            rows = modules.parse_csv(request.get_data(), courses=courses)
+            rows = modules.parse_csv(request.get_data(), courses=courses, allowed=token.course_scope)
         else:
             return _refused([(0, "send application/json or text/csv")], 415)
     except ModuleImportError as error:

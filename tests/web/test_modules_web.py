@@ -85,7 +85,7 @@ def test_admin_page_upload(client, auth, db, make_user):
 
 
 def test_course_platform_pushes_results_with_an_api_key(client, auth, db, make_user, cli):
-    created = cli("api-tokens", "add", "course platform")
+    created = cli("api-tokens", "add", "course platform", "--course", "test-capstone")
     assert created.exit_code == 0
     key = created.output.split(": ", 1)[1].splitlines()[0].strip()
     assert key.startswith("cak_") and db.exec(select(ApiToken)).one().token_hash != key  # only its hash is kept
@@ -126,12 +126,41 @@ def test_course_platform_pushes_results_with_an_api_key(client, auth, db, make_u
 
 def test_admin_makes_and_revokes_api_keys_on_the_page(client, auth, db, make_user):
     auth.as_(make_user("admin"))
-    page = auth.post("/admin/api-keys", {"name": "LMS"}, token_from="/admin/modules")
+    page = auth.post("/admin/api-keys", {"name": "LMS", "course": "test-capstone"}, token_from="/admin/modules")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'id="new-key"' in html and "LMS: cak_" in html
+    assert "<td>test-capstone</td>" in html
+    unscoped = auth.post("/admin/api-keys", {"name": "LMS 2"}, token_from="/admin/modules")
+    assert unscoped.status_code == 302 and db.exec(select(func.count()).select_from(ApiToken)).one() == 1
     assert "cak_" not in client.get("/admin/modules").get_data(as_text=True)  # shown once
     row = db.exec(select(ApiToken)).one()
     assert auth.post(f"/admin/api-keys/{row.id}/revoke", token_from="/admin/modules").status_code == 302
     db.refresh(row)
     assert row.revoked_at is not None
     assert auth.post("/admin/api-keys", {"name": " "}, token_from="/admin/modules").status_code == 302
+
+
+def test_an_api_key_writes_results_only_for_its_own_courses(client, db, cli):
+    assert cli("api-tokens", "add", "no scope").exit_code != 0                      # a scope must be chosen
+    unknown = cli("api-tokens", "add", "typo", "--course", "test-capstonee")
+    assert unknown.exit_code != 0 and "no course test-capstonee" in unknown.output
+    created = cli("api-tokens", "add", "other platform", "--course", "other-capstone")
+    key = created.output.split(": ", 1)[1].splitlines()[0].strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    rows = [dict(zip(HEADER.split(","), line.split(","))) for line in GOOD.splitlines()[1:]]
+
+    refused = client.post("/api/v1/module-results", json={"results": rows}, headers=headers)
+    assert refused.status_code == 400 and refused.get_json()["problems"][0] == {
+        "line": 1, "message": "this API key may not write results for the course 'test-capstone' (its courses: "
+                              "other-capstone)"}
+    spaced = GOOD.replace("\n", "\n\n", 2)  # blank lines: the problems still name the file's own lines
+    as_csv = client.post("/api/v1/module-results", data=spaced, headers={**headers, "Content-Type": "text/csv"})
+    assert as_csv.status_code == 400 and [problem["line"] for problem in as_csv.get_json()["problems"]] == [3, 5]
+    assert results(db) == []
+
+    everything = cli("api-tokens", "add", "the school's platform", "--all-courses")
+    key = everything.output.split(": ", 1)[1].splitlines()[0].strip()
+    done = client.post("/api/v1/module-results", json={"results": rows}, headers={"Authorization": f"Bearer {key}"})
+    assert done.status_code == 200 and done.get_json()["imported"] == 2
+    listing = cli("api-tokens", "list").output
+    assert "courses: other-capstone" in listing and "courses: every course" in listing
