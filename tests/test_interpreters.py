@@ -91,3 +91,11 @@ def test_interpreters_are_found_where_operators_install_them(tmp_path):
     found = find_interpreters({"PYENV_ROOT": str(tmp_path / "none"), "ASSESSOR_PYTHONS": "/usr/bin/python3"})
     assert any(item.path == Path("/usr/bin/python3.11") and item.origin == "debian" for item in found)
     assert [item.version for item in found] == sorted({item.version for item in found}, reverse=True)
+
+
+def test_within_a_pinned_minor_the_default_interpreter_wins_over_a_newer_patch_elsewhere():
+    default = Interpreter(version=Version("3.11.2"), path=Path("/usr/bin/python3.11"), origin="debian")
+    pyenv = Interpreter(version=Version("3.11.7"), path=Path("/opt/pyenv/versions/3.11.7/bin/python3"),
+                        origin="pyenv")
+    choice = choose_interpreter(declared(pinned=["3.11"]), [pyenv, default], default=Path("/usr/bin/python3.11"))
+    assert choice.interpreter == default

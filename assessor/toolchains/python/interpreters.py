@@ -265,7 +265,7 @@ def choose_interpreter(declared: DeclaredPython, available: list[Interpreter],
     fitting = [interpreter for interpreter in usable if declared.admits(interpreter.version)]
     has = ", ".join(str(interpreter.version) for interpreter in usable) or "none"
     if declared.pinned:
-        pinned = [interpreter for interpreter in fitting if interpreter.minor in declared.pinned]
+        pinned = _preferred([interpreter for interpreter in fitting if interpreter.minor in declared.pinned], default)
         if pinned:
             return InterpreterChoice(pinned[0], f"Python {pinned[0].version} ({pinned[0].origin}), as "
                                                 f"{declared.said}")
@@ -286,6 +286,16 @@ def choose_interpreter(declared: DeclaredPython, available: list[Interpreter],
     return InterpreterChoice(preferred, f"Python {preferred.version} ({preferred.origin}), the worker's "
                                         f"{'default' if _same(preferred.path, default) else 'newest'} that fits "
                                         f"{declared.said}")
+
+
+def _preferred(interpreters: list[Interpreter], default: Path) -> list[Interpreter]:
+    """Newest minor first; within a minor, the worker's default, then one the sandbox sees in place (under /usr),
+    then the newest patch: a copy of another installation costs seconds and hundreds of megabytes once."""
+    def rank(interpreter: Interpreter):
+        in_place = str(interpreter.path.resolve()).startswith("/usr/")
+        return (-interpreter.version.major, -interpreter.version.minor, not _same(interpreter.path, default),
+                not in_place, -interpreter.version.micro)
+    return sorted(interpreters, key=rank)
 
 
 def _same(path: Path, other: Path) -> bool:
