@@ -376,8 +376,9 @@ def api_tokens_add(name: str, courses: tuple[str, ...], all_courses: bool) -> No
     app = _app()
     with _session(app) as session:
         try:
+            known = [rubric.id for rubric in available_rubrics(app.config["RUBRICS_DIR"])]
             row, raw = create_token(session, name=name, courses=None if all_courses else courses,
-                                    known_courses=[rubric.id for rubric in available_rubrics(app.config["RUBRICS_DIR"])])
+                                    known_courses=known)
         except ApiTokenError as error:
             _fail(str(error))
         click.echo(f"API key {row.id} ({row.name}): {raw}")

@@ -307,6 +307,7 @@ def _score_criterion(criterion, complexity, artifacts, test_run, project: _Proje
         measured, evidence = facts.coverage_facts(test_run)
     if test_run.unmeasurable:
         return score_measured(criterion, None, evidence, not_measured_reason=test_run.unmeasurable)
-    if criterion.kind == "coverage" and facts.coverage_unmeasured(test_run):
-        return score_measured(criterion, None, evidence, not_measured_reason=facts.coverage_unmeasured(test_run))
+    no_coverage = facts.coverage_unmeasured(test_run) if criterion.kind == "coverage" else None
+    if no_coverage:
+        return score_measured(criterion, None, evidence, not_measured_reason=no_coverage)
     return score_measured(criterion, measured, evidence, toolchain=toolchain)

@@ -11,7 +11,6 @@ Targets (issue 21): warm at most 1.0x the by-hand time, cold at most 1.2x.
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from assessor.pipeline import PipelineSettings, assess  # noqa: E402
 from assessor.registries import uv_binary, uv_env  # noqa: E402
 from assessor.rubric import find_rubric  # noqa: E402
 from assessor.services.servers import postgresql_bin_dir, redis_server  # noqa: E402
+from tests.ops.test_proxy import wait_for  # noqa: E402
 from tests.test_real_shapes import PG_STORE, PG_TESTS, REDIS_CACHE, REDIS_TESTS  # noqa: E402  the tests' capstone
 
 RUBRIC_ID = "senior-backend-capstone"
@@ -68,17 +68,6 @@ def make_capstone(root: Path, cache: Path) -> Path:
     return repo
 
 
-def wait_for(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise SystemExit(f"nothing answered on port {port}")
-
-
 def by_hand(repo: Path, scratch: Path, uv_cache: Path, template: Path | None) -> float:
     """The steps a mentor takes, as the postgres user for the servers (initdb refuses root)."""
     work = scratch / "by-hand"
@@ -106,7 +95,6 @@ def by_hand(repo: Path, scratch: Path, uv_cache: Path, template: Path | None) ->
         shutil.copytree(data, scratch / "pg-template", symlinks=True)  # what a warm run starts from
     else:
         shutil.copytree(template, data, symlinks=True)
-        shutil.chown(data, "postgres", "postgres")
         subprocess.run(["chown", "-R", "postgres:postgres", str(data)], check=True)
     postgres = subprocess.Popen([*as_postgres, str(binaries / "postgres"), "-D", str(data), "-p", str(PG_PORT),
                                  "-c", f"unix_socket_directories={work}", "-c", "listen_addresses=127.0.0.1",

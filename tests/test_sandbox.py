@@ -1,5 +1,6 @@
 """The bubblewrap runner: isolation, limits, capped output, and refusing to run unsafely."""
 
+import json
 import os
 import subprocess
 import sys
@@ -415,7 +416,7 @@ def test_a_directory_the_service_does_not_own_is_a_clear_setup_error():
 def test_every_writable_mount_is_bounded_and_dev_shm_refuses_past_its_limit():
     limits = replace(TEST_LIMITS, shm_mb=8, tmp_mb=16)
     result = run_python("""
-        import errno, os, stat
+        import errno, json, os, stat
         writable = []
         for line in open("/proc/self/mountinfo"):
             fields = line.split()
@@ -426,7 +427,7 @@ def test_every_writable_mount_is_bounded_and_dev_shm_refuses_past_its_limit():
                     and point != "/dev":
                 stats = os.statvfs(point)
                 writable.append((point, stats.f_blocks * stats.f_frsize // (1024 * 1024)))
-        print("WRITABLE", sorted(writable))
+        print("WRITABLE", json.dumps(sorted(writable)))
         chunk = b"x" * (1024 * 1024)
         written = 0
         try:
@@ -439,8 +440,7 @@ def test_every_writable_mount_is_bounded_and_dev_shm_refuses_past_its_limit():
             print("SHM FULL", written, errno.errorcode[error.errno])
     """, limits=limits)
     assert result.exit_code == 0, result.output
-    writable = eval(result.output.split("WRITABLE ", 1)[1].splitlines()[0])
-    sizes = dict(writable)
+    sizes = dict(json.loads(result.output.split("WRITABLE ", 1)[1].splitlines()[0]))
     assert sizes["/dev/shm"] == 8 and sizes["/tmp"] == 16
     # Nothing else is writable but the work area, which the host caps (size_capped_dir) and the watchdog watches.
     others = set(sizes) - {"/dev/shm", "/tmp"}

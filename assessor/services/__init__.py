@@ -16,8 +16,8 @@ from assessor.services.servers import (
 )
 from assessor.services.unreachable import AbsentService, Blame, blame_for
 
-__all__ = ["AbsentService", "Blame", "blame_for", "ServiceNeed", "ServicePlan", "ServicePolicy", "plan_services", "read_declarations", "choose_test_step",
-           "TestStep", "Declarations"]
+__all__ = ["AbsentService", "Blame", "blame_for", "ServiceNeed", "ServicePlan", "ServicePolicy", "plan_services",
+           "read_declarations", "choose_test_step", "TestStep", "Declarations"]
 
 # Names that always point at the sandbox's loopback, as CI and compose setups use them.
 STANDARD_HOSTS = ("postgres", "postgresql", "redis", "db", "database", "cache", "mysql", "mariadb", "rabbitmq",

@@ -119,8 +119,9 @@ def start_rabbitmq(service, deadline, log):
 
 
 def start_memcached(service, deadline, log):
-    process = subprocess.Popen([service["bin"], "-l", "127.0.0.1", "-p", str(service["port"]), "-U", "0", "-m", "64", "-c", "200",
-                                "-t", "2"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    # At most 200 connections: memcached's default 1024 is more than the sandbox's open-file limit allows.
+    process = subprocess.Popen([service["bin"], "-l", "127.0.0.1", "-p", str(service["port"]), "-U", "0", "-m", "64",
+                                "-c", "200", "-t", "2"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     problem = wait_for_port(service["port"], deadline, process)
     return process, problem or answers(service["port"], b"version\r\n", (b"VERSION",), deadline)
 

@@ -32,8 +32,8 @@ class Mailbox:
     def add(self, sender, recipients, data):
         message = email.message_from_bytes(data, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain", "html"))
-        entry = {"id": uuid.uuid4().hex, "from": sender, "to": list(recipients), "data": data.decode("utf-8", "replace"),
-                 "subject": str(message.get("Subject", "")), "text": body.get_content() if body else "",
+        entry = {"id": uuid.uuid4().hex, "from": sender, "to": list(recipients),
+                 "data": data.decode("utf-8", "replace"), "subject": str(message.get("Subject", "")), "text": body.get_content() if body else "",
                  "headers": {key: [str(value) for value in message.get_all(key, [])] for key in message.keys()},
                  "created": datetime.now(timezone.utc).isoformat()}
         with self.lock:

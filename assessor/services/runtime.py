@@ -18,7 +18,7 @@ from assessor.errors import SandboxError
 from assessor.filelock import exclusive_lock
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, open_to_sandbox, run_sandboxed
 from assessor.services import ServiceNeed, ServicePlan
-from assessor.services.servers import postgresql_bin_dir, redis_server, system_binary
+from assessor.services.servers import postgresql_bin_dir, server_executable, system_binary
 
 SERVICES_DIR = ".assessor-services"
 STATUS_FILE = "services.json"
@@ -160,13 +160,13 @@ def _prepare_postgresql(need: ServiceNeed, context: _Context) -> _Setup:
 
 
 def _prepare_redis(need: ServiceNeed, context: _Context) -> _Setup:
-    return _Setup({"bin": str(redis_server()), "password": need.password})
+    return _Setup({"bin": str(server_executable(need.kind)), "password": need.password})
 
 
 def _prepare_mysql(need: ServiceNeed, context: _Context) -> _Setup:
     template = mysql_template(cache_dir=context.cache_dir, shared_dir=context.shared_dir,
                               unsafe_no_sandbox=context.unsafe_no_sandbox)
-    return _Setup({"bin": str(system_binary("mariadbd")), "client": str(system_binary("mariadb")),
+    return _Setup({"bin": str(server_executable(need.kind)), "client": str(system_binary("mariadb")),
                    "data": str(context.folder / "mysql" / "data"), "socket": f"{MYSQL_SOCKET_DIR}/mysqld.sock",
                    "setup": mysql_setup(need)}, template=template, tmpfs=(MYSQL_SOCKET_DIR,))
 
@@ -174,14 +174,11 @@ def _prepare_mysql(need: ServiceNeed, context: _Context) -> _Setup:
 def _prepare_rabbitmq(need: ServiceNeed, context: _Context) -> _Setup:
     user, password = next(iter(need.users.items()), ("guest", "guest"))
     vhost = next(iter(need.databases), "/")
-    return _Setup({"bin": "/usr/lib/rabbitmq/bin/rabbitmq-server", "user": user, "password": password,
-                   "vhost": vhost})
+    return _Setup({"bin": str(server_executable(need.kind)), "user": user, "password": password, "vhost": vhost})
 
 
-def _prepare_binary(name: str):
-    def prepare(need: ServiceNeed, context: _Context) -> _Setup:
-        return _Setup({"bin": str(system_binary(name))})
-    return prepare
+def _prepare_executable(need: ServiceNeed, context: _Context) -> _Setup:
+    return _Setup({"bin": str(server_executable(need.kind))})
 
 
 def _prepare_tools(need: ServiceNeed, context: _Context) -> _Setup:
@@ -198,9 +195,9 @@ PREPARERS = {
     "redis": _prepare_redis,
     "mysql": _prepare_mysql,
     "rabbitmq": _prepare_rabbitmq,
-    "memcached": _prepare_binary("memcached"),
-    "nats": _prepare_binary("nats-server"),
-    "mqtt": _prepare_binary("mosquitto"),
+    "memcached": _prepare_executable,
+    "nats": _prepare_executable,
+    "mqtt": _prepare_executable,
     "smtp": _prepare_tools,
     "aws": _prepare_tools,
 }
@@ -302,7 +299,7 @@ def postgresql_template(*, cache_dir: Path, shared_dir: Path, unsafe_no_sandbox:
 def mysql_template(*, cache_dir: Path, shared_dir: Path, unsafe_no_sandbox: bool = False) -> Path:
     """MariaDB's system tables, made once by mariadb-install-db inside the sandbox, copied for each run."""
     install = system_binary("mariadb-install-db")
-    if install is None or system_binary("mariadbd") is None:
+    if install is None:
         raise ServiceSetupError("MySQL/MariaDB is not installed on this worker (Debian: mariadb-server)")
     return _data_template(
         "mariadb", "MariaDB",

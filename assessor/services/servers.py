@@ -7,7 +7,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/usr/lib/rabbitmq/bin"
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+# Debian's /usr/sbin/rabbitmq-server only lets root or the rabbitmq user start it; the script behind it runs as anyone.
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+# The servers that run from the service's own tools (aiosmtpd, moto), which it installs itself.
+FROM_SERVICE_TOOLS = ("smtp", "aws")
+# The one executable of each server a worker starts straight from its Debian package.
+EXECUTABLES = {"redis": "redis-server", "mysql": "mariadbd", "memcached": "memcached", "nats": "nats-server",
+               "mqtt": "mosquitto"}
 
 
 @dataclass(frozen=True)
@@ -146,26 +153,21 @@ def redis_server() -> Path | None:
     return system_binary("redis-server")
 
 
-# What each startable kind needs on the worker: None when it is there.
-BINARIES = {
-    "postgresql": postgresql_bin_dir,
-    "redis": redis_server,
-    "mysql": lambda: system_binary("mariadbd") and system_binary("mariadb-install-db"),
-    "rabbitmq": lambda: Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-    if Path("/usr/lib/rabbitmq/bin/rabbitmq-server").is_file() else None,
-    "memcached": lambda: system_binary("memcached"),
-    "nats": lambda: system_binary("nats-server"),
-    "mqtt": lambda: system_binary("mosquitto"),
-    "smtp": lambda: Path("/usr/bin/python3"),  # aiosmtpd, in the service's own tools
-    "aws": lambda: Path("/usr/bin/python3"),   # moto's server, in the service's own tools
-}
+def server_executable(kind: ServerKind) -> Path | None:
+    """What a kind of server Debian packages starts from on this worker (PostgreSQL: its bin folder), or None."""
+    if kind.name == "postgresql":
+        return postgresql_bin_dir()
+    if kind.name == "rabbitmq":
+        return RABBITMQ_SERVER if RABBITMQ_SERVER.is_file() else None
+    return system_binary(EXECUTABLES[kind.name]) if kind.name in EXECUTABLES else None
 
 
 def availability(kind: ServerKind) -> str | None:
     """None when this worker can start `kind`, else why not (for the report)."""
-    finder = BINARIES.get(kind.name)
-    if finder is None:
+    if kind.name in FROM_SERVICE_TOOLS:
+        return None
+    if kind not in STARTABLE:
         return f"this installation does not provide {kind.label}"
-    if finder() is None:
+    if server_executable(kind) is None:
         return f"{kind.label} is not installed on this worker (Debian: {kind.package})"
     return None

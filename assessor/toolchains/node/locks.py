@@ -65,7 +65,7 @@ def _problem(source: str, allowed_hosts: set[str]) -> str | None:
     return f"an unknown source: {source[:80]}"
 
 
-def _npm_entries(text: str, lock: str) -> Iterator[tuple[str, str]]:
+def _npm_entries(text: str, lock: str) -> list[tuple[str, str]]:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -79,7 +79,7 @@ def _npm_entries(text: str, lock: str) -> Iterator[tuple[str, str]]:
             if path and isinstance(entry, dict) and not entry.get("link"):
                 found.append((path.rsplit("node_modules/", 1)[-1], _text(entry.get("resolved"))))
     _npm_v1_tree(data.get("dependencies"), found, depth=0)  # lockfileVersion 1 (and 2's copy of it)
-    return iter(found)
+    return found
 
 
 def _npm_v1_tree(dependencies: object, found: list[tuple[str, str]], *, depth: int) -> None:
@@ -101,8 +101,7 @@ def _yarn_classic_entries(text: str) -> Iterator[tuple[str, str]]:
     for line in text.splitlines():
         header = _YARN_CLASSIC_ENTRY.match(line)
         if header and not line.startswith(" "):
-            name = header.group("names").split(",")[0].strip().strip('"')
-            name = name.rsplit("@", 1)[0] if name.rfind("@") > 0 else name
+            name = _split_descriptor(header.group("names").split(",")[0].strip().strip('"'))[0]
             continue
         resolved = _YARN_CLASSIC_RESOLVED.match(line)
         if resolved:
@@ -114,10 +113,7 @@ def _yarn_berry_entries(text: str) -> Iterator[tuple[str, str]]:
     for key, entry in data.items():
         if key == "__metadata" or not isinstance(entry, dict):
             continue
-        resolution = _text(entry.get("resolution"))
-        name, _, source = resolution.rpartition("@") if not resolution.startswith("@") else \
-            ("@" + resolution[1:].partition("@")[0], "@", resolution[1:].partition("@")[2])
-        yield name or resolution, source
+        yield _split_descriptor(_text(entry.get("resolution")))
 
 
 def _pnpm_entries(text: str) -> Iterator[tuple[str, str]]:
@@ -135,6 +131,12 @@ def _pnpm_entries(text: str) -> Iterator[tuple[str, str]]:
         elif "tarball" in resolution:
             tarball = _text(resolution.get("tarball"))
             yield name, tarball if "://" in tarball else f"file:{tarball}"
+
+
+def _split_descriptor(descriptor: str) -> tuple[str, str]:
+    """'express@^4.18.2' or '@acme/ui@npm:1.1.0' -> (the package's name, what follows it)."""
+    at = descriptor.find("@", 1)  # a scope's own '@' comes first
+    return (descriptor[:at], descriptor[at + 1:]) if at > 0 else (descriptor, "")
 
 
 def _pnpm_name(key: str) -> str:

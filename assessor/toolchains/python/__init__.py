@@ -133,7 +133,8 @@ def _inside(checkout: Path, folder: str) -> Path:
 def measure_complexity(plan: Plan) -> ComplexityResult:
     """radon over the project's application code (never tests or packaging files); paths from the checkout."""
     # The very files coverage is computed over, so the two figures describe the same code.
-    files = [plan.checkout / name for name in measured_files(plan.checkout, plan.root, test_patterns=plan.test_patterns)]
+    names = measured_files(plan.checkout, plan.root, test_patterns=plan.test_patterns)
+    files = [plan.checkout / name for name in names]
     return radon_complexity(plan.checkout, files=files)
 
 

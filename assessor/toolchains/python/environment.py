@@ -118,7 +118,7 @@ class _Request:
 def service_pins(python_minor: str | None = None) -> list[str]:
     """The tracer the service trusts, forced over whatever the learner (or a plugin) pinned: the service's own
     version on its own Python, the newest coverage 7 on another (the runner exports the data either way)."""
-    if python_minor is None or python_minor == f"{sys.version_info.major}.{sys.version_info.minor}":
+    if python_minor is None or python_minor == _host_minor():
         return [f"coverage=={importlib.metadata.version('coverage')}"]
     return ["coverage>=7.0,<8"]
 

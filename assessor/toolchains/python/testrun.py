@@ -96,7 +96,7 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
     flags = scan_for_gaming(checkout, project_root=root)
     python = str(environment.python)
     env = {**request.services.env, "PYTHONPATH": f"{project_root}:{project_root / 'src'}",
-           **(environment.sandbox_env() if hasattr(environment, "sandbox_env") else {})}
+           **environment.sandbox_env()}
     python_files = python_files_for(request.pytest_config, request.selection)
 
     # Results get their own small filesystem, so tests that fill the work area cannot crowd them out.
@@ -121,10 +121,10 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                 argv = services.command(argv, out_dir)
                 hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
                 run_limits = services.limits(limits)
-            interpreter_home = getattr(environment, "interpreter_home", None)
+            home = environment.interpreter_home
             result = run_sandboxed(argv, workdir=area, venv=Path(environment.venv), limits=run_limits,
                                    unsafe_no_sandbox=unsafe_no_sandbox, env=env, cwd=project_root,
-                                   readonly_binds=(control, *tools, *([interpreter_home] if interpreter_home else [])),
+                                   readonly_binds=(control, *tools, *([home] if home else [])),
                                    hosts=hosts, tmpfs_dirs=tmpfs_dirs)
             return result, token
 
