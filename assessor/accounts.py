@@ -235,14 +235,16 @@ def authenticate(session: Session, *, email: str, password: str, ip: str, limits
 
 
 def _throttle_account(session: Session, *, user: User, ip: str, limits: LoginLimits, now: datetime) -> None:
-    """Count this try against the account from this address (a pair that failed too often waits the window out)
-    and against the account from everywhere (then every address waits a delay that doubles, up to a bound)."""
+    """Count this try against the account from this address (a pair that failed too often waits the window out),
+    then, if the pair may still try, against the account from everywhere (then every address waits a delay that
+    doubles, up to a bound). One address's tries reach the second count at most max_failures times, so parallel
+    tries from one address never throttle each other twice."""
     minutes = int(limits.window.total_seconds() // 60)
     pair = ratelimit.hit(session, key=f"login:pair:{user.id}:{ip}", window=limits.window, now=now)
-    everywhere = ratelimit.hit(session, key=f"login:account:{user.id}", window=limits.window, now=now)
     if pair > limits.max_failures:
         raise LoginThrottled(f"too many failed sign-ins to this account from your network; wait {minutes} minutes "
                              f"and try again")
+    everywhere = ratelimit.hit(session, key=f"login:account:{user.id}", window=limits.window, now=now)
     if everywhere > limits.max_failures:
         delay = min(limits.max_delay, timedelta(seconds=2 ** min(everywhere - limits.max_failures, 16)))
         if ratelimit.hit(session, key=f"login:pace:{user.id}:{ip}", window=delay, now=now) > 1:

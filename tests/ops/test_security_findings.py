@@ -68,7 +68,8 @@ def test_parallel_guesses_get_exactly_the_limit_of_password_checks(app, make_use
         thread.join()
     assert sorted(results).count(400) == 5 and results.count(429) == 25  # five password checks, no more
     with Session(app.extensions["assessor.engine"]) as session:
-        assert session.get(RateCounter, f"login:account:{user.id}").count == 30
+        assert session.get(RateCounter, f"login:pair:{user.id}:127.0.0.1").count == 30
+        assert session.get(RateCounter, f"login:account:{user.id}").count == 5  # only the tries allowed to check
 
 
 def test_spraying_unknown_addresses_never_locks_a_real_account(app, make_user):

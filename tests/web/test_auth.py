@@ -80,7 +80,7 @@ def test_login_is_rate_limited_per_account_and_ip(client, auth, make_user, db):
     blocked = auth.login(user.email)  # even the right password is refused now
     assert blocked.status_code == 429
     assert "too many failed sign-ins" in blocked.get_data(as_text=True)
-    counter = db.exec(select(RateCounter).where(RateCounter.key == f"login:account:{user.id}")).one()
+    counter = db.exec(select(RateCounter).where(RateCounter.key.startswith(f"login:pair:{user.id}:"))).one()
     assert counter.count == 6  # five failures and the refused attempt
 
 
