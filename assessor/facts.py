@@ -37,6 +37,29 @@ def test_facts(test_run) -> tuple[Facts, list[str]]:
     }, evidence
 
 
+def strength_facts(test_run) -> tuple[Facts | None, list[str]]:
+    """Facts for a `strength` criterion: the share of sampled changes the tests noticed; None when none could run."""
+    evidence = _run_evidence(test_run)
+    strength = test_run.strength
+    if strength is None or strength.noticed_percent is None:
+        return None, evidence
+    evidence.insert(0, f"{strength.summary()} ({strength.noticed_percent:.0f}%), each run in a fresh sandbox with "
+                       f"only the tests that ran the changed line")
+    for result in strength.survivors[:EVIDENCE_ITEMS]:
+        evidence.append(f"{result.mutant.file}:{result.mutant.line}: {result.mutant.describe()} went unnoticed")
+    return {"noticed_percent": strength.noticed_percent}, evidence
+
+
+def strength_unmeasured(test_run) -> str:
+    """Why no share of noticed changes could be given."""
+    strength = test_run.strength
+    if strength is None:
+        if test_run.coverage is None:
+            return "no trustworthy coverage, so no covered line to change"
+        return "no test passed, so no change could be noticed"
+    return strength.notes[0] if strength.notes else "no sampled change could be run"
+
+
 def coverage_unmeasured(test_run) -> str | None:
     """Why coverage says nothing about the tests: none of them ran (pytest could not start, or found none), so
     the only lines run were those executed on import. A run whose results were voided is not excused here."""

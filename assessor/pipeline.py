@@ -142,6 +142,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
                         project.plan, environment, work_dir=job_dir / "run",
                         limits=sandbox_limits(rubric, settings.wall_seconds), cache_dir=settings.cache_dir,
                         shared_dir=shared_dir, unsafe_no_sandbox=settings.unsafe_no_sandbox,
+                        mutants=rubric.mutants, seed=checkout.commit,
                     )
         with clock.stage("scoring", "scoring against the rubric"):
             criterion_scores = [
@@ -178,7 +179,8 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
             failures=tuple(run_data.get("failures", ())),
             sources=source_files,
             tree=checkout.tree,
-            integrity=integrity_section(authorship=checkout.authorship),
+            integrity=integrity_section(authorship=checkout.authorship, evidence=run_data.get("evidence", ())),
+            strength=run_data.get("strength"),
         )
     finally:
         if not settings.keep_work_dir:
@@ -301,6 +303,15 @@ def _score_criterion(criterion, complexity, artifacts, test_run, project: _Proje
                               not_measured_reason=f"no {project.toolchain.LABEL} application code to measure")
     if test_run is None:
         return score_measured(criterion, None, not_measured_reason=project.not_run or "tests not run")
+    if criterion.kind == "strength" and project.toolchain.MUTATION_TOOL is None:
+        return score_measured(criterion, None, not_measured_reason=f"test strength is not sampled for "
+                                                                   f"{project.toolchain.LABEL} capstones yet")
+    if criterion.kind == "strength":
+        measured, evidence = facts.strength_facts(test_run)
+        if measured is None:
+            return score_measured(criterion, None, evidence, not_measured_reason=test_run.unmeasurable
+                                  or facts.strength_unmeasured(test_run))
+        return score_measured(criterion, measured, evidence, toolchain=toolchain)
     if criterion.kind == "tests":
         measured, evidence = facts.test_facts(test_run)
     else:

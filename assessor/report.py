@@ -51,6 +51,7 @@ class Report:
     failures: tuple[dict[str, Any], ...] = ()
     tree: str | None = None   # the commit's git tree, for finding the same work submitted under another commit
     integrity: dict[str, Any] | None = None   # authorship from the history, near copies found by the worker
+    strength: dict[str, Any] | None = None    # mutation sampling: the share of small changes the tests noticed
     # Not part of the JSON: stored beside it, once per commit (see assessor.codeview).
     sources: SourceSnapshot | None = field(default=None, compare=False, repr=False)
 
@@ -68,12 +69,15 @@ class Report:
 INTEGRITY_VERSION = 1
 
 
-def integrity_section(*, authorship=None, similarity: dict | None = None) -> dict[str, Any]:
+def integrity_section(*, authorship=None, similarity: dict | None = None,
+                      evidence: list | tuple = ()) -> dict[str, Any]:
     """The report's integrity findings, versioned on their own: `authorship` from the pipeline (an
-    assessor.authorship.Authorship), `similarity` added by the worker after scoring."""
+    assessor.authorship.Authorship), `similarity` added by the worker after scoring, `evidence` what the learner's
+    code did to the test process (report hooks, reaches into frames...), for the mentor."""
     return {"version": INTEGRITY_VERSION,
             "authorship": authorship.to_dict() if authorship is not None else None,
-            "similarity": similarity}
+            "similarity": similarity,
+            "evidence": list(evidence)}
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -103,6 +107,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "failures": list(report.failures),
         "tree": report.tree,
         "integrity": report.integrity,
+        "strength": report.strength,
         "toolchain": report.toolchain,
         "services": report.services,
         "notes": list(report.notes),
@@ -165,6 +170,7 @@ def report_from_json(text: str | bytes) -> Report:
             failures=tuple(data.get("failures") or ()),
             tree=data.get("tree") if isinstance(data.get("tree"), str) else None,
             integrity=data.get("integrity") if isinstance(data.get("integrity"), dict) else None,
+            strength=data.get("strength") if isinstance(data.get("strength"), dict) else None,
         )
     except ReportError:
         raise

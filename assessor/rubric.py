@@ -11,12 +11,13 @@ from typing import Any
 from assessor.errors import RubricError
 from assessor.measure.artifacts import ArtifactSpec
 
-KINDS = ("tests", "coverage", "complexity", "artifact", "manual")
+KINDS = ("tests", "coverage", "strength", "complexity", "artifact", "manual")
 
 # The measured thresholds a level of each kind may set, with the type each must have.
 THRESHOLD_KEYS: dict[str, dict[str, type]] = {
     "tests": {"min_tests": int, "all_pass": bool},
     "coverage": {"min_line": float, "min_branch": float},
+    "strength": {"min_noticed": float},
     "complexity": {
         "max_average": float,
         "max_worst": float,
@@ -26,10 +27,13 @@ THRESHOLD_KEYS: dict[str, dict[str, type]] = {
     "artifact": {"min_found": int, "min_complete": int},
     "manual": {},
 }
-PERCENT_KEYS = frozenset({"min_line", "min_branch", "max_share_c_or_worse", "min_maintainability"})
+PERCENT_KEYS = frozenset({"min_line", "min_branch", "min_noticed", "max_share_c_or_worse", "min_maintainability"})
 
 # Sandbox limits a rubric may tighten or loosen for its capstones.
 LIMIT_KEYS = ("wall_seconds", "cpu_seconds", "memory_mb", "processes", "file_size_mb", "open_files", "output_kb")
+
+# How many changes a `strength` criterion samples (each is one more sandboxed run of the tests that cover it).
+DEFAULT_MUTANTS, MIN_MUTANTS, MAX_MUTANTS = 20, 5, 100
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -61,6 +65,7 @@ class Criterion:
     description: str = ""
     traces_to: str = ""
     artifacts: tuple[ArtifactSpec, ...] = ()
+    mutants: int = 0        # a `strength` criterion: how many changes to sample
 
     @property
     def automated(self) -> bool:
@@ -119,6 +124,11 @@ class Rubric:
     env: dict[str, str] = field(default_factory=dict)
     project_root: str | None = None
     integrity: IntegrityRules = field(default_factory=IntegrityRules)
+
+    @property
+    def mutants(self) -> int:
+        """How many changes to sample for test strength: the most any `strength` criterion asks for."""
+        return max((criterion.mutants for criterion in self.criteria if criterion.kind == "strength"), default=0)
 
     @property
     def total_weight(self) -> float:
@@ -280,6 +290,11 @@ def _parse_criterion(table: Any, index: int, source: str) -> Criterion:
             for i, raw in enumerate(raw_artifacts)
         )
         _check_artifact_counts(fields, levels, len(artifacts))
+    mutants = 0
+    if kind == "strength":
+        mutants = fields.get("mutants", int, required=False, default=DEFAULT_MUTANTS)
+        if not MIN_MUTANTS <= mutants <= MAX_MUTANTS:
+            raise fields.fail("mutants", f"must be from {MIN_MUTANTS} to {MAX_MUTANTS}")
     criterion = Criterion(
         id=criterion_id,
         kind=kind,
@@ -289,6 +304,7 @@ def _parse_criterion(table: Any, index: int, source: str) -> Criterion:
         description=fields.get("description", str, required=False, default="").strip(),
         traces_to=fields.get("traces_to", str, required=False, default="").strip(),
         artifacts=artifacts,
+        mutants=mutants,
     )
     fields.reject_unknown()
     return criterion

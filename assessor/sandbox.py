@@ -14,13 +14,16 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
 from assessor.errors import SandboxError
 
 MIB = 1024 * 1024
+# The results channel: a pipe whose write end the command finds in this variable; this process reads it as it fills.
+RESULTS_FD_VARIABLE = "ASSESSOR_RESULTS_FD"
+MAX_RESULTS_BYTES = 96 * MIB
 # Each run gets its own uid from this pool, so RLIMIT_NPROC counts only that run's processes and
 # no run can signal, ptrace or read another run's processes.
 UID_POOL_START = 61000
@@ -127,6 +130,9 @@ class SandboxResult:
     backend: str
     peak_processes: int | None = None
     uid: int | None = None
+    # What the command wrote to its results channel (`results_channel=True`), read by this process as it came.
+    results: bytes | None = field(default=None, repr=False)
+    results_overflow: bool = False
 
     @property
     def output(self) -> str:
@@ -137,7 +143,7 @@ class SandboxResult:
         return f"{self.output_head}\n[... {max(dropped, 0)} bytes of output omitted ...]\n{self.output_tail}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "results"}
 
 
 class OutputKeeper:
@@ -500,13 +506,16 @@ def _prlimit_argv(limits: SandboxLimits) -> list[str]:
 def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limits: SandboxLimits,
                   unsafe_no_sandbox: bool = False, env: Mapping[str, str] | None = None,
                   readonly_binds: Sequence[Path] = (), cwd: Path | None = None, hosts: Sequence[str] = (),
-                  tmpfs_dirs: Sequence[str] = (), binds: Sequence[tuple[Path, Path]] = ()) -> SandboxResult:
+                  tmpfs_dirs: Sequence[str] = (), binds: Sequence[tuple[Path, Path]] = (),
+                  results_channel: bool = False) -> SandboxResult:
     """Run `argv` with only `workdir` writable, `venv` and `readonly_binds` read-only, and the limits applied.
 
     Paths are bound at their host paths, so the command sees the same absolute paths the host uses. `hosts` are
     extra names for the sandbox's own loopback (the servers a test run starts inside it); `tmpfs_dirs` are small
     writable folders at fixed paths; `binds` put other writable folders (this run's own) at places inside
-    `workdir` (node_modules inside the project's copy). Raises SandboxError only when the sandbox cannot be set up; the command
+    `workdir` (node_modules inside the project's copy). With `results_channel`, the command finds the write end
+    of a pipe in $ASSESSOR_RESULTS_FD and what it writes there is in the result's `results`: nothing on disk
+    that a later process could rewrite. Raises SandboxError only when the sandbox cannot be set up; the command
     failing is a result.
     """
     if not argv:
@@ -536,10 +545,24 @@ def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limi
             "code unsandboxed (pass --unsafe-no-sandbox only to check your own code on your own machine)"
         )
     run_env = _sandbox_env(venv, env)
-    if not sandboxed:
-        return _supervise_unsandboxed(argv, workdir=workdir, cwd=cwd, limits=limits, env=run_env)
-    options = {"venv": venv, "limits": limits, "env": run_env, "readonly_binds": readonly_binds, "hosts": hosts,
-               "tmpfs_dirs": tmpfs_dirs, "binds": checked_binds}
+    channel = _ResultsChannel() if results_channel else None
+    if channel is not None:
+        run_env[RESULTS_FD_VARIABLE] = str(channel.write_end)
+    try:
+        if not sandboxed:
+            return _supervise_unsandboxed(argv, workdir=workdir, cwd=cwd, limits=limits, env=run_env,
+                                          channel=channel)
+        options = {"venv": venv, "limits": limits, "env": run_env, "readonly_binds": readonly_binds, "hosts": hosts,
+                   "tmpfs_dirs": tmpfs_dirs, "binds": checked_binds, "channel": channel}
+        return _run_bwrap(argv, workdir=workdir, cwd=cwd, venv=venv, checked_binds=checked_binds,
+                          readonly_binds=readonly_binds, options=options)
+    finally:
+        if channel is not None:
+            channel.close()
+
+
+def _run_bwrap(argv: Sequence[str], *, workdir: Path, cwd: Path, venv: Path | None,
+               checked_binds: list[tuple[Path, Path]], readonly_binds: list[Path], options: dict) -> SandboxResult:
     if os.geteuid() != 0:
         return _supervise_bwrap(argv, uid=None, workdir=workdir, cwd=cwd, **options)
     for path in [*([venv] if venv else []), workdir, *readonly_binds, *(source for source, _ in checked_binds)]:
@@ -558,7 +581,7 @@ def run_sandboxed(argv: Sequence[str], *, workdir: Path, venv: Path | None, limi
 def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd: Path, venv: Path | None,
                      limits: SandboxLimits, env: Mapping[str, str], readonly_binds: Sequence[Path],
                      hosts: Sequence[str], tmpfs_dirs: Sequence[str],
-                     binds: Sequence[tuple[Path, Path]]) -> SandboxResult:
+                     binds: Sequence[tuple[Path, Path]], channel: "_ResultsChannel | None" = None) -> SandboxResult:
     inside_uid = uid if uid is not None else os.getuid()
     identity = {
         "/etc/passwd": f"root:x:0:0::/:/usr/sbin/nologin\nlearner:x:{inside_uid}:{inside_uid}::/tmp:/bin/sh\n",
@@ -578,7 +601,7 @@ def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
-            pass_fds=(status_write, lifeline_read, *data_fds.values()),
+            pass_fds=(status_write, lifeline_read, *data_fds.values(), *([channel.write_end] if channel else [])),
             env={"PATH": "/usr/bin:/bin"}, cwd="/", **switch,
         )
     except OSError as error:
@@ -588,7 +611,9 @@ def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd
     finally:
         for fd in (status_write, lifeline_read, *data_fds.values()):
             os.close(fd)
-    run = _Run(process, uid, status_read)
+        if channel is not None:
+            channel.close_write_end()  # only the command holds it now: EOF once every process of the run is gone
+    run = _Run(process, uid, status_read, channel=channel)
     try:
         result = _supervise(run, limits=limits, backend="bubblewrap", workdir=workdir)
     finally:
@@ -601,27 +626,69 @@ def _supervise_bwrap(argv: Sequence[str], *, uid: int | None, workdir: Path, cwd
 
 
 def _supervise_unsandboxed(argv: Sequence[str], *, workdir: Path, cwd: Path, limits: SandboxLimits,
-                           env: Mapping[str, str]) -> SandboxResult:
+                           env: Mapping[str, str], channel: "_ResultsChannel | None" = None) -> SandboxResult:
     try:
         process = subprocess.Popen(
             [*_prlimit_argv(limits), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=dict(env), cwd=cwd,
+            pass_fds=[channel.write_end] if channel else [],
         )
     except OSError as error:
         raise SandboxError(f"could not start {argv[0]}: {error}") from error
-    return _supervise(_Run(process, None, None), limits=limits, backend="none", workdir=workdir)
+    finally:
+        if channel is not None:
+            channel.close_write_end()
+    return _supervise(_Run(process, None, None, channel=channel), limits=limits, backend="none", workdir=workdir)
+
+
+class _ResultsChannel:
+    """The read end of a run's results pipe: everything kept up to MAX_RESULTS_BYTES, the rest drained."""
+
+    def __init__(self) -> None:
+        self.fd, self.write_end = os.pipe()
+        os.set_blocking(self.fd, False)
+        self.data = bytearray()
+        self.overflow = False
+        self.open = True
+        self.write_end_open = True
+
+    def close_write_end(self) -> None:
+        if self.write_end_open:
+            self.write_end_open = False
+            os.close(self.write_end)
+
+    def close(self) -> None:
+        self.close_write_end()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def read(self) -> None:
+        if self.fd < 0 or not self.open:
+            return
+        try:
+            while chunk := os.read(self.fd, MIB):
+                if len(self.data) + len(chunk) > MAX_RESULTS_BYTES:
+                    self.overflow = True
+                else:
+                    self.data += chunk
+            self.open = False
+        except BlockingIOError:
+            pass
 
 
 class _Run:
     """One launched command: the direct child, its uid, and what bwrap reported about the sandbox."""
 
-    def __init__(self, process: subprocess.Popen, uid: int | None, status_fd: int | None) -> None:
+    def __init__(self, process: subprocess.Popen, uid: int | None, status_fd: int | None,
+                 channel: _ResultsChannel | None = None) -> None:
         self.process = process
         self.uid = uid
         self.status_fd = status_fd
         self.status = b""
         self.sandbox_pid: int | None = None  # host pid of the sandbox's pid 1
         self.exited = False
+        self.channel = channel
 
     def read_status(self) -> None:
         if self.status_fd is None or len(self.status) > 64 * 1024:
@@ -708,6 +775,9 @@ def _supervise(run: _Run, *, limits: SandboxLimits, backend: str, workdir: Path)
     poller = select.poll()
     poller.register(pipe, select.POLLIN | select.POLLHUP)
     poller.register(pidfd, select.POLLIN)
+    channel = run.channel
+    if channel is not None:
+        poller.register(channel.fd, select.POLLIN | select.POLLHUP)
     watch_disk = not is_size_capped(workdir, limits.workdir_mb)
     killed_by: str | None = None
     peak = 0 if run.uid is not None else None
@@ -728,6 +798,11 @@ def _supervise(run: _Run, *, limits: SandboxLimits, backend: str, workdir: Path)
                 poller.unregister(pidfd)
                 exited_at = time.monotonic()
                 run.exited = True
+                continue
+            if channel is not None and fd == channel.fd:
+                channel.read()
+                if not channel.open:
+                    poller.unregister(channel.fd)
                 continue
             try:
                 chunk = os.read(pipe, MIB)
@@ -768,11 +843,15 @@ def _supervise(run: _Run, *, limits: SandboxLimits, backend: str, workdir: Path)
     max_rss_mb = usage.ru_maxrss / 1024
     killed_by = killed_by or _limit_from_exit(exit_code, cpu=cpu, max_rss_mb=max_rss_mb, limits=limits)
     head, tail, truncated = keeper.texts()
+    if channel is not None:
+        channel.read()  # what was written just before the end
     return SandboxResult(
         exit_code=exit_code, killed_by=killed_by, output_head=head, output_tail=tail,
         output_bytes_total=keeper.total, output_truncated=truncated, wall_seconds=round(wall, 3),
         cpu_seconds=round(cpu, 3), max_rss_mb=round(max_rss_mb, 1), backend=backend,
         peak_processes=peak, uid=run.uid,
+        results=bytes(channel.data) if channel is not None else None,
+        results_overflow=channel.overflow if channel is not None else False,
     )
 
 

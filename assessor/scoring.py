@@ -26,6 +26,8 @@ THRESHOLDS: dict[str, Threshold] = {
                           "line coverage of at least {wanted}% (now {have}%)"),
     "min_branch": Threshold("branch_percent", operator.ge, "≥", "branch coverage %",
                             "branch coverage of at least {wanted}% (now {have}%)"),
+    "min_noticed": Threshold("noticed_percent", operator.ge, "≥", "% of sampled changes your tests noticed",
+                             "tests that notice at least {wanted}% of small changes to covered code (now {have}%)"),
     "max_average": Threshold("average", operator.le, "≤", "average complexity",
                              "an average complexity of at most {wanted} (now {have})"),
     "max_worst": Threshold("worst", operator.le, "≤", "worst function's complexity",

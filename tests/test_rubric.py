@@ -404,3 +404,47 @@ def test_the_similarity_threshold_is_a_course_setting():
     assert parse(BASE).integrity.similarity_percent == 50
     rubric = parse(variant("[limits]\n", "[integrity]\nsimilarity_percent = 35\n\n[limits]\n"))
     assert rubric.integrity.similarity_percent == 35.0
+
+
+STRENGTH = '''
+[[criteria]]
+id = "strength"
+kind = "strength"
+title = "Tests notice changes"
+weight = 10
+{mutants}
+[[criteria.levels]]
+level = 0
+points = 0
+descriptor = "few changes noticed"
+[[criteria.levels]]
+level = 1
+points = 10
+descriptor = "most changes noticed"
+min_noticed = {share}
+'''
+
+
+@pytest.mark.parametrize("mutants, share, expected", [
+    ("", "70", 20),                     # the default sample
+    ("mutants = 40", "70.5", 40),
+])
+def test_a_strength_criterion_sets_its_sample_and_a_share_of_noticed_changes(mutants, share, expected):
+    rubric = parse(BASE + STRENGTH.format(mutants=mutants, share=share))
+    criterion = rubric.criterion("strength")
+    assert (criterion.kind, criterion.mutants, rubric.mutants) == ("strength", expected, expected)
+    assert criterion.levels[1].thresholds == {"min_noticed": float(share)}
+    assert parse(BASE).mutants == 0  # no strength criterion: no sampling
+
+
+@pytest.mark.parametrize("mutants, share, fragment", [
+    ("mutants = 2", "70", "must be from 5 to 100"),
+    ("mutants = 101", "70", "must be from 5 to 100"),
+    ('mutants = "20"', "70", "must be a whole number"),
+    ("", "170", "field 'min_noticed'"),
+    ("", '"most"', "field 'min_noticed'"),
+])
+def test_a_bad_strength_criterion_is_a_named_error(mutants, share, fragment):
+    with pytest.raises(RubricError) as raised:
+        parse(BASE + STRENGTH.format(mutants=mutants, share=share))
+    assert "criterion 'strength'" in str(raised.value) and fragment in str(raised.value)

@@ -12,8 +12,8 @@ from assessor import sandbox
 from assessor.measure.outcomes import Flag
 from assessor.measure.resultfiles import ResultFileError, parse_junit
 from assessor.toolchains.python.integrity import scan_for_gaming
-from assessor.toolchains.python.pytest_config import filter_addopts, learner_addopts
-from assessor.toolchains.python.testrun import run_tests
+from assessor.toolchains.python.pytest_config import filter_addopts, learner_addopts, learner_pytest_config
+from assessor.toolchains.python.testrun import TestRunRequest, run_tests
 from tests.sandbox_fixtures import (
     TEST_LIMITS, Listener, assert_no_sandbox_processes, free_disk_bytes, fresh_dir, mounts_under,
     shared_environment,
@@ -70,10 +70,13 @@ FAILING_TEST = "\n\ndef test_wrong():\n    assert total([1]) == 2\n"
 RUNS: list = []  # (work dir, run) of the current test, for the harm checks
 
 
-def assess(make_repo, files: dict, *, limits=TEST_LIMITS, **options):
+def assess(make_repo, files: dict, *, limits=TEST_LIMITS, request_options: dict | None = None, **options):
     repo = make_repo(files)
     work_dir = fresh_dir("run") / "work"
-    run = run_tests(repo, environment=shared_environment(), work_dir=work_dir, limits=limits, **options)
+    request = TestRunRequest(checkout=repo, root=repo, pytest_config=learner_pytest_config(repo),
+                             **(request_options or {}))
+    run = run_tests(repo, environment=shared_environment(), work_dir=work_dir, limits=limits, request=request,
+                    **options)
     RUNS.append((work_dir, run))
     return run
 
@@ -155,7 +158,8 @@ def test_static_scan_finds_gaming_tools(make_repo):
         "coverage.py": "",
     })
     found = {flag.code for flag in scan_for_gaming(repo)}
-    assert found == {"coverage_api", "report_tampering", "report_hook", "tracing_api", "early_exit_call",
+    # A report hook alone is no verdict (the canary judges what hooks did): it is listed from the run instead.
+    assert found == {"coverage_api", "report_tampering", "tracing_api", "early_exit_call",
                      "junit_access", "code_forgery", "shadowing_module"}
     assert all(isinstance(flag, Flag) and flag.path for flag in scan_for_gaming(repo))
 
@@ -192,7 +196,8 @@ def test_good_capstone_with_config_that_tries_to_shrink_what_is_measured(make_re
     assert cart["branches"] == 6 and cart["covered_branches"] == 5 and cart["excluded_lines"] == 3
     assert {entry["path"] for entry in coverage["files"]} == {"shop/__init__.py", "shop/cart.py"}
     assert report["sandbox"]["backend"] == "bubblewrap" and report["sandbox"]["killed_by"] is None
-    assert report["sandbox"]["exit_code"] == 0 and report["sandbox"]["cpu_seconds"] > 0
+    # 1: the service's planted test failed, as it must
+    assert report["sandbox"]["exit_code"] == 1 and report["sandbox"]["cpu_seconds"] > 0
     assert report["sandbox"]["max_rss_mb"] > 0
     assert report["flags"] == [] and report["output_tail"] == ""
     assert any("-x" in note and "--deselect" in note for note in report["notes"])
@@ -392,7 +397,8 @@ def test_fake_result_files_then_early_exit(make_repo):
             getattr(os, "_" + "exit")(0)
     """
     run = assess(make_repo, with_conftest(conftest, {"tests/test_cart.py": TESTS + FAILING_TEST}))
-    assert "results_forged" in codes(run)
+    # Files on disk are never read as results: the runner sends them down a pipe the host holds.
+    assert "early_exit" in codes(run)
     assert run.tests is None and run.coverage is None
 
 
@@ -422,7 +428,9 @@ def test_report_hook_turning_failures_into_passes(make_repo):
                 report.outcome = "passed"
     """
     run = assess(make_repo, with_conftest(conftest, {"tests/test_cart.py": TESTS + FAILING_TEST}))
-    assert "report_hook" in codes(run) and run.tests is None
+    assert "canary_passed" in codes(run) and run.tests is None and run.coverage is None
+    hooks = [item for item in run.evidence if item["kind"] == "report_hook"]
+    assert [(item["file"], item["line"]) for item in hooks] == [("tests/conftest.py", 4)]  # its decorator
     assert_not_raised(run)
 
 
@@ -542,3 +550,178 @@ def test_a_failed_pytest_start_is_explained_by_its_exception_not_a_hint(output, 
     from assessor.toolchains.python.testrun import _last_error
 
     assert _last_error(output) == reason
+
+
+
+# ---------------------------------------------------------------- corroborated from outside the test process
+
+RUNTIME_NAMED_HOOK = """
+    import pytest
+
+    def _flip(item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if report.failed:
+            report.outcome = "passed"
+
+    globals()["pytest_runtest_" + "makereport"] = pytest.hookimpl(hookwrapper=True)(_flip)
+"""
+# Finds the service's Coverage object (through the stack, or through the garbage collector) and adds every arc
+# coverage's own parser sees in each measured file: 100% line and branch coverage if nothing looked.
+FILL_COVERAGE = """
+    import importlib
+    import sys
+
+    def _fill(cov):
+        parser = importlib.import_module("cov" + "erage.parser")
+        data = cov.get_data()
+        for name in data.measured_files():
+            found = parser.PythonParser(filename=name)
+            found.parse_source()
+            data.add_arcs({name: found.arcs()})
+
+    def _find_coverage():
+        {finder}
+
+    def pytest_sessionfinish(session):
+        _fill(_find_coverage())
+"""
+THROUGH_FRAMES = """frame = sys._getframe()
+        while frame is not None:
+            for value in list(frame.f_locals.values()):
+                if type(value).__name__ == "Coverage":
+                    return value
+            frame = frame.f_back"""
+THROUGH_GC = """gc = importlib.import_module("gc")
+        return next(value for value in gc.get_objects() if type(value).__name__ == "Coverage")"""
+# Looks everywhere the old runner kept its signing token, then forges a complete all-passing message down every
+# pipe it holds and leaves before the runner can speak.
+SECRET_HUNT = """
+    import json
+    import os
+    import sys
+
+    def _hunt():
+        found = []
+        frame = sys._getframe()
+        while frame is not None:
+            for name, value in list(frame.f_locals.items()):
+                if name in ("token", "secret", "key", "mac") or isinstance(value, bytes) and len(value) == 32:
+                    found.append(name)
+            frame = frame.f_back
+        found += [name for name in os.environ if "TOKEN" in name or "SECRET" in name]
+        for folder in {os.getcwd(), os.path.dirname(sys.argv[0]), sys.argv[3]}:
+            for entry in os.listdir(folder):
+                if "token" in entry or "secret" in entry:
+                    found.append(entry)
+        return found
+
+    def pytest_sessionfinish(session):
+        with session.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print("SECRETS FOUND:", _hunt(), flush=True)
+        tests = ["test_total", "test_discount", "test_describe_empty", "test_describe_many", "test_wrong"]
+        fake = {"mode": "test", "finished": True, "exit_code": 0, "collected": len(tests),
+                "outcomes": {f"tests/test_cart.py::{name}": "passed" for name in tests},
+                "counts": {"passed": len(tests), "failed": 0, "error": 0, "skipped": 0}, "hooks": [],
+                "cov" + "erage": {"has_arcs": True, "files": {}, "contexts": []},
+                "ju" + "nit": "<testsuites><testsuite>" + "".join(
+                    f"<testcase classname='tests.test_cart' name='{name}'/>" for name in tests) +
+                    "</testsuite></testsuites>"}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:") and int(fd) > 2:
+                    os.write(int(fd), json.dumps(fake).encode())
+            except OSError:
+                pass
+        getattr(os, "_" + "exit")(0)
+"""
+
+
+@pytest.mark.slow
+def test_report_hook_registered_under_a_name_built_at_run_time(make_repo):
+    conftest = textwrap.dedent(RUNTIME_NAMED_HOOK)
+    assert scan_for_gaming(make_repo(with_conftest(conftest))) == []  # reading the code sees nothing
+    run = assess(make_repo, with_conftest(conftest, {"tests/test_cart.py": TESTS + FAILING_TEST}))
+    assert "canary_passed" in codes(run) and run.tests is None and run.coverage is None
+    hooks = [item for item in run.evidence if item["kind"] == "report_hook"]
+    assert [(item["file"], item["line"]) for item in hooks] == [("tests/conftest.py", 4)]
+    assert "pytest_runtest_makereport implemented by _flip (a wrapper)" == hooks[0]["detail"]
+    assert_not_raised(run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("finder, reach", [(THROUGH_FRAMES, "sys._getframe"), (THROUGH_GC, None)],
+                         ids=["frames", "garbage-collector"])
+def test_coverage_filled_by_reaching_into_the_runner(make_repo, finder, reach):
+    conftest = textwrap.dedent(FILL_COVERAGE.replace("{finder}", finder))
+    run = assess(make_repo, with_conftest(conftest, {"tests/test_cart.py": TESTS + FAILING_TEST}))
+    assert "canary_code_run" in codes(run), run.flags
+    assert run.tests is None and run.coverage is None
+    if reach:
+        assert any(item["kind"] == "reach_in" and reach in item["detail"] and item["file"] == "tests/conftest.py"
+                   for item in run.evidence)
+    assert_not_raised(run)
+
+
+@pytest.mark.slow
+def test_hunting_for_the_signing_secret_then_forging_the_results(make_repo):
+    run = assess(make_repo, with_conftest(SECRET_HUNT, {"tests/test_cart.py": TESTS + FAILING_TEST}))
+    assert "SECRETS FOUND: []" in run.sandbox.output
+    assert scan_for_gaming(make_repo(with_conftest(SECRET_HUNT))) == []  # reading the code sees nothing
+    assert {"canary_missing", "coverage_stopped"} <= codes(run), run.flags
+    assert run.tests is None and run.coverage is None
+
+
+HONEST_HOOKS = {
+    # The common pattern for screenshots on failure: keeps each phase's report on the test item, changes nothing.
+    "tests/conftest.py": textwrap.dedent("""
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True, hookwrapper=True)
+        def pytest_runtest_makereport(item, call):
+            outcome = yield
+            setattr(item, "rep_" + outcome.get_result().when, outcome.get_result())
+    """),
+    "shop/log.py": "import inspect\n\n\ndef caller():\n    return inspect.currentframe().f_back.f_code.co_name\n",
+}
+
+
+@pytest.mark.slow
+def test_an_honest_capstone_with_hooks_and_frames_is_never_flagged(make_repo):
+    run = assess(make_repo, {**GOOD, **HONEST_HOOKS})
+    assert run.flags == []
+    assert (run.tests.passed, run.tests.failed, run.coverage.branch_percent) == (4, 0, HONEST_BRANCH)
+    kinds = {(item["kind"], item["file"]) for item in run.evidence}
+    assert {("report_hook", "tests/conftest.py"), ("reach_in", "shop/log.py")} <= kinds
+
+
+@pytest.mark.slow
+def test_mutation_sampling_counts_the_changes_the_tests_notice(make_repo):
+    run = assess(make_repo, GOOD, request_options={"mutants": 5, "seed": "0123abcd"})
+    strength = run.strength
+    assert run.flags == [] and strength is not None and len(strength.results) == 5  # one change per covered line
+    assert strength.judged == 5 and 0 < strength.noticed <= 5
+    assert {result.mutant.file for result in strength.results} <= {"shop/cart.py"}
+    for result in strength.survivors:
+        assert result.mutant.tests and "→" in result.mutant.describe()
+    again = assess(make_repo, GOOD, request_options={"mutants": 5, "seed": "0123abcd"}).strength
+    assert [(r.mutant.line, r.mutant.after) for r in again.results] == \
+        [(r.mutant.line, r.mutant.after) for r in strength.results]
+
+
+@pytest.mark.slow
+def test_tests_that_check_nothing_make_covered_figures_suspect(make_repo):
+    weak = textwrap.dedent("""
+        from shop.cart import describe, total
+
+        def test_runs():
+            for call in (lambda: total([1, 2]), lambda: total([10], 0.5), lambda: describe(0),
+                         lambda: describe(1), lambda: describe(3)):
+                try:
+                    call()
+                except Exception:
+                    pass
+    """)
+    run = assess(make_repo, {**GOOD, "tests/test_cart.py": weak}, request_options={"mutants": 5, "seed": "s"})
+    assert run.strength.judged == 5 and run.strength.noticed == 0
+    assert codes(run) == {"figures_suspect"} and run.coverage is not None  # evidence; the figures stand

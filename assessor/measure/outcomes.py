@@ -1,13 +1,11 @@
 """What a sandboxed test run produced, in the same shape for every toolchain, with untrustworthy figures voided."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from assessor.measure.resultfiles import (
-    ResultChangedError, ResultFileError, read_checked_result, read_signed_status,
-)
+from assessor.measure.resultfiles import ResultChangedError, ResultFileError, read_channel_message
+from assessor.measure.strength import StrengthResult
 from assessor.sandbox import SandboxResult
 
 OUTPUT_TAIL_CHARS = 8000
@@ -20,7 +18,6 @@ FLAG_VOIDS: dict[str, frozenset[str]] = {
     "coverage_stopped": frozenset({"coverage"}),
     "coverage_data_forged": frozenset({"coverage"}),
     "coverage_data_missing": frozenset({"coverage"}),
-    "report_hook": frozenset({"tests"}),
     "report_tampering": frozenset({"tests"}),
     "junit_access": frozenset({"tests"}),
     "junit_missing": frozenset({"tests"}),
@@ -31,10 +28,14 @@ FLAG_VOIDS: dict[str, frozenset[str]] = {
     "results_forged": frozenset({"tests", "coverage"}),
     "source_modified": frozenset({"coverage"}),
     "code_forgery": frozenset({"coverage"}),
+    "canary_passed": frozenset({"tests", "coverage"}),
+    "canary_code_run": frozenset({"tests", "coverage"}),
+    "canary_missing": frozenset({"tests"}),
     "results_missing": frozenset(),        # the missing results are counted as errors instead
     "early_exit_call": frozenset(),        # os._exit in the code; harmful only if the run ended early
     "shadowing_module": frozenset(),       # the runner imports its tools before the learner's paths
     "exit_code_mismatch": frozenset(),
+    "figures_suspect": frozenset(),        # mutation sampling: evidence for the mentor, the figures stand
 }
 
 
@@ -135,6 +136,9 @@ class TestRun:
     failures: list[dict] = field(default_factory=list)   # failing and erroring tests, from the JUnit report
     # Why the figures cannot be scored even though the run happened (a service the tests need was missing).
     unmeasurable: str | None = None
+    # For the mentor, not a verdict: report hooks the learner's code registered, reaches into frames, gc, ctypes.
+    evidence: list[dict] = field(default_factory=list)
+    strength: StrengthResult | None = None      # mutation sampling, when the rubric asks for it
 
     def to_dict(self) -> dict:
         return {
@@ -153,6 +157,8 @@ class TestRun:
             "services": list(self.services),
             "failures": list(self.failures),
             "output_tail": self.output_tail,
+            "evidence": list(self.evidence),
+            "strength": self.strength.to_dict() if self.strength else None,
         }
 
 
@@ -202,7 +208,8 @@ def coverage_totals(files: list[FileCoverage]) -> CoverageResult:
     )
 
 
-def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0})) -> TestRun:
+def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0}),
+               scrub: Callable[[str], str] | None = None) -> TestRun:
     """Apply the flags: a figure any finding makes untrustworthy is dropped, never kept as a score.
 
     The output's tail is kept whenever the run was not clean, so the learner can see what went wrong.
@@ -215,7 +222,8 @@ def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0}
         run.coverage = None
     clean = run.sandbox.exit_code in clean_exit_codes and run.sandbox.killed_by is None and run.tests is not None \
         and run.tests.failed == 0 and run.tests.errors == 0 and run.tests.total > 0
-    run.output_tail = "" if clean else run.sandbox.output[-OUTPUT_TAIL_CHARS:]
+    output = scrub(run.sandbox.output) if scrub else run.sandbox.output  # what the service added, taken out
+    run.output_tail = "" if clean else output[-OUTPUT_TAIL_CHARS:]
     return run
 
 
@@ -230,35 +238,35 @@ class Outcome:
     failures: list[dict] = field(default_factory=list)
 
 
-def checked_status(outcome: Outcome, out_dir: Path, *, token: bytes, result: SandboxResult,
-                   reporter: str) -> dict | None:
-    """The status the service's `reporter` (runner or supervisor) signed, or None with the reason recorded: the
-    run was stopped by a limit, or nothing it wrote can be trusted."""
+def channel_message(outcome: Outcome, result: SandboxResult, *, reporter: str) -> dict | None:
+    """What the service's `reporter` (runner or supervisor) sent down the results channel, or None with the reason
+    recorded: the run was stopped by a limit, or what came cannot be trusted."""
     if result.killed_by:
         outcome.notes.append(f"the test run was stopped by the {result.killed_by.replace('_', ' ')} limit")
         return None
     try:
-        return read_signed_status(out_dir, "status.json", token)
+        return read_channel_message(result.results, overflow=result.results_overflow)
     except ResultFileError as error:
         code = "results_forged" if isinstance(error, ResultChangedError) else "early_exit"
         outcome.flags.append(Flag(code, f"the service's {reporter} did not report (exit code {result.exit_code}): "
-                                        f"{error}; nothing the run wrote is trusted"))
+                                        f"{error}; nothing the run produced is trusted"))
         return None
 
 
-def checked_coverage_data(outcome: Outcome, out_dir: Path, name: str, *, max_bytes: int, status: dict) -> dict | None:
-    """The coverage data file the status vouches for, as a JSON object, or None with the flag that says why not."""
-    try:
-        data = json.loads(read_checked_result(out_dir, name, max_bytes, status))
-    except ResultChangedError as error:
-        outcome.flags.append(Flag("results_forged", f"coverage data unusable: {error}"))
+def checked_coverage_data(outcome: Outcome, data: object, *, max_bytes: int) -> dict | None:
+    """Coverage data as the channel carried it (an object, or a file's text), or None with the flag saying why."""
+    if data is None:
+        outcome.flags.append(Flag("coverage_data_missing", "coverage data unusable: it was not written"))
         return None
-    except ResultFileError as error:
-        outcome.flags.append(Flag("coverage_data_missing", f"coverage data unusable: {error}"))
-        return None
-    except (ValueError, RecursionError):
-        outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
-        return None
+    if isinstance(data, str):
+        if len(data) > max_bytes:
+            outcome.flags.append(Flag("coverage_data_missing", f"coverage data is larger than {max_bytes} bytes"))
+            return None
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError):
+            outcome.flags.append(Flag("coverage_data_missing", "coverage data is not valid JSON"))
+            return None
     if not isinstance(data, dict):
         outcome.flags.append(Flag("coverage_data_missing", "coverage data is not an object"))
         return None

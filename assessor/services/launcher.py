@@ -246,7 +246,9 @@ def main():
     with open(status_path, "w", encoding="utf-8") as handle:
         json.dump({"services": statuses}, handle)
     sys.stdout.flush()
-    test = subprocess.Popen(command)
+    # The results channel (a pipe the host reads) goes to the test command only, never to a server.
+    channel = os.environ.get("ASSESSOR_RESULTS_FD", "")
+    test = subprocess.Popen(command, pass_fds=[int(channel)] if channel.isdigit() else [])
     for name in ("SIGTERM", "SIGINT"):
         signal.signal(getattr(signal, name), lambda number, frame: test.send_signal(number))
     code = test.wait()

@@ -1,9 +1,8 @@
-"""Runs inside the sandbox (system Python, -I -S) around a Node test runner: takes the one-time token before any
-learner code runs, runs the runner, then stops every process the run left behind and signs the digests of the
-result files, so nothing can change them once the runner has finished. Imports nothing of the service."""
+"""Runs inside the sandbox (system Python, -I -S) around a Node test runner: keeps the results channel to itself,
+runs the runner, stops every process the run left behind, then sends the result files down the channel. It holds
+no secret and imports nothing of the service; no learner process inherits the channel or may inspect this one."""
 
-import hashlib
-import hmac
+import ctypes
 import json
 import os
 import signal
@@ -11,6 +10,8 @@ import subprocess
 import sys
 import time
 
+PR_SET_DUMPABLE = 4
+MAX_FILE_BYTES = 64 * 1024 * 1024
 RESULT_FILES = ("junit.xml", "jest.json", "coverage/coverage-final.json")
 
 
@@ -51,38 +52,51 @@ def stop_the_rest():
         time.sleep(0.01)
 
 
-def digest(path):
+def read_text(path):
     try:
         with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError:
         return None
+    return data.decode("utf-8", "replace") if len(data) <= MAX_FILE_BYTES else ""
+
+
+def keep_to_myself():
+    """Not dumpable: a process of the same user can neither trace this one nor open its descriptors."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def send(channel, message):
+    view = memoryview(json.dumps(message).encode())
+    while view:
+        view = view[os.write(channel, view):]
+    os.close(channel)
 
 
 def main():
-    token_path, out_dir = sys.argv[1], sys.argv[2]
+    out_dir = sys.argv[1]
     command = sys.argv[sys.argv.index("--") + 1:]
-    with open(token_path, "rb") as handle:
-        token = handle.read()
-    os.unlink(token_path)  # gone before any learner code runs
-    status = {"finished": False}
+    channel = int(os.environ.pop("ASSESSOR_RESULTS_FD"))
+    os.set_inheritable(channel, False)
+    keep_to_myself()
+    message = {"finished": False}
     try:
-        runner = subprocess.Popen(command)
+        runner = subprocess.Popen(command)  # close_fds: the runner does not get the channel
         code = runner.wait()
     except OSError as error:
-        status["error"] = f"could not start {command[0]}: {error.strerror}"
+        message["error"] = f"could not start {command[0]}: {error.strerror}"
         code = 127
     else:
-        status["finished"] = True
+        message["finished"] = True
     stop_the_rest()
-    status["exit_code"] = code if code >= 0 else 128 - code
-    status["files"] = {name: digest(os.path.join(out_dir, name)) for name in RESULT_FILES}
-    payload = json.dumps(status, sort_keys=True).encode()
-    status["mac"] = hmac.new(token, payload, hashlib.sha256).hexdigest()
-    with open(os.path.join(out_dir, "status.json"), "w", encoding="utf-8") as handle:
-        json.dump(status, handle)
+    message["exit_code"] = code if code >= 0 else 128 - code
+    message["files"] = {name: read_text(os.path.join(out_dir, name)) for name in RESULT_FILES}
+    send(channel, message)
     sys.stdout.flush()
-    os._exit(status["exit_code"])
+    os._exit(message["exit_code"])
 
 
 main()

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assessor.measure.outcomes import (
-    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, checked_coverage_data, checked_status,
+    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, channel_message, checked_coverage_data,
     coverage_totals, finish_run, unavailable_note,
 )
-from assessor.measure.resultfiles import (
-    MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
-)
+from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
@@ -90,10 +88,9 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                                               shared_dir=request.shared_dir or work_dir / "shared",
                                               unsafe_no_sandbox=unsafe_no_sandbox)
         notes += problems
-        token = fresh_out_dir(out_dir)
+        clear_out_dir(out_dir)
         (out_dir / "coverage").mkdir()
-        argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir / "token"), str(out_dir), "--",
-                *runner.argv]
+        argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir), "--", *runner.argv]
         hosts, tmpfs_dirs, tools = (), (), ()
         if services is not None:
             services.reset()
@@ -103,12 +100,13 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
         result = run_sandboxed(argv, workdir=area, venv=None, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
                                env=env, cwd=project_root, hosts=hosts, tmpfs_dirs=tmpfs_dirs,
                                readonly_binds=(control, environment.tools, *tools),
-                               binds=((modules / "node_modules", project_root / "node_modules"),))
+                               binds=((modules / "node_modules", project_root / "node_modules"),),
+                               results_channel=True)
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)
-        outcome = _read_outcome(out_dir, token=token, result=result, report=runner.report, request=request,
-                                project_root=project_root, blame=blame)
+        outcome = _read_outcome(result=result, report=runner.report, request=request, project_root=project_root,
+                                blame=blame)
         outcome.flags += modified_sources(checkout, project, measured)
     ignored = sum(request.ignore_comments.values())
     if ignored:
@@ -137,35 +135,32 @@ def _tree_size(folder: Path) -> tuple[int, int]:
     return total // (1024 * 1024) + 1, entries
 
 
-def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, report: str, request: NodeTestRequest,
-                  project_root: Path, blame=None) -> Outcome:
+def _read_outcome(*, result: SandboxResult, report: str, request: NodeTestRequest, project_root: Path,
+                  blame=None) -> Outcome:
     outcome = Outcome()
-    status = checked_status(outcome, out_dir, token=token, result=result, reporter="supervisor")
+    status = channel_message(outcome, result, reporter="supervisor")
     if status is None:
         return outcome
     if status.get("finished") is not True:
         outcome.notes.append(f"the test runner could not be started: {status.get('error', 'unknown')}")
         return outcome
-    _read_tests(outcome, out_dir, status=status, report=report, project_root=project_root, output=result.output,
-                blame=blame)
-    _read_coverage(outcome, out_dir, status=status, request=request, project_root=project_root)
+    files = status.get("files") if isinstance(status.get("files"), dict) else {}
+    _read_tests(outcome, files.get(report), status=status, report=report, project_root=project_root,
+                output=result.output, blame=blame)
+    _read_coverage(outcome, files.get("coverage/coverage-final.json"), request=request, project_root=project_root)
     return outcome
 
 
-def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, report: str, project_root: Path,
+def _read_tests(outcome: Outcome, text: object, *, status: dict, report: str, project_root: Path,
                 output: str, blame=None) -> None:
-    try:
-        data = read_checked_result(out_dir, report, MAX_JEST_JSON_BYTES if report == "jest.json" else MAX_JUNIT_BYTES,
-                                   status)
-    except ResultChangedError as error:
-        outcome.flags.append(Flag("results_forged", f"test results unusable: {error}"))
+    if not isinstance(text, str):
+        outcome.notes.append(f"the test runner wrote no results (exit code {status.get('exit_code')}): "
+                             f"{_last_error(output)}")
         return
-    except ResultFileError as error:
-        if "not written" in str(error):
-            outcome.notes.append(f"the test runner wrote no results (exit code {status.get('exit_code')}): "
-                                 f"{_last_error(output)}")
-        else:
-            outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
+    limit = MAX_JEST_JSON_BYTES if report == "jest.json" else MAX_JUNIT_BYTES
+    data = text.encode()
+    if not text or len(data) > limit:
+        outcome.flags.append(Flag("junit_invalid", f"test results unusable: {report} is empty or larger than {limit} bytes"))
         return
     try:
         if report == "jest.json":
@@ -189,14 +184,13 @@ def _last_error(output: str) -> str:
     return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
 
 
-def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, request: NodeTestRequest,
-                   project_root: Path) -> None:
+def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, project_root: Path) -> None:
     if not request.sources:
         outcome.notes.append("no application source file was found (tests, configuration and dependencies are "
                              "not measured), so there is nothing to measure coverage on")
         return
-    data = checked_coverage_data(outcome, out_dir, "coverage/coverage-final.json",
-                                 max_bytes=MAX_COVERAGE_JSON_BYTES, status=status)
+    data = checked_coverage_data(outcome, text if isinstance(text, str) and text else None,
+                                 max_bytes=MAX_COVERAGE_JSON_BYTES)
     if data is None:
         return
     line_counts = {}

@@ -23,6 +23,7 @@ from assessor.toolchains.python.testrun import TestRunRequest, run_tests as run_
 
 NAME = "python"
 LABEL = "Python"
+MUTATION_TOOL = "mutmut's operators"  # what samples test strength; None where nothing does yet
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "Pipfile", "poetry.lock", "uv.lock", "pdm.lock",
                  "manage.py")
 
@@ -146,9 +147,10 @@ def install(plan: Plan, *, job_dir: Path, cache_dir: Path, shared_dir: Path, uns
 
 
 def run_tests(plan: Plan, environment: Environment, *, work_dir: Path, limits: SandboxLimits, cache_dir: Path,
-              shared_dir: Path, unsafe_no_sandbox: bool = False) -> TestRun:
+              shared_dir: Path, unsafe_no_sandbox: bool = False, mutants: int = 0, seed: str = "") -> TestRun:
+    """`mutants`: how many changes to covered lines to sample for test strength, picked by `seed` (the commit)."""
     request = TestRunRequest(checkout=plan.checkout, root=plan.root, pytest_config=plan.pytest_config,
                              selection=plan.selection, services=plan.services, cache_dir=cache_dir,
-                             shared_dir=shared_dir)
+                             shared_dir=shared_dir, mutants=mutants, seed=seed)
     return run_pytest(plan.checkout, environment=environment, work_dir=work_dir, limits=limits,
                       unsafe_no_sandbox=unsafe_no_sandbox, request=request)

@@ -8,12 +8,14 @@ import tempfile
 import tokenize
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import coverage
 
 from assessor.measure.outcomes import CoverageResult, FileCoverage, Flag, coverage_totals, percent
 from assessor.toolchains.python.pytest_config import DEFAULT_PYTHON_FILES
+from assessor.toolchains.python.canaries import CodeCanary, covered_canary_lines, without_canary
 from assessor.toolchains.python.runner import CANARY_BEGIN_LINE, CANARY_END_LINE
 from assessor.toolchains.python.sources import learner_packages, python_source_files
 
@@ -67,16 +69,28 @@ def code_lines(path: Path) -> tuple[set[int], int]:
     return lines, count
 
 
-def check_coverage_data(exported: dict, *, project: Path, checkout: Path, files: list[str],
-                        canary: Path) -> tuple[dict[str, list[tuple[int, int]]], list[Flag]]:
-    """Arcs per relative path, plus findings: data for files never measured, impossible lines, a stopped tracer."""
-    flags: list[Flag] = []
+@dataclass
+class CheckedCoverage:
+    """Coverage data the host accepted: arcs per measured file, and per covered line the tests that ran it."""
+
+    arcs_by_file: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    tests_by_line: dict[str, dict[int, tuple[str, ...]]] = field(default_factory=dict)
+    flags: list[Flag] = field(default_factory=list)
+
+
+def check_coverage_data(exported: dict, *, project: Path, checkout: Path, files: list[str], canary: Path,
+                        code_canaries: Sequence[CodeCanary] = ()) -> CheckedCoverage:
+    """The data, checked: files never measured, impossible lines, a stopped tracer, planted code reported as run."""
+    checked = CheckedCoverage()
+    flags = checked.flags
     by_sandbox_path = {str(project / name): name for name in files}
-    arcs_by_file: dict[str, list[tuple[int, int]]] = {}
+    planted = {item.file: item for item in code_canaries}
     canary_lines: set[int] = set()
     entries = exported.get("files")
     if not isinstance(entries, dict) or exported.get("has_arcs") is not True:
-        return {}, [Flag("coverage_data_forged", "coverage data is not branch data from the service's tracer")]
+        flags.append(Flag("coverage_data_forged", "coverage data is not branch data from the service's tracer"))
+        return checked
+    contexts = exported.get("contexts") if isinstance(exported.get("contexts"), list) else []
     for name, entry in entries.items():
         arcs = _arcs_of(entry)
         if arcs is None:
@@ -90,6 +104,13 @@ def check_coverage_data(exported: dict, *, project: Path, checkout: Path, files:
             flags.append(Flag("coverage_data_forged", "coverage data names a file that was not measured",
                               _short(name)))
             continue
+        if relative in planted:
+            ran = covered_canary_lines(arcs, planted[relative])
+            if ran:
+                flags.append(Flag("canary_code_run", f"code the service added and nothing calls was reported as run "
+                                                     f"(lines {ran[:3]} of its copy): coverage was altered inside the "
+                                                     f"test process", relative))
+            arcs = without_canary(arcs, planted[relative])
         plausible, count = code_lines(checkout / relative)
         bad = sorted({line for pair in arcs for line in pair
                       if (line > 0 and line not in plausible) or abs(line) > count})
@@ -97,11 +118,26 @@ def check_coverage_data(exported: dict, *, project: Path, checkout: Path, files:
             flags.append(Flag("coverage_data_forged",
                               f"coverage data marks lines without code as run (e.g. {bad[:5]})", relative))
             continue
-        arcs_by_file[relative] = arcs
+        checked.arcs_by_file[relative] = arcs
+        checked.tests_by_line[relative] = _tests_by_line(entry.get("tests"), contexts, plausible)
     if CANARY_BEGIN_LINE not in canary_lines or CANARY_END_LINE not in canary_lines:
         flags.append(Flag("coverage_stopped", "coverage was not running for the whole test session "
                                               "(the service's canary lines were not recorded)"))
-    return arcs_by_file, flags
+    return checked
+
+
+def _tests_by_line(value: object, contexts: list, plausible: set[int]) -> dict[int, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        return {}
+    found = {}
+    for line, ids in value.items():
+        if not (isinstance(line, str) and line.isdigit() and int(line) in plausible and isinstance(ids, list)):
+            continue
+        names = tuple(contexts[i] for i in ids if type(i) is int and 0 <= i < len(contexts)
+                      and isinstance(contexts[i], str))
+        if names:
+            found[int(line)] = names
+    return found
 
 
 def _arcs_of(entry: object) -> list[tuple[int, int]] | None:

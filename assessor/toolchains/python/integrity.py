@@ -25,6 +25,26 @@ CODE_FORGERY_NAMES = frozenset({"co_filename", "CodeType", "__code__", "pycache_
                                 "MAGIC_NUMBER"})
 CODE_FORGERY_MODULES = ("marshal", "py_compile", "compileall", "importlib._bootstrap_external")
 SHADOWED_TOOLS = frozenset({"coverage", "pytest", "_pytest", "pluggy", "sitecustomize", "usercustomize"})
+# Ways to reach into the running process from a test: shown to the mentor as evidence, never a verdict on their
+# own (the canaries and the mutants say whether figures were changed).
+REACH_IN_ATTRIBUTES = {
+    "_getframe": "reads the call stack's frames (sys._getframe)",
+    "currentframe": "reads the call stack's frames (inspect.currentframe)",
+    "getouterframes": "reads the call stack's frames (inspect.getouterframes)",
+    "_current_frames": "reads every thread's frames (sys._current_frames)",
+    "f_back": "walks up the call stack (f_back)",
+    "f_locals": "reads or changes another frame's variables (f_locals)",
+    "tb_frame": "reads frames from a traceback (tb_frame)",
+    "get_objects": "walks every object the garbage collector tracks (gc.get_objects)",
+    "get_referrers": "finds objects through the garbage collector (gc.get_referrers)",
+    "get_referents": "finds objects through the garbage collector (gc.get_referents)",
+    "pythonapi": "calls the interpreter's C API (ctypes.pythonapi)",
+    "PyFrame_LocalsToFast": "writes another frame's variables through the C API",
+    "pluginmanager": "reaches pytest's plugin manager",
+}
+REACH_IN_MODULES = {"ctypes": "loads ctypes (raw memory and C calls)", "_pytest": "imports pytest's internals",
+                    "pluggy": "imports pytest's hook machinery"}
+MAX_EVIDENCE = 60
 
 
 def scan_for_gaming(root: Path, *, project_root: Path | None = None) -> list[Flag]:
@@ -38,10 +58,39 @@ def scan_for_gaming(root: Path, *, project_root: Path | None = None) -> list[Fla
         except OSError:
             continue
         for code, message in _scan_source(source, relative):
-            flags.setdefault((code, relative), Flag(code, message, relative))
+            if code != "report_hook":  # the runner lists the hooks really registered; the canary judges them
+                flags.setdefault((code, relative), Flag(code, message, relative))
     for flag in _shadowing_flags(project_root or root, root):
         flags.setdefault((flag.code, flag.path), flag)
     return list(flags.values())
+
+
+def scan_evidence(root: Path) -> list[dict]:
+    """Every place the checkout's Python reaches into frames, the garbage collector, ctypes or pytest's machinery,
+    with file and line: evidence for the mentor, not a verdict."""
+    found: list[dict] = []
+    for path in _scannable_files(root):
+        relative = path.relative_to(root).as_posix()
+        try:
+            tree = ast.parse(path.read_bytes(), filename=relative)
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            detail = None
+            if isinstance(node, ast.Attribute):
+                detail = REACH_IN_ATTRIBUTES.get(node.attr)
+            elif isinstance(node, ast.Import):
+                detail = next((REACH_IN_MODULES[a.name.split(".")[0]] for a in node.names
+                               if a.name.split(".")[0] in REACH_IN_MODULES), None)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                detail = REACH_IN_MODULES.get(node.module.split(".")[0]) or next(
+                    (REACH_IN_ATTRIBUTES[a.name] for a in node.names if a.name in REACH_IN_ATTRIBUTES), None)
+            if detail:
+                found.append({"kind": "reach_in", "file": relative, "line": getattr(node, "lineno", None),
+                              "detail": detail})
+                if len(found) >= MAX_EVIDENCE:
+                    return found
+    return found
 
 
 def _scannable_files(root: Path) -> list[Path]:

@@ -1,23 +1,37 @@
 """The service-owned pytest runner and coverage canary, written into the sandbox and run there with python -I."""
 
 RUNNER_SOURCE = '''\
-"""Service-owned runner, started with python -I so nothing from the learner's tree loads before the tools."""
-import hashlib
-import hmac
-import importlib.util
+"""Service-owned runner, started with python -I so nothing from the learner's tree loads before the tools.
+
+It holds no secret: what it reports goes down the results channel, a pipe the host reads while the run goes on.
+Learner code shares this process, so the host treats every figure as a claim and checks it from outside."""
+import gc
 import json
 import os
 import sys
 
 RANKS = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+# Hooks whose implementations can rewrite what a test reports; each one the learner's code registered is listed.
+REPORT_HOOKS = (
+    "pytest_runtest_makereport", "pytest_report_teststatus", "pytest_runtest_logreport", "pytest_runtest_protocol",
+    "pytest_pyfunc_call", "pytest_runtest_call", "pytest_report_to_serializable", "pytest_report_from_serializable",
+    "pytest_exception_interact", "pytest_collection_modifyitems", "pytest_sessionfinish", "pytest_terminal_summary",
+)
+MAX_CONTEXT_ENTRIES = 2000000
+MAX_JUNIT_BYTES = 20 * 1024 * 1024
 
 
 class Observer:
-    """Counts outcomes the way the JUnit report does, as a second opinion the host compares with it."""
+    """Counts outcomes the way the JUnit report does, switches coverage's context to each test, and lists the
+    report hooks registered from outside the installed tools (names built at run time included)."""
 
-    def __init__(self):
+    def __init__(self, cov=None):
+        self.cov = cov
         self.collected = None
+        self.files = []
         self.outcomes = {}
+        self.hooks = {}
+        self.ini = {}
 
     def note(self, key, outcome):
         if key not in self.outcomes or RANKS[outcome] > RANKS[self.outcomes[key]]:
@@ -25,12 +39,33 @@ class Observer:
 
     def pytest_collection_finish(self, session):
         self.collected = len(session.items)
+        self.files = sorted({item.nodeid.split("::")[0] for item in session.items})
+        for name in ("python_files", "python_classes", "python_functions"):
+            try:
+                self.ini[name] = [str(value) for value in session.config.getini(name)]
+            except (ValueError, KeyError):
+                pass
+        self.audit(session.config.pluginmanager)
 
     def pytest_collectreport(self, report):
         if report.failed:
             self.note("collect::" + report.nodeid, "error")
         elif report.skipped:
             self.note("collect::" + report.nodeid, "skipped")
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.switch(nodeid)
+
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self.switch("")
+
+    def switch(self, context):
+        if self.cov is None:
+            return
+        try:
+            self.cov.switch_context(context)
+        except Exception:  # coverage stopped by the learner's code: the canary lines report that
+            pass
 
     def pytest_runtest_logreport(self, report):
         if report.failed:
@@ -40,89 +75,146 @@ class Observer:
         elif report.when == "call":
             self.note(report.nodeid, "passed")
 
+    def pytest_sessionfinish(self, session):
+        self.audit(session.config.pluginmanager)
+
+    def audit(self, manager):
+        tools = tuple(os.path.join(prefix, "") for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+        for name in REPORT_HOOKS:
+            caller = getattr(manager.hook, name, None)
+            if caller is None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is self:
+                    continue
+                code = getattr(impl.function, "__code__", None)
+                filename = code.co_filename if code is not None else "?"
+                if filename.startswith(tools):
+                    continue
+                line = code.co_firstlineno if code is not None else 0
+                self.hooks[(name, filename, line)] = {"hook": name, "file": filename[:500], "line": line,
+                                                      "function": getattr(impl.function, "__name__", "?")[:200],
+                                                      "wrapper": bool(impl.hookwrapper or impl.wrapper)}
+
     def counts(self):
         totals = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
         for outcome in self.outcomes.values():
             totals[outcome] += 1
         return totals
 
-
-def write_json(path, value):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle)
-
-
-def file_digest(path):
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def write_status(out_dir, name, status, token):
-    """Sign the status and the digests of the result files with the token only this runner has seen."""
-    status["files"] = {result: file_digest(os.path.join(out_dir, result)) for result in ("coverage.json", "junit.xml")}
-    payload = json.dumps(status, sort_keys=True).encode()
-    status["mac"] = hmac.new(token, payload, hashlib.sha256).hexdigest()
-    write_json(os.path.join(out_dir, name), status)
+    def report(self):
+        return {"collected": self.collected, "files": self.files, "outcomes": self.outcomes,
+                "counts": self.counts(), "hooks": list(self.hooks.values())[:200], "ini": self.ini}
 
 
 def export_coverage(data):
+    """Arcs per file, and per line the tests that ran it (coverage's contexts), numbered to keep it small."""
+    contexts = {}
+    budget = MAX_CONTEXT_ENTRIES
     files = {}
     for name in sorted(data.measured_files()):
         arcs = data.arcs(name)
-        files[name] = {"arcs": sorted(arcs)} if arcs is not None else {"lines": sorted(data.lines(name) or [])}
-    return {"has_arcs": data.has_arcs(), "files": files}
+        entry = {"arcs": sorted(arcs)} if arcs is not None else {"lines": sorted(data.lines(name) or [])}
+        tests = {}
+        if budget > 0:
+            for line, names in data.contexts_by_lineno(name).items():
+                ids = [contexts.setdefault(test, len(contexts)) for test in names if test]
+                if ids:
+                    tests[str(line)] = ids
+                    budget -= len(ids)
+        entry["tests"] = tests
+        files[name] = entry
+    return {"has_arcs": data.has_arcs(), "files": files, "contexts": list(contexts), "complete": budget > 0}
+
+
+def read_junit(path):
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_JUNIT_BYTES:
+                return None
+            data = handle.read(size + 1)  # never a buffer larger than the file: memory may be short now
+    except (OSError, MemoryError):
+        return None
+    return data.decode("utf-8", "replace") if len(data) <= MAX_JUNIT_BYTES else None
+
+
+def send(channel, message):
+    """Stream the message: a test may have left the process near its memory limit (its frames are kept for the
+    report), so it is never built whole in memory."""
+    pending = []
+    size = 0
+    for piece in json.JSONEncoder().iterencode(message):
+        pending.append(piece)
+        size += len(piece)
+        if size >= 65536:
+            write_all(channel, "".join(pending).encode())
+            pending, size = [], 0
+    write_all(channel, "".join(pending).encode())
+    os.close(channel)
+
+
+def write_all(channel, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(channel, view):]
+
+
+def finish(channel, message, code):
+    try:
+        send(channel, message)
+    except BaseException:
+        code = 70
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip atexit handlers: learner code must not run after the results are sent.
+    os._exit(code)
 
 
 def main():
     mode, control, out_dir, project = sys.argv[1:5]
     pytest_args = sys.argv[6:]
-    token_path = os.path.join(out_dir, "token")
-    with open(token_path, "rb") as handle:
-        token = handle.read()
-    os.unlink(token_path)  # gone before any learner code runs
+    channel = int(os.environ.pop("ASSESSOR_RESULTS_FD"))
+    os.set_inheritable(channel, False)  # the learner's subprocesses do not get it
     import coverage  # resolved from the read-only venv: -I keeps the cwd and PYTHONPATH off sys.path
     import pytest
     sys.pycache_prefix = "/tmp/.assessor-pycache"  # bytecode shipped next to the sources is never used
     sys.path[0:0] = [project, os.path.join(project, "src")]
-    observer = Observer()
-    status = {"mode": mode, "finished": False}
-    if mode == "collect":
+    message = {"mode": mode, "finished": False}
+    if mode in ("collect", "mutant"):
+        observer = Observer()
+        extra = ["--collect-only", "-q"] if mode == "collect" else []
         try:
-            code = int(pytest.main(["--collect-only", "-q", *pytest_args], plugins=[observer]))
+            code = int(pytest.main([*extra, *pytest_args], plugins=[observer]))
         except BaseException as error:
-            status["error"] = repr(error)[:500]
-            code = 70
-        else:
-            status.update(finished=True, exit_code=code, collected=observer.collected)
-        write_status(out_dir, "collect-status.json", status, token)
-        sys.stdout.flush()
-        os._exit(code)
+            message["error"] = repr(error)[:500]
+            finish(channel, message, 70)
+        message.update(finished=True, exit_code=code, **observer.report())
+        finish(channel, message, code)
+    import importlib.util
     spec = importlib.util.spec_from_file_location("assessor_canary", os.path.join(control, "assessor_canary.py"))
     canary = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(canary)
     cov = coverage.Coverage(data_file=None, config_file=os.path.join(control, "coveragerc"))
+    observer = Observer(cov)
     cov.start()
     canary.begin()
     try:
         code = int(pytest.main(pytest_args, plugins=[observer]))
     except BaseException as error:
         cov.stop()
-        status["error"] = repr(error)[:500]
-        write_status(out_dir, "status.json", status, token)
-        sys.stdout.flush()
-        os._exit(70)
+        message["error"] = repr(error)[:500]
+        finish(channel, message, 70)
     canary.end()
     cov.stop()
-    write_json(os.path.join(out_dir, "coverage.json"), export_coverage(cov.get_data()))
-    status.update(finished=True, exit_code=code, collected=observer.collected, counts=observer.counts())
-    write_status(out_dir, "status.json", status, token)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip atexit handlers: learner code must not run after the results are written.
-    os._exit(code)
+    gc.collect()  # what the finished session kept in cycles (a failing test's frames) is freed first
+    try:
+        exported = export_coverage(cov.get_data())
+    except MemoryError:
+        exported = None  # reported as coverage data missing, never as a crash
+    message.update(finished=True, exit_code=code, coverage=exported,
+                   junit=read_junit(os.path.join(out_dir, "junit.xml")), **observer.report())
+    finish(channel, message, code)
 
 
 main()

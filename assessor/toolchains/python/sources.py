@@ -73,3 +73,20 @@ def learner_packages(root: Path, *, test_patterns: Sequence[str] = DEFAULT_PYTHO
             elif entry.is_file() and not _excluded_file(entry.name, top_level=base == root, patterns=test_patterns):
                 candidates.append(relative)
     return candidates
+
+
+def test_files(root: Path, *, patterns: Sequence[str] = DEFAULT_PYTHON_FILES, limit: int = 2000) -> list[str]:
+    """The test modules under `root` (relative to it, sorted) that pytest's discovery would find, conftest aside."""
+    found: list[str] = []
+    walked = SKIPPED_DIRS - {"tests", "test", "testing"}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in walked and not d.startswith(".")
+                             and not (here / d).is_symlink())
+        for name in sorted(filenames):
+            if name.endswith(".py") and name != "conftest.py" and is_test_file(name, patterns) \
+                    and not (here / name).is_symlink():
+                found.append((here / name).relative_to(root).as_posix())
+                if len(found) >= limit:
+                    return found
+    return found

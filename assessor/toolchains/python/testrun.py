@@ -2,36 +2,45 @@
 
 import os
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from assessor.errors import MeasureError
 from assessor.measure.outcomes import (
-    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, checked_coverage_data, checked_status, finish_run,
+    Flag, Outcome, TestCounts, TestRun, absent_server_verdict, channel_message, checked_coverage_data, finish_run,
     unavailable_note,
 )
-from assessor.measure.resultfiles import (
-    MAX_JUNIT_BYTES, ResultChangedError, ResultFileError, fresh_out_dir, parse_junit, read_checked_result,
-    read_signed_status,
-)
+from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
+from assessor.measure.strength import Mutant, MutantResult, StrengthResult, choose_sample, suspect, verdict_of
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
+from assessor.toolchains.python import canaries
 from assessor.toolchains.python.coverage_data import (
-    SAFE_PATH, check_coverage_data, coverage_rcfile, coverage_report, exclusion_notes, measured_files,
+    SAFE_PATH, CheckedCoverage, check_coverage_data, coverage_rcfile, coverage_report, exclusion_notes,
+    measured_files,
 )
-from assessor.toolchains.python.integrity import scan_for_gaming
+from assessor.toolchains.python.integrity import scan_evidence, scan_for_gaming
+from assessor.toolchains.python.mutants import TOOL as MUTATION_TOOL, mutants_for
 from assessor.toolchains.python.pytest_config import (
     PytestConfig, TestSelection, filter_addopts, learner_pytest_config, pytest_arguments, python_files_for,
     test_file_patterns,
 )
 from assessor.toolchains.python.runner import CANARY_SOURCE, RUNNER_SOURCE
+from assessor.toolchains.python.sources import test_files
 
 MAX_COVERAGE_JSON_BYTES = 64 * 1024 * 1024
 OUT_DIR_NAME = ".assessor-out"
 RESULTS_AREA_MB = 128
 NO_TESTS_EXIT = 5  # pytest's "no tests collected"
+# A mutant's run may take this many times the whole suite's time (and at least MIN_MUTANT_SECONDS) before it
+# counts as noticed by timing out; the whole sample stops after MUTATION_BUDGET_FACTOR times the suite's time.
+MUTANT_TIME_FACTOR = 3.0
+MIN_MUTANT_SECONDS = 10.0
+MUTATION_BUDGET_FACTOR = 10.0
+MIN_MUTATION_BUDGET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class TestRunRequest:
     services: ServicePlan = field(default_factory=ServicePlan)
     cache_dir: Path | None = None                # for the services' prepared data folders
     shared_dir: Path | None = None
+    mutants: int = 0                             # how many sampled changes to test for strength (0: none)
+    seed: str = ""                               # what picks the sample (the commit): the same commit, the same sample
 
 
 def _write_control(control: Path, *, project: Path, files: list[str]) -> Path:
@@ -61,6 +72,47 @@ def _write_control(control: Path, *, project: Path, files: list[str]) -> Path:
         (control / name).write_text(text)
         os.chmod(control / name, 0o644)
     return canary
+
+
+@dataclass
+class _Sandbox:
+    """One project copy with its servers: runs the service's runner in a fresh sandboxed process each time."""
+
+    python: str
+    control: Path
+    area: Path
+    project: Path                                # the copy of the checkout
+    out_dir: Path
+    project_root: Path
+    environment: object
+    env: dict
+    limits: SandboxLimits
+    services: object
+    unsafe_no_sandbox: bool
+    kept: list[str]
+    python_files: tuple[str, ...] | None
+    paths: tuple[str, ...]
+
+    def run(self, mode: str, *, tests: tuple[str, ...] = (), limits: SandboxLimits | None = None) -> SandboxResult:
+        clear_out_dir(self.out_dir)
+        arguments = pytest_arguments(root=self.project_root, out_dir=self.out_dir, kept_addopts=self.kept,
+                                     collect=mode != "test", python_files=self.python_files,
+                                     paths=() if mode == "mutant" else self.paths)
+        if mode == "mutant":  # only the tests that ran the changed line; the first failure is enough
+            arguments += ["--maxfail=1", *tests]
+        argv = [self.python, "-I", str(self.control / "runner.py"), mode, str(self.control), str(self.out_dir),
+                str(self.project_root), "--", *arguments]
+        hosts, tmpfs_dirs, tools, run_limits = (), (), (), limits or self.limits
+        if self.services is not None:  # its launcher and spec are in `control`, bound read-only
+            self.services.reset()
+            argv = self.services.command(argv, self.out_dir)
+            hosts, tmpfs_dirs, tools = self.services.hosts, self.services.tmpfs_dirs, self.services.readonly
+            run_limits = self.services.limits(run_limits)
+        home = self.environment.interpreter_home
+        return run_sandboxed(argv, workdir=self.area, venv=Path(self.environment.venv), limits=run_limits,
+                             unsafe_no_sandbox=self.unsafe_no_sandbox, env=self.env, cwd=self.project_root,
+                             readonly_binds=(self.control, *tools, *([home] if home else [])),
+                             hosts=hosts, tmpfs_dirs=tmpfs_dirs, results_channel=True)
 
 
 def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLimits,
@@ -94,10 +146,9 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                      f"tests)"[:500])
     notes += exclusion_notes(root, checkout, files)
     flags = scan_for_gaming(checkout, project_root=root)
-    python = str(environment.python)
+    evidence = scan_evidence(checkout)
     env = {**request.services.env, "PYTHONPATH": f"{project_root}:{project_root / 'src'}",
            **environment.sandbox_env()}
-    python_files = python_files_for(request.pytest_config, request.selection)
 
     # Results get their own small filesystem, so tests that fill the work area cannot crowd them out.
     with size_capped_dir(area, limits.workdir_mb), size_capped_dir(out_dir, RESULTS_AREA_MB):
@@ -107,105 +158,153 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                                               shared_dir=request.shared_dir or work_dir / "shared",
                                               unsafe_no_sandbox=unsafe_no_sandbox)
         notes += problems
+        box = _Sandbox(python=str(environment.python), control=control, area=area, project=project, out_dir=out_dir,
+                       project_root=project_root, environment=environment, env=env, limits=limits,
+                       services=services, unsafe_no_sandbox=unsafe_no_sandbox, kept=kept,
+                       python_files=python_files_for(request.pytest_config, request.selection),
+                       paths=request.selection.paths)
 
-        def run(mode: str) -> tuple[SandboxResult, bytes]:
-            token = fresh_out_dir(out_dir)
-            arguments = pytest_arguments(root=project_root, out_dir=out_dir, kept_addopts=kept,
-                                         collect=mode == "collect", python_files=python_files,
-                                         paths=request.selection.paths)
-            argv = [python, "-I", str(control / "runner.py"), mode, str(control), str(out_dir), str(project_root),
-                    "--", *arguments]
-            hosts, tmpfs_dirs, tools, run_limits = (), (), (), limits
-            if services is not None:  # its launcher and spec are in `control`, bound read-only
-                services.reset()
-                argv = services.command(argv, out_dir)
-                hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
-                run_limits = services.limits(limits)
-            home = environment.interpreter_home
-            result = run_sandboxed(argv, workdir=area, venv=Path(environment.venv), limits=run_limits,
-                                   unsafe_no_sandbox=unsafe_no_sandbox, env=env, cwd=project_root,
-                                   readonly_binds=(control, *tools, *([home] if home else [])),
-                                   hosts=hosts, tmpfs_dirs=tmpfs_dirs)
-            return result, token
-
-        collect_result, token = run("collect")
-        collected = _collected(out_dir, token)
+        collect_result = box.run("collect")
+        collection = _collection(collect_result)
+        collected = collection.get("collected")
         if collect_result.killed_by:
             notes.append(f"collecting the tests was stopped by the {collect_result.killed_by.replace('_', ' ')} "
                          f"limit")
             absent = request.services.absent(read_status(out_dir) if services is not None else [])
             return finish_run(TestRun(tests=None, coverage=None, sandbox=collect_result, flags=flags, notes=notes,
+                                      evidence=evidence,
                                       unmeasurable=absent_server_verdict(None, absent, collect_result.output,
                                                                          blame_for(absent),
                                                                          collect_result.killed_by)))
-        result, token = run("test")
+        # What the collect run reports is the learner process's word: when it names no file, the host's own
+        # discovery places the canary, so a forged collection cannot keep it out. None collected, none planted:
+        # results from a run that then claims tests are refused as more than were collected.
+        candidates = collection.get("files") or (test_files(root, patterns=patterns) if collected != 0 else [])
+        test_canary = canaries.plant_test(project_root, collected_files=candidates, ini=collection.get("ini") or {})
+        code_canaries = canaries.plant_code(project, checkout, files)
+        result = box.run("test")
+        canaries.restore(project, code_canaries)
+        canaries.restore(project_root, [test_canary] if test_canary else [])
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)
-        outcome = _read_outcome(out_dir, token=token, result=result, checkout=checkout, project=project,
-                                files=files, canary=canary, collected=collected, root=relative_root.as_posix(),
-                                blame=blame)
+        reading = _Reading(checkout=checkout, project=project, files=files, canary=canary, collected=collected,
+                           root=relative_root.as_posix(), blame=blame, test_canary=test_canary,
+                           code_canaries=code_canaries)
+        outcome, checked, message = _read_outcome(result, reading)
+        evidence += _hook_evidence(message, project=project, checkout=checkout)
         outcome.flags += modified_sources(checkout, project, files)
+        strength = None
+        if request.mutants > 0:
+            strength = _sample_strength(box, request, checked, outcome, suite_seconds=result.wall_seconds)
+            if strength is not None and suspect(strength, all_passed=_all_passed(outcome.tests)):
+                outcome.flags.append(Flag("figures_suspect", f"{strength.summary()} although every test passed: "
+                                                             f"the covered lines' figures are suspect"))
     notes += request.services.absence_notes(statuses)
     notes += [note for note in [unavailable_note(outcome.tests)] if note]
+    # The planted test fails on purpose, so pytest's exit code is 1 for a suite that otherwise passed.
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, collected=collected, notes=notes + outcome.notes,
-                              services=statuses, failures=outcome.failures,
+                              services=statuses, failures=outcome.failures, evidence=evidence, strength=strength,
                               unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
-                                                                 result.killed_by)))
+                                                                 result.killed_by)),
+                      clean_exit_codes=frozenset({0, 1}) if test_canary else frozenset({0}),
+                      scrub=lambda output: canaries.scrub_output(output, test_canary))
 
 
-def _collected(out_dir: Path, token: bytes) -> int | None:
+def _all_passed(tests: TestCounts | None) -> bool:
+    return tests is not None and tests.total > 0 and tests.failed == 0 and tests.errors == 0
+
+
+def _collection(result: SandboxResult) -> dict:
+    """What the collect-only run found: the count, the test files, pytest's naming settings."""
     try:
-        status = read_signed_status(out_dir, "collect-status.json", token)
+        message = channel_message(Outcome(), result, reporter="runner")
     except ResultFileError:
-        return None
-    value = status.get("collected")
-    return value if status.get("finished") is True and type(value) is int and value >= 0 else None
+        return {}
+    if not message or message.get("finished") is not True:
+        return {}
+    value = message.get("collected")
+    files = message.get("files") if isinstance(message.get("files"), list) else []
+    ini = message.get("ini") if isinstance(message.get("ini"), dict) else {}
+    return {"collected": value if type(value) is int and value >= 0 else None,
+            "files": [name for name in files if isinstance(name, str)][:5000],
+            "ini": {key: [item for item in value if isinstance(item, str)] for key, value in ini.items()
+                    if isinstance(value, list)}}
 
 
-def _read_outcome(out_dir: Path, *, token: bytes, result: SandboxResult, checkout: Path, project: Path,
-                  files: list[str], canary: Path, collected: int | None, root: str = ".", blame=None) -> Outcome:
+@dataclass(frozen=True)
+class _Reading:
+    """What the host knows, and learner code does not, for reading one run's message."""
+
+    checkout: Path
+    project: Path
+    files: list[str]
+    canary: Path
+    collected: int | None
+    root: str = "."
+    blame: object = None
+    test_canary: canaries.TestCanary | None = None
+    code_canaries: tuple | list = ()
+
+
+def _read_outcome(result: SandboxResult, reading: _Reading) -> tuple[Outcome, CheckedCoverage | None, dict]:
     outcome = Outcome()
-    status = checked_status(outcome, out_dir, token=token, result=result, reporter="runner")
-    if status is None:
-        return outcome
-    if status.get("finished") is not True:
-        outcome.flags.append(Flag("early_exit", f"the test session was cut short ({status.get('error', 'unknown')}); "
+    message = channel_message(outcome, result, reporter="runner")
+    if message is None:
+        return outcome, None, {}
+    if message.get("finished") is not True or message.get("mode") != "test":
+        outcome.flags.append(Flag("early_exit", f"the test session was cut short ({message.get('error', 'unknown')}); "
                                                 f"nothing it reported is trusted"))
-        return outcome
-    if status.get("exit_code") != result.exit_code:
-        outcome.flags.append(Flag("exit_code_mismatch", f"pytest returned {status.get('exit_code')} but the process "
+        return outcome, None, message
+    if message.get("exit_code") != result.exit_code:
+        outcome.flags.append(Flag("exit_code_mismatch", f"pytest returned {message.get('exit_code')} but the process "
                                                         f"exited with {result.exit_code}"))
-    _read_tests(outcome, out_dir, status=status, collected=collected, output=result.output,
-                root=root, blame=blame)
-    _read_coverage(outcome, out_dir, status=status, checkout=checkout, project=project, files=files, canary=canary)
-    return outcome
+    _check_test_canary(outcome, message, reading.test_canary)
+    _read_tests(outcome, message, collected=reading.collected, output=result.output, root=reading.root,
+                blame=reading.blame, test_canary=reading.test_canary)
+    checked = _read_coverage(outcome, message, reading)
+    return outcome, checked, message
 
 
-def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int | None, output: str,
-                root: str = ".", blame=None) -> None:
-    if status.get("exit_code") in (3, 4):
+def _check_test_canary(outcome: Outcome, message: dict, test_canary: canaries.TestCanary | None) -> None:
+    """The planted test must be collected and must fail; anything else means the results were rewritten."""
+    if test_canary is None or message.get("exit_code") not in (0, 1):
+        return  # pytest did not get to run tests (a usage or internal error): nothing is counted anyway
+    outcomes = message.get("outcomes") if isinstance(message.get("outcomes"), dict) else {}
+    seen = outcomes.get(test_canary.nodeid)
+    if seen in ("failed", "error", "skipped"):  # your fixtures may error or skip it honestly; never pass it
+        return
+    if seen == "passed":
+        outcome.flags.append(Flag("canary_passed", "a test the service added, which must fail, was reported as "
+                                                   "passed: test results were altered inside the test process"))
+    else:
+        outcome.flags.append(Flag("canary_missing", "a test the service added next to your tests has no result: "
+                                                    "test results were filtered inside the test process"))
+
+
+def _read_tests(outcome: Outcome, message: dict, *, collected: int | None, output: str, root: str = ".",
+                blame=None, test_canary: canaries.TestCanary | None = None) -> None:
+    if message.get("exit_code") in (3, 4):
         outcome.notes.append(f"pytest could not run the tests: {_last_error(output)}")
         return
+    junit_text = message.get("junit")
+    if not isinstance(junit_text, str):
+        outcome.flags.append(Flag("junit_missing", "test results unusable: junit.xml was not written"))
+        return
     try:
-        junit = parse_junit(read_checked_result(out_dir, "junit.xml", MAX_JUNIT_BYTES, status), first_line=0,
-                            blame=blame)
-    except ResultChangedError as error:
-        outcome.flags.append(Flag("results_forged", f"test results unusable: {error}"))
-        return
+        junit = parse_junit(junit_text.encode()[:MAX_JUNIT_BYTES + 1], first_line=0, blame=blame,
+                            leave_out=_junit_key(test_canary))
     except ResultFileError as error:
-        code = "junit_missing" if "not written" in str(error) else "junit_invalid"
-        outcome.flags.append(Flag(code, f"test results unusable: {error}"))
+        outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
         return
-    observed = status.get("counts") if isinstance(status.get("counts"), dict) else {}
-    if (observed.get("passed"), observed.get("failed"), observed.get("error"), observed.get("skipped")) != \
-            (junit.passed, junit.failed, junit.errors, junit.skipped):
+    observed = _observed_counts(message, test_canary)
+    if observed != (junit.passed, junit.failed, junit.errors, junit.skipped):
         outcome.flags.append(Flag("junit_inconsistent", "the JUnit report disagrees with what the service's runner "
                                                         "saw during the run"))
         return
     errors = junit.errors
-    expected = collected if collected is not None else status.get("collected")
+    expected = collected if collected is not None else message.get("collected")
     if type(expected) is int:
         if junit.test_results > expected:
             outcome.flags.append(Flag("results_exceed_collected", f"{junit.test_results} results for {expected} "
@@ -216,7 +315,7 @@ def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int
             outcome.flags.append(Flag("results_missing", f"{missing} of {expected} collected tests have no result; "
                                                          f"they are counted as errors"))
             errors += missing
-    if status.get("exit_code") == NO_TESTS_EXIT or junit.total == 0:
+    if message.get("exit_code") == NO_TESTS_EXIT or junit.total == 0:
         outcome.notes.append(f"pytest collected no tests ({_last_line(output)}): name test files test_*.py, "
                              f"*_test.py or tests.py, or give the test command in capstone.toml")
     outcome.tests = TestCounts.of(passed=junit.passed, failed=junit.failed, errors=errors, skipped=junit.skipped,
@@ -224,6 +323,22 @@ def _read_tests(outcome: Outcome, out_dir: Path, *, status: dict, collected: int
     # pytest names files from its rootdir, the project; the code view names them from the checkout.
     outcome.failures = [{**failure.to_dict(), "file": f"{root}/{failure.file}" if failure.file and root != "." else
                          failure.file} for failure in junit.failures]
+
+
+def _junit_key(test_canary: canaries.TestCanary | None) -> tuple[str, str] | None:
+    """The canary's (classname, name) as pytest's xunit1 report writes them."""
+    if test_canary is None:
+        return None
+    return test_canary.file.removesuffix(".py").replace("/", "."), test_canary.function
+
+
+def _observed_counts(message: dict, test_canary: canaries.TestCanary | None) -> tuple:
+    outcomes = message.get("outcomes") if isinstance(message.get("outcomes"), dict) else {}
+    totals = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+    for nodeid, outcome in outcomes.items():
+        if outcome in totals and not (test_canary and nodeid == test_canary.nodeid):
+            totals[outcome] += 1
+    return totals["passed"], totals["failed"], totals["error"], totals["skipped"]
 
 
 def _last_line(output: str) -> str:
@@ -246,14 +361,78 @@ def _last_error(output: str) -> str:
     return re.sub(r"^E\s+", "", chosen)[:300]
 
 
-def _read_coverage(outcome: Outcome, out_dir: Path, *, status: dict, checkout: Path, project: Path,
-                   files: list[str], canary: Path) -> None:
-    exported = checked_coverage_data(outcome, out_dir, "coverage.json", max_bytes=MAX_COVERAGE_JSON_BYTES,
-                                     status=status)
+def _read_coverage(outcome: Outcome, message: dict, reading: _Reading) -> CheckedCoverage | None:
+    exported = checked_coverage_data(outcome, message.get("coverage"), max_bytes=MAX_COVERAGE_JSON_BYTES)
     if exported is None:
-        return
-    arcs_by_file, flags = check_coverage_data(exported, project=project, checkout=checkout, files=files,
-                                              canary=canary)
-    outcome.flags += flags
-    outcome.coverage, notes = coverage_report(checkout, files, arcs_by_file)
+        return None
+    checked = check_coverage_data(exported, project=reading.project, checkout=reading.checkout, files=reading.files,
+                                  canary=reading.canary, code_canaries=reading.code_canaries)
+    outcome.flags += checked.flags
+    outcome.coverage, notes = coverage_report(reading.checkout, reading.files, checked.arcs_by_file)
     outcome.notes += notes
+    return checked
+
+
+def _hook_evidence(message: dict, *, project: Path, checkout: Path) -> list[dict]:
+    """The report hooks pytest's plugin manager held from outside the installed tools, named from the checkout."""
+    hooks = message.get("hooks") if isinstance(message.get("hooks"), list) else []
+    found = []
+    for hook in hooks[:50]:
+        if not isinstance(hook, dict) or not isinstance(hook.get("file"), str):
+            continue
+        path = hook["file"]
+        relative = path[len(str(project)) + 1:] if path.startswith(str(project) + "/") else None
+        where = relative if relative and (checkout / relative).is_file() else "code built at run time"
+        line = hook.get("line") if type(hook.get("line")) is int else None
+        found.append({"kind": "report_hook", "file": where if relative else None,
+                      "line": line if relative else None,
+                      "detail": f"{hook.get('hook', '?')} implemented by {str(hook.get('function', '?'))[:80]}"
+                                f"{' (a wrapper)' if hook.get('wrapper') else ''}"
+                                f"{'' if relative else f' in {where} ({path[:80]})'}"})
+    return found
+
+
+def _sample_strength(box: _Sandbox, request: TestRunRequest, checked: CheckedCoverage | None, outcome: Outcome, *,
+                     suite_seconds: float) -> StrengthResult | None:
+    """Run the sampled mutants one by one, each in a fresh sandboxed process with only the tests that ran its line."""
+    if checked is None or outcome.coverage is None or outcome.tests is None or outcome.tests.passed == 0:
+        return None
+    started = time.monotonic()
+    sample = choose_sample(checked.tests_by_line, size=request.mutants, seed=request.seed or "unseeded",
+                           mutants_for=lambda name, lines: mutants_for(request.checkout, name, lines))
+    mutant_limits = replace(box.limits, wall_seconds=min(box.limits.wall_seconds,
+                                                         max(MIN_MUTANT_SECONDS, MUTANT_TIME_FACTOR * suite_seconds)))
+    budget = max(MIN_MUTATION_BUDGET_SECONDS, MUTATION_BUDGET_FACTOR * suite_seconds)
+    results: list[MutantResult] = []
+    notes: list[str] = []
+    for mutant in sample:
+        if time.monotonic() - started > budget:
+            results.append(MutantResult(mutant, "not_run", "the time for sampling ran out"))
+            continue
+        results.append(_run_mutant(box, request.checkout, mutant, mutant_limits))
+    if not sample:
+        notes.append("no covered line had a change to try")
+    if any(result.detail == "the time for sampling ran out" for result in results):
+        notes.append(f"sampling stopped after {budget:.0f} s; the changes left were not run")
+    return StrengthResult(results=tuple(results), seed=request.seed, tool=MUTATION_TOOL,
+                          seconds=time.monotonic() - started, notes=tuple(notes))
+
+
+def _run_mutant(box: _Sandbox, checkout: Path, mutant: Mutant, limits: SandboxLimits) -> MutantResult:
+    target = box.project / mutant.file
+    original = (checkout / mutant.file).read_bytes()
+    if target.is_symlink():
+        return MutantResult(mutant, "not_run", "the file is a link")
+    target.write_bytes(mutant.source)
+    try:
+        result = box.run("mutant", tests=mutant.tests, limits=limits)
+    finally:
+        target.write_bytes(original)
+    if result.killed_by == "wall_time":
+        return MutantResult(mutant, "timed_out", f"the tests ran longer than {limits.wall_seconds:.0f} s")
+    outcome = Outcome()
+    message = channel_message(outcome, result, reporter="runner")
+    if not message or message.get("finished") is not True or not isinstance(message.get("outcomes"), dict):
+        return MutantResult(mutant, "not_run", "the run did not report")
+    verdict, detail = verdict_of(message["outcomes"], mutant.tests)
+    return MutantResult(mutant, verdict, detail)
