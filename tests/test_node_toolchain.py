@@ -158,6 +158,7 @@ def test_express_jest_supertest_with_a_config_that_hides_an_untested_file(make_r
 
     assert report.toolchain == {"name": "node", "root": ".", "detected_from": ["package.json", "package-lock.json"]}
     assert report.tests == {"passed": 3, "failed": 1, "errors": 0, "skipped": 0, "total": 4}, report.output_tail
+    assert report.flags == ()  # the service's planted test and code neither count nor flag an honest run
     [failure] = report.failures
     assert failure["name"] == "a wrong expectation" and "Expected: 3" in failure["message"]
     ours = per_file(report)
@@ -207,6 +208,7 @@ def test_typescript_vitest_with_ignore_comments_and_an_excluding_config(make_rep
     report = assess(str(repo), rubric, settings=settings)
 
     assert report.tests == {"passed": 3, "failed": 0, "errors": 0, "skipped": 1, "total": 4}, report.output_tail
+    assert report.flags == ()
     ours = per_file(report)
     assert ours["src/untested.ts"] == (0.0, 0.0)
     assert any("1 coverage-ignore comment" in note for note in report.notes)
@@ -425,3 +427,80 @@ def test_an_express_style_service_whose_other_tests_need_mongodb_runs_its_unit_t
                             "needs": {"MongoDB": 1}}, report.output_tail
     assert next(score for score in report.criteria if score.kind == "tests").status == "scored"
     assert per_file(report)["src/pricing.js"][0] == 100.0
+
+
+# ---------------------------------------------------------------- results rewritten inside the test process
+
+FLIPPING_REPORTER = """\
+class Flip {
+  onTestResult(test, result) {
+    for (const each of result.testResults) {
+      if (each.status === "failed") {
+        each.status = "passed";
+        each.failureMessages = [];
+      }
+    }
+    result.numFailingTests = 0;
+    result.failureMessage = null;
+  }
+
+  onRunComplete(contexts, results) {
+    results.numFailedTests = 0;
+    results.success = true;
+  }
+}
+
+module.exports = Flip;
+"""
+REWRITE_AT_EXIT = """\
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { defineConfig } from "vitest/config";
+
+process.on("exit", () => {
+  const option = process.argv.find((argument) => argument.startsWith("--outputFile.junit="));
+  if (!option) return;
+  const results = option.slice(option.indexOf("=") + 1);
+  writeFileSync(results, readFileSync(results, "utf8").replace(/<failure[\\s\\S]*?<\\/failure>/g, ""));
+  const counters = join(dirname(results), "coverage", "coverage-final.json");
+  const data = JSON.parse(readFileSync(counters, "utf8"));
+  for (const entry of Object.values<any>(data)) for (const key of Object.keys(entry.s)) entry.s[key] = 1;
+  writeFileSync(counters, JSON.stringify(data));
+});
+
+export default defineConfig({});
+"""
+
+
+def test_a_jest_reporter_that_turns_failures_into_passes_is_caught_by_the_canary(make_repo, settings, rubric):
+    files = {
+        "package.json": json.dumps({"name": "shop", "version": "1.0.0", "scripts": {"test": "jest"},
+                                    "dependencies": {"express": "^4.19.2"},
+                                    "devDependencies": {"jest": "^29.7.0", "supertest": "^7.0.0"}}),
+        "jest.config.js": "module.exports = { reporters: ['default', '<rootDir>/flip-reporter.js'] };\n",
+        "flip-reporter.js": FLIPPING_REPORTER,
+        "src/app.js": APP_JS, "src/cart.js": CART_JS, "src/legacy.js": LEGACY_JS, "tests/app.test.js": JEST_TESTS,
+    }
+    report = assess(str(node_repo(make_repo, files)), rubric, settings=settings)
+    codes = {flag["code"] for flag in report.flags}
+    assert codes == {"canary_passed"}, report.flags
+    assert report.tests is None and report.coverage is None
+
+
+def test_vitest_result_files_rewritten_at_exit_are_caught_by_both_canaries(make_repo, settings, rubric):
+    files = {
+        "package.json": json.dumps({"name": "cart", "version": "1.0.0", "type": "module",
+                                    "scripts": {"test": "vitest run"},
+                                    "devDependencies": {"vitest": "^2.1.0", "typescript": "^5.6.0",
+                                                        "@vitest/coverage-v8": "^2.1.0"}}),
+        "vitest.config.ts": REWRITE_AT_EXIT,
+        "tsconfig.json": '{"compilerOptions": {"strict": true, "module": "ESNext", "target": "ES2022"}}\n',
+        "src/cart.ts": VITEST_CART,
+        "test/cart.test.ts": 'import { expect, test } from "vitest";\nimport { total } from "../src/cart";\n'
+                             'test("total", () => expect(total([1, 2])).toBe(3));\n'
+                             'test("wrong", () => expect(total([1, 2])).toBe(4));\n',
+    }
+    report = assess(str(node_repo(make_repo, files)), rubric, settings=settings)
+    codes = {flag["code"] for flag in report.flags}
+    assert {"canary_passed", "canary_code_run"} <= codes, report.flags
+    assert report.tests is None and report.coverage is None

@@ -52,6 +52,7 @@ class JunitSummary:
     failures: tuple[TestFailure, ...] = ()
     # Failing or erroring tests whose failure shows an absent server: (their outcome, the server), counted above.
     unavailable: tuple[tuple[str, str], ...] = ()
+    left_out: str | None = None   # the outcome of the test the service added (`leave_out`), None if absent
 
     @property
     def total(self) -> int:
@@ -136,21 +137,23 @@ def parse_junit(data: bytes, *, first_line: int = 1, blame=None,
     """Counts from a JUnit XML document; one outcome per test, the worst one when a test has several.
     `first_line`: the number the writer gives a file's first line (pytest's xunit1 `line` counts from 0).
     `blame(text)`: the absent server a failure's text shows was unreachable, or None; `leave_out`: the
-    (classname, name) of a test the service added, not counted."""
+    (classname, name) of a test the service added, not counted (classname None: any)."""
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ResultFileError("junit.xml declares a DTD or entities, which test runners never write")
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as error:
         raise ResultFileError(f"junit.xml is not well-formed XML ({error})") from None
-    ranks = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+    ranks = RANKS
+    left_out: str | None = None
     outcomes: dict[tuple[str, str], str] = {}
     details: dict[tuple[str, str], TestFailure] = {}
     blamed: dict[tuple[str, str], str] = {}
     collection_errors: set[tuple[str, str]] = set()
     for case in root.iter("testcase"):
         key = (case.get("classname", ""), case.get("name", ""))
-        if key == leave_out:
+        if leave_out is not None and key[1] == leave_out[1] and leave_out[0] in (None, key[0]):
+            left_out = _worst(left_out, _case_outcome(case))
             continue
         outcome = "passed"
         detail = None
@@ -178,7 +181,24 @@ def parse_junit(data: bytes, *, first_line: int = 1, blame=None,
                         failures=tuple(failure for key, failure in details.items()
                                        if outcomes[key] != "passed" and key not in blamed),
                         unavailable=tuple((outcomes[key], server) for key, server in blamed.items()
-                                          if outcomes[key] in ("failed", "error")))
+                                          if outcomes[key] in ("failed", "error")),
+                        left_out=left_out)
+
+
+RANKS = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
+
+
+def _case_outcome(case) -> str:
+    outcome = "passed"
+    for child in case:
+        found = {"failure": "failed", "error": "error", "skipped": "skipped"}.get(child.tag)
+        if found:
+            outcome = _worst(outcome, found)
+    return outcome
+
+
+def _worst(first: str | None, second: str) -> str:
+    return second if first is None or RANKS[second] > RANKS[first] else first
 
 
 def _failure(case, detail, outcome: str, first_line: int = 1) -> TestFailure:

@@ -76,11 +76,13 @@ class JestCounts:
     failures: tuple[TestFailure, ...]
     # Failing tests whose failure shows an absent server: (their outcome, the server), counted above too.
     unavailable: tuple[tuple[str, str], ...] = ()
+    left_out: str | None = None   # the status of the test the service added, None if absent
 
 
-def parse_jest_json(data: bytes, *, root: Path, blame=None) -> JestCounts:
+def parse_jest_json(data: bytes, *, root: Path, blame=None, leave_out: str | None = None) -> JestCounts:
     """Counts from Jest's own JSON report, one per test; a test file that failed to run is one error.
-    `blame(text)`: the absent server a failure's text shows was unreachable, or None."""
+    `blame(text)`: the absent server a failure's text shows was unreachable, or None; `leave_out`: the title of
+    a test the service added, not counted."""
     try:
         report = json.loads(data)
     except (ValueError, RecursionError):
@@ -88,6 +90,7 @@ def parse_jest_json(data: bytes, *, root: Path, blame=None) -> JestCounts:
     if not isinstance(report, dict) or not isinstance(report.get("testResults"), list):
         raise ResultFileError("jest.json is not Jest's report")
     passed = failed = errors = skipped = 0
+    left_out = None
     failures: list[TestFailure] = []
     unavailable: list[tuple[str, str]] = []
     for suite in report["testResults"]:
@@ -107,6 +110,9 @@ def parse_jest_json(data: bytes, *, root: Path, blame=None) -> JestCounts:
             continue
         for result in results:
             status = result.get("status") if isinstance(result, dict) else None
+            if leave_out is not None and isinstance(result, dict) and result.get("title") == leave_out:
+                left_out = status if isinstance(status, str) else "unknown"
+                continue
             if status == "passed":
                 passed += 1
             elif status == "failed":
@@ -125,7 +131,7 @@ def parse_jest_json(data: bytes, *, root: Path, blame=None) -> JestCounts:
                 skipped += 1
             else:
                 raise ResultFileError(f"jest.json has a test with the unknown status {status!r}")
-    return JestCounts(passed, failed, errors, skipped, tuple(failures), tuple(unavailable))
+    return JestCounts(passed, failed, errors, skipped, tuple(failures), tuple(unavailable), left_out)
 
 
 def _short(text: object) -> str:

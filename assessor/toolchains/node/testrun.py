@@ -16,6 +16,7 @@ from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
+from assessor.toolchains.node import canaries
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
 from assessor.toolchains.node.project import TestCommand, has_runtime_code
@@ -64,7 +65,11 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
     runner = command(request.test.runner, root=project_root, out_dir=out_dir, sources=request.sources,
                      paths=request.test.paths, tools=environment.tools, typescript=request.test.typescript,
                      test_files=request.test_files, control=control)
-    flags = scan_for_gaming(checkout)
+    found = scan_for_gaming(checkout)
+    # A results processor alone is no verdict (the canary judges what it did): it is shown as evidence.
+    evidence = [{"kind": "report_hook", "file": flag.path, "line": None, "detail": flag.message}
+                for flag in found if flag.code == "report_hook"]
+    flags = [flag for flag in found if flag.code != "report_hook"]
     notes = list(request.test.notes)
     env = {**request.services.env, "CI": "true", "NODE_ENV": request.services.env.get("NODE_ENV", "test"),
            "PATH": f"{project_root / 'node_modules/.bin'}:/usr/local/bin:/usr/bin:/bin", "FORCE_COLOR": "0",
@@ -88,6 +93,8 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                                               shared_dir=request.shared_dir or work_dir / "shared",
                                               unsafe_no_sandbox=unsafe_no_sandbox)
         notes += problems
+        test_canary = canaries.plant_test(project_root, request.test_files)
+        code_canaries = canaries.plant_code(project_root, request.sources)
         clear_out_dir(out_dir)
         (out_dir / "coverage").mkdir()
         argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir), "--", *runner.argv]
@@ -102,11 +109,12 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                                readonly_binds=(control, environment.tools, *tools),
                                binds=((modules / "node_modules", project_root / "node_modules"),),
                                results_channel=True)
+        canaries.restore(project_root, [*code_canaries, *([test_canary] if test_canary else [])])
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)
         outcome = _read_outcome(result=result, report=runner.report, request=request, project_root=project_root,
-                                blame=blame)
+                                blame=blame, planted=_Planted(test_canary, tuple(code_canaries)))
         outcome.flags += modified_sources(checkout, project, measured)
     ignored = sum(request.ignore_comments.values())
     if ignored:
@@ -117,9 +125,27 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
     notes += [note for note in [unavailable_note(outcome.tests)] if note]
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, notes=notes + outcome.notes, services=statuses,
-                              failures=outcome.failures,
+                              failures=outcome.failures, evidence=evidence,
                               unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
-                                                                 result.killed_by)))
+                                                                 result.killed_by)),
+                      clean_exit_codes=frozenset({0, 1}) if test_canary else frozenset({0}),
+                      scrub=lambda output: _scrub(output, test_canary))
+
+
+@dataclass(frozen=True)
+class _Planted:
+    """The canaries of one run, known to the host only."""
+
+    test: canaries.TestCanary | None = None
+    code: tuple[canaries.CodeCanary, ...] = ()
+
+
+def _scrub(output: str, test_canary: canaries.TestCanary | None) -> str:
+    """The runner's output without the lines about the planted test (its counts in summaries are left as printed)."""
+    if test_canary is None:
+        return output
+    error = test_canary.appended.decode().split('Error("', 1)[-1].split('"', 1)[0]
+    return "\n".join(line for line in output.split("\n") if test_canary.title not in line and error not in line)
 
 
 def _tree_size(folder: Path) -> tuple[int, int]:
@@ -136,7 +162,7 @@ def _tree_size(folder: Path) -> tuple[int, int]:
 
 
 def _read_outcome(*, result: SandboxResult, report: str, request: NodeTestRequest, project_root: Path,
-                  blame=None) -> Outcome:
+                  blame=None, planted: _Planted = _Planted()) -> Outcome:
     outcome = Outcome()
     status = channel_message(outcome, result, reporter="supervisor")
     if status is None:
@@ -146,13 +172,14 @@ def _read_outcome(*, result: SandboxResult, report: str, request: NodeTestReques
         return outcome
     files = status.get("files") if isinstance(status.get("files"), dict) else {}
     _read_tests(outcome, files.get(report), status=status, report=report, project_root=project_root,
-                output=result.output, blame=blame)
-    _read_coverage(outcome, files.get("coverage/coverage-final.json"), request=request, project_root=project_root)
+                output=result.output, blame=blame, test_canary=planted.test)
+    _read_coverage(outcome, files.get("coverage/coverage-final.json"), request=request, project_root=project_root,
+                   code_canaries=planted.code)
     return outcome
 
 
 def _read_tests(outcome: Outcome, text: object, *, status: dict, report: str, project_root: Path,
-                output: str, blame=None) -> None:
+                output: str, blame=None, test_canary: canaries.TestCanary | None = None) -> None:
     if not isinstance(text, str):
         outcome.notes.append(f"the test runner wrote no results (exit code {status.get('exit_code')}): "
                              f"{_last_error(output)}")
@@ -163,13 +190,16 @@ def _read_tests(outcome: Outcome, text: object, *, status: dict, report: str, pr
         outcome.flags.append(Flag("junit_invalid", f"test results unusable: {report} is empty or larger than {limit} bytes"))
         return
     try:
+        title = test_canary.title if test_canary else None
         if report == "jest.json":
-            counts = parse_jest_json(data, root=project_root, blame=blame)
+            counts = parse_jest_json(data, root=project_root, blame=blame, leave_out=title)
         else:
-            counts = parse_junit(data, blame=blame)
+            counts = parse_junit(data, blame=blame, leave_out=(None, title) if title else None)
     except ResultFileError as error:
         outcome.flags.append(Flag("junit_invalid", f"test results unusable: {error}"))
         return
+    if test_canary is not None and status.get("exit_code") in (0, 1):
+        _check_test_canary(outcome, counts.left_out)
     outcome.tests = TestCounts.of(passed=counts.passed, failed=counts.failed, errors=counts.errors,
                                   skipped=counts.skipped, unavailable=counts.unavailable)
     if outcome.tests.total + outcome.tests.unavailable == 0:
@@ -178,13 +208,24 @@ def _read_tests(outcome: Outcome, text: object, *, status: dict, report: str, pr
     outcome.failures = [failure.to_dict() for failure in counts.failures]
 
 
+def _check_test_canary(outcome: Outcome, seen: str | None) -> None:
+    """The planted test must have a result and must not pass; anything else means the results were rewritten."""
+    if seen == "passed":
+        outcome.flags.append(Flag("canary_passed", "a test the service added, which must fail, was reported as "
+                                                   "passed: test results were altered inside the test process"))
+    elif seen is None:
+        outcome.flags.append(Flag("canary_missing", "a test the service added to your tests has no result: test "
+                                                    "results were filtered inside the test process"))
+
+
 def _last_error(output: str) -> str:
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
     errors = [line for line in lines if "rror" in line or line.startswith(("No test", "FAIL"))]
     return (errors[-1] if errors else (lines[-1] if lines else "no output"))[:300]
 
 
-def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, project_root: Path) -> None:
+def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, project_root: Path,
+                   code_canaries: tuple[canaries.CodeCanary, ...] = ()) -> None:
     if not request.sources:
         outcome.notes.append("no application source file was found (tests, configuration and dependencies are "
                              "not measured), so there is nothing to measure coverage on")
@@ -193,6 +234,7 @@ def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, 
                                  max_bytes=MAX_COVERAGE_JSON_BYTES)
     if data is None:
         return
+    data = _without_code_canaries(outcome, data, project_root=project_root, code_canaries=code_canaries)
     line_counts = {}
     for source in request.sources:
         try:
@@ -209,3 +251,33 @@ def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, 
                              f"{' and more' if len(unreadable) > 5 else ''}: left out of coverage (not JavaScript or "
                              f"TypeScript the runner could load?)")
     outcome.coverage = coverage_totals(files) if files else None
+
+
+def _without_code_canaries(outcome: Outcome, data: dict, *, project_root: Path,
+                           code_canaries: tuple[canaries.CodeCanary, ...]) -> dict:
+    """The coverage data with the planted functions taken out, flagging any of their lines reported as run."""
+    planted = {canary.file: canary for canary in code_canaries}
+    cleaned = {}
+    for key, entry in data.items():
+        name = entry.get("path", key) if isinstance(entry, dict) else key
+        relative = _relative_to(name, project_root)
+        canary = planted.get(relative) if relative else None
+        if canary is None or not isinstance(entry, dict):
+            cleaned[key] = entry
+            continue
+        entry, ran = canaries.strip_canary(entry, canary)
+        if ran:
+            outcome.flags.append(Flag("canary_code_run", f"code the service added and nothing calls was reported as "
+                                                         f"run (lines {ran[:3]} of its copy): coverage was altered "
+                                                         f"inside the test process", relative))
+        cleaned[key] = entry
+    return cleaned
+
+
+def _relative_to(name: object, root: Path) -> str | None:
+    if not isinstance(name, str):
+        return None
+    try:
+        return Path(name).relative_to(root).as_posix()
+    except ValueError:
+        return None
