@@ -17,7 +17,7 @@ from assessor.cli import render_report
 from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
 from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import find_rubric
+from assessor.rubric import Criterion, Level, find_rubric
 from assessor.toolchains.python.environment import uv_binary
 from tests.sandbox_fixtures import fresh_dir
 
@@ -39,6 +39,14 @@ def rubric():
 def settings(tmp_path_factory):
     return PipelineSettings(work_root=fresh_dir("work"), cache_dir=tmp_path_factory.mktemp("cache"),
                             source_policy=SourcePolicy(allow_local=True))
+
+
+def with_strength(rubric, *, mutants: int):
+    """The rubric with a test-strength criterion sampling `mutants` changes."""
+    levels = (Level(0, 0, "few changes noticed"), Level(1, 10, "most noticed", {"min_noticed": 60.0}))
+    strength = Criterion(id="strength", kind="strength", title="Tests notice changes", weight=10, levels=levels,
+                         mutants=mutants)
+    return replace(rubric, criteria=(*rubric.criteria, strength))
 
 
 def criterion(report, kind):
@@ -415,12 +423,17 @@ def test_redis_from_compose_with_the_app_environment(make_repo, settings, rubric
         "cache/counter.py": REDIS_CACHE,
         "tests/test_counter.py": REDIS_TESTS,
     })
-    report = assess(str(repo), rubric, settings=settings)
+    report = assess(str(repo), with_strength(rubric, mutants=5), settings=settings)
 
     assert report.tests["passed"] == 2 and report.tests["failed"] == 0, report.output_tail
     assert report.services["needed"][0]["ports"] == [6379, 6380]
     assert "cache" in report.services["hosts"]
     assert report.coverage["line_percent"] == 100.0
+    # With a server, each change gets its own sandbox and a fresh Redis: no count carries over between them.
+    strength = report.strength
+    assert strength["sampled"] == strength["judged"] == 4, strength  # the four covered lines a change fits
+    assert strength["noticed"] >= 3, strength["mutants"]
+    assert criterion(report, "strength").status == "scored"
 
 
 def test_manifest_names_root_services_env_and_test_command(make_repo, settings, rubric, monkeypatch):

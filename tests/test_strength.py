@@ -38,8 +38,9 @@ def test_mutmut_operators_change_each_line_and_never_docstrings_or_signatures(tm
     assert (7, "total * 0.9 → total / 0.9") in changes and (8, "total + 5 → total - 5") in changes
     for items in found.values():
         for mutant in items:
-            assert mutant.source.decode() != PRICING and mutant.source.decode().count("\n") == PRICING.count("\n")
-            compile(mutant.source, "pricing.py", "exec")
+            source = mutant.build().decode()
+            assert source != PRICING and source.count("\n") == PRICING.count("\n")
+            compile(source, "pricing.py", "exec")
 
 
 @pytest.mark.parametrize("source", [b"def broken(:\n", b"\xff\xfe not python", b""])
@@ -49,7 +50,7 @@ def test_files_that_do_not_parse_give_no_mutants(tmp_path, source):
 
 
 def _fake_mutants(name, lines):
-    return {line: [Mutant(file=name, line=line, operator="number", before="1", after="2", source=b"")]
+    return {line: [Mutant(file=name, line=line, operator="number", before="1", after="2", source=b"x")]
             for line in lines if line % 2 == 0}
 
 
@@ -175,3 +176,12 @@ def test_the_planted_tests_failure_is_taken_out_of_the_output():
     alone = PYTEST_OUTPUT.format(failed=1).replace("FAILED tests/test_more.py::test_more - assert 1 == 2\n", "")
     assert canaries.scrub_output(alone, canary).endswith("= 4 passed in 0.36s =========================")
     assert canaries.scrub_output(PYTEST_OUTPUT, None) == PYTEST_OUTPUT
+
+
+def test_changes_land_in_place_after_text_that_is_not_ascii(tmp_path):
+    source = 'def label(n):\n    if "café" and n > 1:  # déjà vu\n        return "plusieurs élèves"\n    return "un"\n'
+    (tmp_path / "label.py").write_text(source, encoding="utf-8")
+    found = mutants_for(tmp_path, "label.py", [2])
+    changed = {m.describe(): m.build().decode("utf-8") for m in found[2]}
+    assert changed["> 1 → >= 1"] == source.replace("n > 1", "n >= 1")
+    assert all(text.endswith('return "un"\n') and "# déjà vu" in text for text in changed.values())

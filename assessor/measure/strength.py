@@ -2,7 +2,7 @@
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DEFAULT_SAMPLE = 20
 MAX_TESTS_PER_MUTANT = 40
@@ -20,8 +20,9 @@ class Mutant:
     operator: str                # the mutation tool's name for the change
     before: str
     after: str
-    source: bytes = field(repr=False, compare=False)   # the whole mutated file
+    source: bytes = field(default=b"", repr=False, compare=False)   # the whole mutated file, once built
     tests: tuple[str, ...] = ()
+    build: Callable[[], bytes] | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         return f"{self.before} → {self.after}"
@@ -87,12 +88,15 @@ def choose_sample(tests_by_line: Mapping[str, Mapping[int, Sequence[str]]], *,
     """Up to `size` mutants of covered lines, spread over the files in turn, the same for the same seed.
 
     `tests_by_line`: per file, the covered lines and the tests that ran each; `mutants_for(file, lines)`: the
-    mutants a tool can make on those lines."""
+    mutants a tool can make on those lines, whose `build()` makes the changed file (only the chosen are built).
+    Files are read in a seeded order until there are enough to spread the sample over, no more."""
     rng = random.Random(seed)
     files = sorted(name for name, lines in tests_by_line.items() if any(lines.values()))
     rng.shuffle(files)
     pools: dict[str, list[tuple[int, list[Mutant]]]] = {}
     for name in files:
+        if len(pools) >= size:
+            break
         lines = sorted(line for line, tests in tests_by_line[name].items() if tests)
         by_line = mutants_for(name, lines)
         pool = [(line, list(by_line[line])) for line in lines if by_line.get(line)]
@@ -109,8 +113,9 @@ def choose_sample(tests_by_line: Mapping[str, Mapping[int, Sequence[str]]], *,
             tests = sorted(tests_by_line[name][line])
             if len(tests) > MAX_TESTS_PER_MUTANT:
                 tests = sorted(rng.sample(tests, MAX_TESTS_PER_MUTANT))
-            chosen.append(Mutant(file=mutant.file, line=mutant.line, operator=mutant.operator, before=mutant.before,
-                                 after=mutant.after, source=mutant.source, tests=tuple(tests)))
+            built = mutant.build() if mutant.build is not None else mutant.source
+            if built:
+                chosen.append(replace(mutant, source=built, tests=tuple(tests), build=None))
             if not pools[name]:
                 del pools[name]
     return chosen

@@ -472,3 +472,33 @@ def test_tests_an_absent_server_kept_from_running_are_shown_apart_to_learner_and
         html = client.get(url).get_data(as_text=True)
         assert "11 could not run: they need MongoDB, not available here" in html, url
         assert note in html, url
+
+
+def test_test_strength_is_shown_to_both_and_process_evidence_to_the_mentor_only(client, auth, db, app, make_user,
+                                                                                 make_attempt):
+    learner, mentor = make_user(), make_user("mentor", courses=["test-capstone"])
+    attempt = make_attempt(learner)
+    rubric = find_rubric("test-capstone", Path(app.config["RUBRICS_DIR"]))
+    survivor = {"file": "shop/cart.py", "line": 9, "operator": "swap_op", "change": "count == 0 → count != 0",
+                "tests": 2, "verdict": "survived", "detail": ""}
+    noticed = {**survivor, "line": 3, "change": "a > 1 → a >= 1", "verdict": "noticed"}
+    strength = {"tool": "mutmut's operators", "seed": "d" * 40, "sampled": 2, "judged": 2, "noticed": 1,
+                "noticed_percent": 50.0, "survived": 1, "timed_out": 0, "not_run": 0, "seconds": 3.2,
+                "summary": "your tests noticed 1 of 2 changes", "mutants": [survivor, noticed], "notes": []}
+    evidence = [{"kind": "report_hook", "file": "tests/conftest.py", "line": 4,
+                 "detail": "pytest_runtest_makereport implemented by keep_reports (a wrapper)"}]
+    report = replace(build_report(rubric, commit="d" * 40, passed=20), strength=strength,
+                     integrity={"version": 1, "authorship": None, "similarity": None, "evidence": evidence})
+    stored, _ = store_report(db, report=report)
+    attempt.report_id = stored.id
+    db.add(attempt)
+    db.commit()
+    pages = {}
+    for user, url in ((learner, f"/learner/attempts/{attempt.id}"), (mentor, f"/mentor/attempts/{attempt.id}")):
+        auth.as_(user)
+        pages[user.role] = html = client.get(url).get_data(as_text=True)
+        assert "your tests noticed 1 of 2 changes (50%)" in html, url
+        assert "shop/cart.py:9" in html and "count == 0 → count != 0" in html and "a &gt; 1 → a &gt;= 1" not in html
+    assert "pytest_runtest_makereport implemented by keep_reports" in pages["mentor"]
+    assert "tests/conftest.py:4" in pages["mentor"]
+    assert "keep_reports" not in pages["learner"]

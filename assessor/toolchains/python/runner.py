@@ -8,7 +8,10 @@ Learner code shares this process, so the host treats every figure as a claim and
 import gc
 import json
 import os
+import select
+import signal
 import sys
+import time
 
 RANKS = {"passed": 0, "skipped": 1, "error": 2, "failed": 3}
 # Hooks whose implementations can rewrite what a test reports; each one the learner's code registered is listed.
@@ -171,6 +174,103 @@ def finish(channel, message, code):
     os._exit(code)
 
 
+def run_mutants(channel, control, pytest_args, pytest):
+    """Each sampled change in a process forked from this one (which has loaded pytest but none of the learner's
+    code): the file is changed, the child runs only the tests that ran the line, the file is put back."""
+    with open(os.path.join(control, "mutants.json"), encoding="utf-8") as handle:
+        plan = json.load(handle)
+    started = time.monotonic()
+    results = []
+    changed = sorted({item["path"] for item in plan["mutants"]})
+    for item in plan["mutants"]:
+        if time.monotonic() - started > plan["budget_seconds"]:
+            results.append({"verdict": "not_run", "detail": "the time for sampling ran out"})
+            continue
+        with open(item["path"], "rb") as handle:
+            original = handle.read()
+        with open(item["path"], "wb") as handle:
+            handle.write(item["source"].encode("utf-8"))
+        try:
+            results.append(one_mutant(channel, item, pytest_args, pytest, changed))
+        finally:
+            with open(item["path"], "wb") as handle:
+                handle.write(original)
+    return results
+
+
+def forget_bytecode(paths):
+    """Bytecode records a source's size and mtime to the second: a changed file and its original, written within
+    the same second, could each load the other's. Every file the sample changes is compiled afresh."""
+    import importlib.util
+    for path in paths:
+        try:
+            os.unlink(importlib.util.cache_from_source(path))
+        except (OSError, ValueError, NotImplementedError):
+            pass
+
+
+def one_mutant(channel, item, pytest_args, pytest, changed):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(channel)  # the child's code must not reach the results channel
+            os.close(read_end)
+            os.setpgid(0, 0)
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            forget_bytecode(changed)
+            observer = Observer()
+
+            class Leave:
+                """Once the session is over the outcomes are known: report them and skip pytest's summary."""
+
+                def pytest_sessionfinish(self, session, exitstatus):
+                    write_all(write_end, json.dumps({"exit_code": int(exitstatus),
+                                                     "outcomes": observer.outcomes}).encode())
+                    os._exit(0)
+
+            pytest.main([*pytest_args, "--maxfail=1", *item["tests"]], plugins=[observer, Leave()])
+        except BaseException:
+            pass
+        os._exit(0)
+    os.close(write_end)
+    began = time.monotonic()
+    deadline = began + item["seconds"]
+    data = b""
+    timed_out = False
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([read_end], [], [], left)
+        if ready:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > 8 * 1024 * 1024:
+                break
+    for target in (-pid, pid):  # the child's group: whatever it started goes with it
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    if timed_out:
+        return {"verdict": "timed_out"}
+    try:
+        reported = json.loads(data)
+    except ValueError:
+        return {"verdict": "not_run", "detail": "the run did not report"}
+    if not isinstance(reported, dict):
+        return {"verdict": "not_run"}
+    return {**reported, "verdict": "ran", "seconds": round(time.monotonic() - began, 3)}
+
+
 def main():
     mode, control, out_dir, project = sys.argv[1:5]
     pytest_args = sys.argv[6:]
@@ -181,6 +281,14 @@ def main():
     sys.pycache_prefix = "/tmp/.assessor-pycache"  # bytecode shipped next to the sources is never used
     sys.path[0:0] = [project, os.path.join(project, "src")]
     message = {"mode": mode, "finished": False}
+    if mode == "mutants":
+        try:
+            results = run_mutants(channel, control, pytest_args, pytest)
+        except BaseException as error:
+            message["error"] = repr(error)[:500]
+            finish(channel, message, 70)
+        message.update(finished=True, exit_code=0, results=results)
+        finish(channel, message, 0)
     if mode in ("collect", "mutant"):
         observer = Observer()
         extra = ["--collect-only", "-q"] if mode == "collect" else []

@@ -1,5 +1,6 @@
 """Run a Python capstone's tests in the sandbox under the service's coverage, and keep only figures that hold up."""
 
+import json
 import os
 import re
 import time
@@ -97,7 +98,7 @@ class _Sandbox:
         clear_out_dir(self.out_dir)
         arguments = pytest_arguments(root=self.project_root, out_dir=self.out_dir, kept_addopts=self.kept,
                                      collect=mode != "test", python_files=self.python_files,
-                                     paths=() if mode == "mutant" else self.paths)
+                                     paths=() if mode in ("mutant", "mutants") else self.paths)
         if mode == "mutant":  # only the tests that ran the changed line; the first failure is enough
             arguments += ["--maxfail=1", *tests]
         argv = [self.python, "-I", str(self.control / "runner.py"), mode, str(self.control), str(self.out_dir),
@@ -405,7 +406,10 @@ def _sample_strength(box: _Sandbox, request: TestRunRequest, checked: CheckedCov
     budget = max(MIN_MUTATION_BUDGET_SECONDS, MUTATION_BUDGET_FACTOR * suite_seconds)
     results: list[MutantResult] = []
     notes: list[str] = []
-    for mutant in sample:
+    if box.services is None and sample:
+        results = _run_mutants_forked(box, sample, seconds=mutant_limits.wall_seconds, budget=budget)
+    for mutant in sample if box.services is not None else ():
+        # Servers keep state between tests: each change gets a fresh sandbox with freshly started servers.
         if time.monotonic() - started > budget:
             results.append(MutantResult(mutant, "not_run", "the time for sampling ran out"))
             continue
@@ -416,6 +420,36 @@ def _sample_strength(box: _Sandbox, request: TestRunRequest, checked: CheckedCov
         notes.append(f"sampling stopped after {budget:.0f} s; the changes left were not run")
     return StrengthResult(results=tuple(results), seed=request.seed, tool=MUTATION_TOOL,
                           seconds=time.monotonic() - started, notes=tuple(notes))
+
+
+def _run_mutants_forked(box: _Sandbox, sample: list[Mutant], *, seconds: float, budget: float) -> list[MutantResult]:
+    """All the changes in one sandbox: the runner forks a fresh process per change from one that has loaded only
+    the tools, so each costs the learner's imports and tests, not a sandbox and an interpreter."""
+    plan = {"budget_seconds": budget, "mutants": [
+        {"path": str(box.project / mutant.file), "source": mutant.source.decode("utf-8", "surrogateescape"),
+         "tests": list(mutant.tests), "seconds": seconds} for mutant in sample]}
+    path = box.control / "mutants.json"
+    path.write_text(json.dumps(plan))
+    os.chmod(path, 0o644)
+    limits = replace(box.limits, wall_seconds=min(box.limits.wall_seconds, budget + seconds + 30))
+    try:
+        result = box.run("mutants", limits=limits)
+    finally:
+        path.unlink(missing_ok=True)
+    message = channel_message(Outcome(), result, reporter="runner")
+    reported = (message or {}).get("results") if isinstance((message or {}).get("results"), list) else []
+    results = []
+    for index, mutant in enumerate(sample):
+        item = reported[index] if index < len(reported) and isinstance(reported[index], dict) else {}
+        verdict = item.get("verdict")
+        if verdict == "timed_out":
+            results.append(MutantResult(mutant, "timed_out", f"the tests ran longer than {seconds:.0f} s"))
+        elif verdict == "ran" and isinstance(item.get("outcomes"), dict):
+            results.append(MutantResult(mutant, *verdict_of(item["outcomes"], mutant.tests)))
+        else:
+            detail = item.get("detail") if isinstance(item.get("detail"), str) else "the run did not report"
+            results.append(MutantResult(mutant, "not_run", detail[:200]))
+    return results
 
 
 def _run_mutant(box: _Sandbox, checkout: Path, mutant: Mutant, limits: SandboxLimits) -> MutantResult:
