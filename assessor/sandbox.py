@@ -91,11 +91,11 @@ class SandboxLimits:
     workdir_mb: int = 1024          # the writable work area (see size_capped_dir)
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            if field.name == "address_space_mb" and self.address_space_mb is None:
+        for limit in fields(self):
+            if limit.name == "address_space_mb" and self.address_space_mb is None:
                 continue
-            if not getattr(self, field.name) > 0:
-                raise ValueError(f"sandbox limit {field.name} must be positive")
+            if not getattr(self, limit.name) > 0:
+                raise ValueError(f"sandbox limit {limit.name} must be positive")
         if self.processes < 8:
             raise ValueError("sandbox limit processes must be at least 8 (the sandbox itself needs some)")
 

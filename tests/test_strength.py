@@ -7,6 +7,7 @@ import pytest
 from assessor.measure.strength import (
     Mutant, MutantResult, StrengthResult, choose_sample, suspect, verdict_of,
 )
+from assessor.measure.planted import restore as restore_planted
 from assessor.toolchains.python import canaries
 from assessor.toolchains.python.mutants import mutants_for
 
@@ -128,7 +129,7 @@ def test_planted_code_sits_after_the_learners_lines_and_comes_out_of_the_arcs(tm
     assert canaries.without_canary(arcs, canary) == ([(-1, 1), (1, -1)] if original else [])
     body = sorted(canary.body_lines)
     assert canaries.covered_canary_lines([(canary.def_line, body[0])], canary) == [body[0]]
-    canaries.restore(project, [canary])
+    restore_planted(project, [canary])
     assert (project / "m.py").read_text() == original
 
 

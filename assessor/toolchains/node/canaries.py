@@ -5,8 +5,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-_WORDS = ("order", "ledger", "retry", "window", "budget", "quota", "batch", "cursor", "bucket", "lease", "shard",
-          "token", "route", "probe", "queue", "slot", "epoch", "drain", "merge", "span")
+from assessor.measure.planted import name_parts
+
 # The call a test file already makes for its tests: the canary uses the same, imported or global.
 _TEST_CALL = re.compile(r"(?<![\w.$])(it|test)\s*\(")
 _MODULE_SYNTAX = re.compile(r"^\s*(import|export)\s", re.MULTILINE)
@@ -37,10 +37,6 @@ class CodeCanary:
     line_count: int           # the learner's own lines: coverage beyond them is the canary's
 
 
-def _words(rng: secrets.SystemRandom) -> list[str]:
-    return [rng.choice(_WORDS), rng.choice(_WORDS), str(rng.randrange(10, 99))]
-
-
 def _lines(data: bytes) -> int:
     return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
 
@@ -57,7 +53,7 @@ def plant_test(project_root: Path, test_files: list[str]) -> TestCanary | None:
         found = _TEST_CALL.search(original.decode("utf-8", "replace"))
         if found is None:
             continue
-        title = " ".join(_words(rng))
+        title = " ".join(name_parts(rng))
         first, second = rng.randrange(2, 90), rng.randrange(2, 90)
         wanted = first + second + rng.randrange(1, 9)
         text = (("" if original.endswith(b"\n") or not original else "\n") + "\n"
@@ -89,7 +85,7 @@ def plant_code(project_root: Path, sources: list[str]) -> list[CodeCanary]:
         signature = f"(value{': number' if typed else ''}){': number' if typed else ''}"
         limit, less, more = rng.randrange(3, 60), rng.randrange(1, 9), rng.randrange(1, 9)
         text = (("" if original.endswith(b"\n") or not original else "\n") + "\n"
-                f"{exported}function _{'_'.join(_words(rng))}{signature} {{\n"
+                f"{exported}function _{'_'.join(name_parts(rng))}{signature} {{\n"
                 f"  if (value > {limit}) {{\n"
                 f"    return value - {less};\n"
                 f"  }}\n"
@@ -101,17 +97,6 @@ def plant_code(project_root: Path, sources: list[str]) -> list[CodeCanary]:
         planted.append(CodeCanary(file=name, original=original, appended=text.encode(), def_line=def_line,
                                   body_lines=frozenset(range(def_line + 1, def_line + 5)), line_count=count))
     return planted
-
-
-def restore(project_root: Path, canaries: list) -> None:
-    """Put the learner's files back; one the run changed is left changed, for the check after."""
-    for canary in canaries:
-        target = project_root / canary.file
-        try:
-            if not target.is_symlink() and target.read_bytes() == canary.original + canary.appended:
-                target.write_bytes(canary.original)
-        except OSError:
-            continue
 
 
 def strip_canary(entry: dict, canary: CodeCanary) -> tuple[dict, list[int]]:

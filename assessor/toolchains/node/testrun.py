@@ -16,6 +16,7 @@ from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
+from assessor.measure.planted import restore as restore_planted
 from assessor.toolchains.node import canaries
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
@@ -109,7 +110,7 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
                                readonly_binds=(control, environment.tools, *tools),
                                binds=((modules / "node_modules", project_root / "node_modules"),),
                                results_channel=True)
-        canaries.restore(project_root, [*code_canaries, *([test_canary] if test_canary else [])])
+        restore_planted(project_root, [*code_canaries, *([test_canary] if test_canary else [])])
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)

@@ -6,9 +6,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-# Words for names that read like a learner's own, so the canaries cannot be picked out by their look.
-_WORDS = ("order", "ledger", "retry", "window", "budget", "quota", "batch", "cursor", "bucket", "lease", "shard",
-          "token", "route", "probe", "queue", "slot", "epoch", "drain", "merge", "span")
+from assessor.measure.planted import name_parts
+
 MAX_CODE_CANARIES = 3
 
 
@@ -39,7 +38,7 @@ class CodeCanary:
 
 
 def _name(rng: secrets.SystemRandom) -> str:
-    return f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{rng.randrange(10, 99)}"
+    return "_".join(name_parts(rng))
 
 
 def _matching(pattern: str, stem: str) -> str | None:
@@ -108,18 +107,6 @@ def plant_code(project: Path, checkout: Path, files: list[str]) -> list[CodeCana
         planted.append(CodeCanary(file=name, original=original, appended=text.encode(), def_line=def_line,
                                   body_lines=frozenset(range(def_line + 1, def_line + 4))))
     return planted
-
-
-def restore(project: Path, canaries: list) -> None:
-    """Put the learner's modules back as they were; one the run changed is left changed, for the check after.
-    `canaries`: CodeCanary (files relative to `project`) or TestCanary (relative to the project root)."""
-    for canary in canaries:
-        target = project / canary.file
-        try:
-            if not target.is_symlink() and target.read_bytes() == canary.original + canary.appended:
-                target.write_bytes(canary.original)
-        except OSError:
-            continue
 
 
 def _parses(path: Path) -> bool:

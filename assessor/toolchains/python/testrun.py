@@ -18,6 +18,7 @@ from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
 from assessor.services.runtime import prepare_services, read_status
+from assessor.measure.planted import restore as restore_planted
 from assessor.toolchains.python import canaries
 from assessor.toolchains.python.coverage_data import (
     SAFE_PATH, CheckedCoverage, check_coverage_data, coverage_rcfile, coverage_report, exclusion_notes,
@@ -184,8 +185,8 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
         test_canary = canaries.plant_test(project_root, collected_files=candidates, ini=collection.get("ini") or {})
         code_canaries = canaries.plant_code(project, checkout, files)
         result = box.run("test")
-        canaries.restore(project, code_canaries)
-        canaries.restore(project_root, [test_canary] if test_canary else [])
+        restore_planted(project, code_canaries)
+        restore_planted(project_root, [test_canary] if test_canary else [])
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
         blame = blame_for(absent)
