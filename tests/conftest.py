@@ -2,9 +2,12 @@
 
 import subprocess
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from assessor.rubric import Criterion, Level
 
 from tests.mailserver import inbox  # noqa: F401  (fixture: a real SMTP server)
 
@@ -50,3 +53,11 @@ def make_repo(tmp_path):
         return repo
 
     return factory
+
+
+def with_strength(rubric, *, mutants: int):
+    """The rubric with a test-strength criterion sampling `mutants` changes."""
+    levels = (Level(0, 0, "few changes noticed"), Level(1, 10, "most noticed", {"min_noticed": 60.0}))
+    strength = Criterion(id="strength", kind="strength", title="Tests notice changes", weight=10, levels=levels,
+                         mutants=mutants)
+    return replace(rubric, criteria=(*rubric.criteria, strength))

@@ -23,7 +23,7 @@ from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
 from assessor.pipeline import PipelineSettings, assess
 from assessor.rubric import find_rubric
-from tests.conftest import write_tree
+from tests.conftest import with_strength, write_tree
 from tests.sandbox_fixtures import Listener, fresh_dir
 
 pytestmark = [
@@ -154,7 +154,7 @@ def test_express_jest_supertest_with_a_config_that_hides_an_untested_file(make_r
         "tests/app.test.js": JEST_TESTS,
     }
     repo = node_repo(make_repo, files)
-    report = assess(str(repo), rubric, settings=settings)
+    report = assess(str(repo), with_strength(rubric, mutants=4), settings=settings)
 
     assert report.toolchain == {"name": "node", "root": ".", "detected_from": ["package.json", "package-lock.json"]}
     assert report.tests == {"passed": 3, "failed": 1, "errors": 0, "skipped": 0, "total": 4}, report.output_tail
@@ -166,6 +166,10 @@ def test_express_jest_supertest_with_a_config_that_hides_an_untested_file(make_r
     assert ours["src/legacy.js"] == (0.0, 0.0)
     close(ours, by_hand(repo, "npx", "jest", "--coverage", "--coverageReporters=json-summary"))
     assert report.complexity["analyser"] == "lizard" and report.complexity["maintainability"] is None
+    # Stryker's operators on covered lines, each change run with Jest's tests related to the file
+    strength = report.strength
+    assert strength["tool"] == "Stryker's operators" and strength["sampled"] == strength["judged"] == 4, strength
+    assert strength["noticed"] >= 1 and {m["file"] for m in strength["mutants"]} <= {"src/app.js", "src/cart.js"}
 
 
 VITEST_CART = """\
@@ -205,10 +209,12 @@ def test_typescript_vitest_with_ignore_comments_and_an_excluding_config(make_rep
                              'test.skip("later", () => {});\n',
     }
     repo = node_repo(make_repo, files)
-    report = assess(str(repo), rubric, settings=settings)
+    report = assess(str(repo), with_strength(rubric, mutants=3), settings=settings)
 
     assert report.tests == {"passed": 3, "failed": 0, "errors": 0, "skipped": 1, "total": 4}, report.output_tail
     assert report.flags == ()
+    # `vitest related` runs the tests that import the changed file
+    assert report.strength["judged"] == 3 and report.strength["noticed"] >= 1, report.strength
     ours = per_file(report)
     assert ours["src/untested.ts"] == (0.0, 0.0)
     assert any("1 coverage-ignore comment" in note for note in report.notes)

@@ -17,8 +17,9 @@ from assessor.cli import render_report
 from assessor.config import resolve_paths
 from assessor.intake import SourcePolicy
 from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import Criterion, Level, find_rubric
+from assessor.rubric import find_rubric
 from assessor.toolchains.python.environment import uv_binary
+from tests.conftest import with_strength
 from tests.sandbox_fixtures import fresh_dir
 
 pytestmark = [
@@ -39,14 +40,6 @@ def rubric():
 def settings(tmp_path_factory):
     return PipelineSettings(work_root=fresh_dir("work"), cache_dir=tmp_path_factory.mktemp("cache"),
                             source_policy=SourcePolicy(allow_local=True))
-
-
-def with_strength(rubric, *, mutants: int):
-    """The rubric with a test-strength criterion sampling `mutants` changes."""
-    levels = (Level(0, 0, "few changes noticed"), Level(1, 10, "most noticed", {"min_noticed": 60.0}))
-    strength = Criterion(id="strength", kind="strength", title="Tests notice changes", weight=10, levels=levels,
-                         mutants=mutants)
-    return replace(rubric, criteria=(*rubric.criteria, strength))
 
 
 def criterion(report, kind):

@@ -236,6 +236,7 @@ class Outcome:
     flags: list[Flag] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    covered: dict[str, list[int]] = field(default_factory=dict)   # per file, the lines that ran (Node sampling)
 
 
 def channel_message(outcome: Outcome, result: SandboxResult, *, reporter: str) -> dict | None:

@@ -9,6 +9,12 @@ MAX_TESTS_PER_MUTANT = 40
 # With this many changes noticed by nothing while every test passed, the figures are suspect.
 SUSPECT_AFTER = 5
 VERDICTS = ("noticed", "timed_out", "survived", "not_run")
+# A change's run may take this many times the whole suite's time (and at least MIN_MUTANT_SECONDS) before it
+# counts as noticed by timing out; the whole sample stops after MUTATION_BUDGET_FACTOR times the suite's time.
+MUTANT_TIME_FACTOR = 3.0
+MIN_MUTANT_SECONDS = 10.0
+MUTATION_BUDGET_FACTOR = 10.0
+MIN_MUTATION_BUDGET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from assessor.toolchains.node.project import (
 from assessor.toolchains.node.testrun import NodeTestRequest, run_tests as run_runner
 
 NAME = "node"
-MUTATION_TOOL = None  # Stryker's operators are not wired in yet: a `strength` criterion is not measured
+MUTATION_TOOL = "Stryker's operators"  # what samples test strength
 LABEL = "Node.js"
 # The coverage provider Vitest needs, added by the service when the project lacks it (same version as Vitest).
 VITEST_COVERAGE = "@vitest/coverage-v8"
@@ -122,10 +122,11 @@ def install(plan: Plan, *, job_dir: Path, cache_dir: Path, shared_dir: Path, uns
 
 def run_tests(plan: Plan, environment: Environment, *, work_dir: Path, limits: SandboxLimits, cache_dir: Path,
               shared_dir: Path, unsafe_no_sandbox: bool = False, mutants: int = 0, seed: str = "") -> TestRun:
-    """`mutants` and `seed` are accepted for the toolchains' one interface; see MUTATION_TOOL."""
+    """`mutants`: how many changes to covered lines to sample for test strength, picked by `seed` (the commit)."""
     sources = [path.relative_to(plan.root).as_posix() for path in source_files(plan.root)]
     tests = [path.relative_to(plan.root).as_posix() for path in find_test_files(plan.root, package=plan.package)]
     request = NodeTestRequest(checkout=plan.checkout, root=plan.root, test=plan.test, sources=sources,
                               test_files=tests, ignore_comments=ignore_comments(plan.root, source_files(plan.root)),
-                              services=plan.services, cache_dir=cache_dir, shared_dir=shared_dir)
+                              services=plan.services, cache_dir=cache_dir, shared_dir=shared_dir, mutants=mutants,
+                              seed=seed)
     return run_runner(request, environment, work_dir=work_dir, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox)

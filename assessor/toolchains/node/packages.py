@@ -21,7 +21,8 @@ from assessor.toolchains.node.project import PackageJson, is_yarn_berry
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 # The service's own Node tools, installed once into a shared folder (read-only in the sandbox).
-SERVICE_TOOLS = {"c8": "10.1.3", "pnpm": "9.15.9", "yarn": "1.22.22", "@yarnpkg/cli-dist": "4.5.3"}
+SERVICE_TOOLS = {"c8": "10.1.3", "pnpm": "9.15.9", "yarn": "1.22.22", "@yarnpkg/cli-dist": "4.5.3",
+                 "@stryker-mutator/instrumenter": "10.1.1"}  # its mutation operators, for test strength
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 # npm reads no .npmrc but the project's: these paths never exist, so no user or global configuration applies.
 NO_CONFIG = "/nonexistent/assessor-npmrc"
@@ -73,7 +74,8 @@ def node_version(node: Path) -> str:
 
 
 def service_tools(shared_dir: Path, *, cache_dir: Path) -> Path:
-    """The service's pinned Node tools (c8, pnpm, Yarn), installed once with scripts off; their folder."""
+    """The service's pinned Node tools (c8, pnpm, Yarn, Stryker's instrumenter), installed once with scripts off;
+    their folder."""
     folder = shared_dir / "node-tools" / hashlib.sha256(json.dumps(SERVICE_TOOLS, sort_keys=True).encode()).hexdigest()[:12]
     folder.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(shared_dir, 0o711)

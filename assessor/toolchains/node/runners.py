@@ -56,6 +56,32 @@ def command(runner: str, *, root: Path, out_dir: Path, sources: list[str], paths
     return RunnerCommand([*argv, *files], "junit.xml")
 
 
+def mutant_command(runner: str, *, root: Path, out_dir: Path, paths: tuple[str, ...], typescript: str | None,
+                   test_files: list[str], changed: str) -> RunnerCommand:
+    """The runner's command for one sampled change to `changed` (relative to `root`): no coverage, and only the
+    tests that depend on the file where the runner can tell (Jest, Vitest). Every test runs: stopping at the
+    first failure would keep Jest from writing its report."""
+    node_modules = root / "node_modules"
+    target = str(root / changed)
+    if runner == "jest":
+        return RunnerCommand(["node", str(node_modules / "jest/bin/jest.js"), "--ci", "--watchAll=false", "--json",
+                              f"--outputFile={out_dir / 'jest.json'}", f"--cacheDirectory={CACHE_DIR}",
+                              "--passWithNoTests", "--findRelatedTests", target], "jest.json")
+    if runner == "vitest":
+        return RunnerCommand(["node", str(node_modules / "vitest/vitest.mjs"), "related", target, "--run",
+                              "--reporter=default", "--reporter=junit", f"--outputFile.junit={out_dir / 'junit.xml'}",
+                              "--passWithNoTests"], "junit.xml")
+    loader = {"tsx": ["--import", "tsx"], "ts-node": ["--require", "ts-node/register"]}.get(typescript or "", [])
+    if runner == "mocha":
+        return RunnerCommand(["node", *loader, str(node_modules / "mocha/bin/mocha.js"), "--reporter=xunit",
+                              f"--reporter-option=output={out_dir / 'junit.xml'}", "--exit", *paths],
+                             "junit.xml")
+    files = list(paths) or ([name for name in test_files if name.endswith((".ts", ".mts", ".cts", ".tsx"))]
+                            if typescript else [])
+    return RunnerCommand(["node", *loader, "--test", "--test-reporter=junit",
+                          f"--test-reporter-destination={out_dir / 'junit.xml'}", *files], "junit.xml")
+
+
 def c8_config(*, root: Path, out_dir: Path, sources: list[str]) -> dict:
     """The service's c8 configuration (given with --config, so no .c8rc or package.json "c8" of the learner's
     is read): every source file counts, loaded or not."""

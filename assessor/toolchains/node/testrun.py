@@ -4,6 +4,7 @@ import importlib.resources
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from assessor.measure.outcomes import (
     coverage_totals, finish_run, unavailable_note,
 )
 from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
+from assessor.measure.strength import (
+    MIN_MUTANT_SECONDS, MIN_MUTATION_BUDGET_SECONDS, MUTANT_TIME_FACTOR, MUTATION_BUDGET_FACTOR, Mutant,
+    MutantResult, StrengthResult, choose_sample, suspect,
+)
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
@@ -21,8 +26,9 @@ from assessor.toolchains.node import canaries
 from assessor.toolchains.node.packages import Environment
 from assessor.toolchains.node.integrity import scan_for_gaming
 from assessor.toolchains.node.project import TestCommand, has_runtime_code
+from assessor.toolchains.node.mutants import TOOL as MUTATION_TOOL, MutantsError, mutants_for_files
 from assessor.toolchains.node.runners import (
-    MAX_JEST_JSON_BYTES, c8_config, command, coverage_from_istanbul, parse_jest_json,
+    MAX_JEST_JSON_BYTES, c8_config, command, coverage_from_istanbul, mutant_command, parse_jest_json,
 )
 
 OUT_DIR_NAME = ".assessor-out"
@@ -42,6 +48,8 @@ class NodeTestRequest:
     services: ServicePlan = field(default_factory=ServicePlan)
     cache_dir: Path | None = None
     shared_dir: Path | None = None
+    mutants: int = 0                    # how many sampled changes to test for strength (0: none)
+    seed: str = ""                      # what picks the sample (the commit)
 
 
 def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: Path, limits: SandboxLimits,
@@ -96,20 +104,24 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
         notes += problems
         test_canary = canaries.plant_test(project_root, request.test_files)
         code_canaries = canaries.plant_code(project_root, request.sources)
-        clear_out_dir(out_dir)
-        (out_dir / "coverage").mkdir()
-        argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir), "--", *runner.argv]
-        hosts, tmpfs_dirs, tools = (), (), ()
-        if services is not None:
-            services.reset()
-            argv = services.command(argv, out_dir)
-            hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
-            limits = services.limits(limits)
-        result = run_sandboxed(argv, workdir=area, venv=None, limits=limits, unsafe_no_sandbox=unsafe_no_sandbox,
-                               env=env, cwd=project_root, hosts=hosts, tmpfs_dirs=tmpfs_dirs,
-                               readonly_binds=(control, environment.tools, *tools),
-                               binds=((modules / "node_modules", project_root / "node_modules"),),
-                               results_channel=True)
+
+        def run(runner_argv: list[str], run_limits: SandboxLimits) -> SandboxResult:
+            clear_out_dir(out_dir)
+            (out_dir / "coverage").mkdir()
+            argv = [str(SYSTEM_PYTHON), "-I", "-S", str(supervisor), str(out_dir), "--", *runner_argv]
+            hosts, tmpfs_dirs, tools = (), (), ()
+            if services is not None:  # fresh servers for every run: no state carries over
+                services.reset()
+                argv = services.command(argv, out_dir)
+                hosts, tmpfs_dirs, tools = services.hosts, services.tmpfs_dirs, services.readonly
+                run_limits = services.limits(run_limits)
+            return run_sandboxed(argv, workdir=area, venv=None, limits=run_limits,
+                                 unsafe_no_sandbox=unsafe_no_sandbox, env=env, cwd=project_root, hosts=hosts,
+                                 tmpfs_dirs=tmpfs_dirs, readonly_binds=(control, environment.tools, *tools),
+                                 binds=((modules / "node_modules", project_root / "node_modules"),),
+                                 results_channel=True)
+
+        result = run(runner.argv, limits)
         restore_planted(project_root, [*code_canaries, *([test_canary] if test_canary else [])])
         statuses = read_status(out_dir) if services is not None else []
         absent = request.services.absent(statuses)
@@ -117,6 +129,14 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
         outcome = _read_outcome(result=result, report=runner.report, request=request, project_root=project_root,
                                 blame=blame, planted=_Planted(test_canary, tuple(code_canaries)))
         outcome.flags += modified_sources(checkout, project, measured)
+        strength = None
+        if request.mutants > 0:
+            strength = _sample_strength(request, environment, outcome, run=run, limits=limits,
+                                        project_root=project_root, out_dir=out_dir,
+                                        suite_seconds=result.wall_seconds)
+            if strength is not None and suspect(strength, all_passed=_all_passed(outcome.tests)):
+                outcome.flags.append(Flag("figures_suspect", f"{strength.summary()} although every test passed: "
+                                                             f"the covered lines' figures are suspect"))
     ignored = sum(request.ignore_comments.values())
     if ignored:
         notes.append(f"{ignored} coverage-ignore comment{'s' if ignored != 1 else ''} (istanbul/c8/v8 ignore) in "
@@ -126,7 +146,7 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
     notes += [note for note in [unavailable_note(outcome.tests)] if note]
     return finish_run(TestRun(tests=outcome.tests, coverage=outcome.coverage, sandbox=result,
                               flags=flags + outcome.flags, notes=notes + outcome.notes, services=statuses,
-                              failures=outcome.failures, evidence=evidence,
+                              failures=outcome.failures, evidence=evidence, strength=strength,
                               unmeasurable=absent_server_verdict(outcome.tests, absent, result.output, blame,
                                                                  result.killed_by)),
                       clean_exit_codes=frozenset({0, 1}) if test_canary else frozenset({0}),
@@ -252,6 +272,7 @@ def _read_coverage(outcome: Outcome, text: object, *, request: NodeTestRequest, 
                              f"{' and more' if len(unreadable) > 5 else ''}: left out of coverage (not JavaScript or "
                              f"TypeScript the runner could load?)")
     outcome.coverage = coverage_totals(files) if files else None
+    outcome.covered = _covered_lines(data, project_root=project_root, sources=request.sources)
 
 
 def _without_code_canaries(outcome: Outcome, data: dict, *, project_root: Path,
@@ -282,3 +303,100 @@ def _relative_to(name: object, root: Path) -> str | None:
         return Path(name).relative_to(root).as_posix()
     except ValueError:
         return None
+
+
+def _covered_lines(data: dict, *, project_root: Path, sources: list[str]) -> dict[str, list[int]]:
+    """Per source file (relative to the project root), the lines where a statement ran."""
+    wanted = set(sources)
+    covered: dict[str, list[int]] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict):
+            continue
+        relative = _relative_to(entry.get("path", key), project_root)
+        statements, counts = entry.get("statementMap"), entry.get("s")
+        if relative not in wanted or not isinstance(statements, dict) or not isinstance(counts, dict):
+            continue
+        lines = {((statements.get(name) or {}).get("start") or {}).get("line") for name, count in counts.items()
+                 if isinstance(count, int) and count > 0}
+        covered[relative] = sorted(line for line in lines if isinstance(line, int))
+    return covered
+
+
+def _all_passed(tests: TestCounts | None) -> bool:
+    return tests is not None and tests.total > 0 and tests.failed == 0 and tests.errors == 0
+
+
+def _sample_strength(request: NodeTestRequest, environment: Environment, outcome: Outcome, *, run, limits,
+                     project_root: Path, out_dir: Path, suite_seconds: float) -> StrengthResult | None:
+    """Each sampled change in a fresh sandboxed run of the tests that depend on the changed file."""
+    if outcome.coverage is None or outcome.tests is None or outcome.tests.passed == 0 or not outcome.covered:
+        return None
+    started = time.monotonic()
+    notes: list[str] = []
+    try:
+        made = mutants_for_files(request.root, outcome.covered, tools=environment.tools,
+                                 node=str(environment.node))
+    except MutantsError as error:
+        return StrengthResult(results=(), seed=request.seed, tool=MUTATION_TOOL, seconds=time.monotonic() - started,
+                              notes=(str(error),))
+    # The runner cannot tell which test ran a line: every covered line counts as run by the tests of its file.
+    covered = {name: {line: ("related tests",) for line in lines} for name, lines in outcome.covered.items()}
+    sample = choose_sample(covered, size=request.mutants, seed=request.seed or "unseeded",
+                           mutants_for=lambda name, lines: made.get(name, {}))
+    failing = {(failure["classname"], failure["name"]) for failure in outcome.failures}
+    seconds = min(limits.wall_seconds, max(MIN_MUTANT_SECONDS, MUTANT_TIME_FACTOR * suite_seconds))
+    budget = max(MIN_MUTATION_BUDGET_SECONDS, MUTATION_BUDGET_FACTOR * suite_seconds)
+    results = []
+    for mutant in sample:
+        if time.monotonic() - started > budget:
+            results.append(MutantResult(mutant, "not_run", "the time for sampling ran out"))
+            continue
+        results.append(_run_mutant(request, mutant, run=run, limits=replace(limits, wall_seconds=seconds),
+                                   project_root=project_root, out_dir=out_dir, failing=failing))
+    if not sample:
+        notes.append("no covered line had a change to try")
+    if any(result.detail == "the time for sampling ran out" for result in results):
+        notes.append(f"sampling stopped after {budget:.0f} s; the changes left were not run")
+    # Named from the checkout, as the code view names files.
+    prefix = request.root.resolve().relative_to(request.checkout.resolve())
+    results = [MutantResult(replace(result.mutant, file=(prefix / result.mutant.file).as_posix()), result.verdict,
+                            result.detail) for result in results]
+    return StrengthResult(results=tuple(results), seed=request.seed, tool=MUTATION_TOOL,
+                          seconds=time.monotonic() - started, notes=tuple(notes))
+
+
+def _run_mutant(request: NodeTestRequest, mutant: Mutant, *, run, limits: SandboxLimits, project_root: Path,
+                out_dir: Path, failing: set[tuple[str, str]]) -> MutantResult:
+    target = project_root / mutant.file
+    if target.is_symlink():
+        return MutantResult(mutant, "not_run", "the file is a link")
+    original = (request.root / mutant.file).read_bytes()
+    runner = mutant_command(request.test.runner, root=project_root, out_dir=out_dir, paths=request.test.paths,
+                            typescript=request.test.typescript, test_files=request.test_files, changed=mutant.file)
+    target.write_bytes(mutant.source)
+    try:
+        result = run(runner.argv, limits)
+    finally:
+        target.write_bytes(original)
+    if result.killed_by == "wall_time":
+        return MutantResult(mutant, "timed_out", f"the tests ran longer than {limits.wall_seconds:.0f} s")
+    checked = Outcome()
+    status = channel_message(checked, result, reporter="supervisor")
+    files = (status or {}).get("files") if isinstance((status or {}).get("files"), dict) else {}
+    text = files.get(runner.report)
+    if not isinstance(text, str) or not text:
+        return MutantResult(mutant, "not_run", "the runner wrote no results")
+    try:
+        counts = parse_jest_json(text.encode(), root=project_root) if runner.report == "jest.json" else \
+            parse_junit(text.encode())
+    except ResultFileError:
+        return MutantResult(mutant, "not_run", "the runner's results could not be read")
+    # A test that already failed without the change says nothing about it.
+    newly = [failure for failure in counts.failures if (failure.classname, failure.name) not in failing]
+    if newly:
+        return MutantResult(mutant, "noticed", f"{newly[0].name[:100]} failed")
+    if len(counts.failures) < counts.failed + counts.errors:
+        return MutantResult(mutant, "noticed", "more tests failed than without the change")
+    if counts.passed:
+        return MutantResult(mutant, "survived", "every test that depends on the file passed")
+    return MutantResult(mutant, "not_run", "no test depends on the file")

@@ -13,7 +13,10 @@ from assessor.measure.outcomes import (
     unavailable_note,
 )
 from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
-from assessor.measure.strength import Mutant, MutantResult, StrengthResult, choose_sample, suspect, verdict_of
+from assessor.measure.strength import (
+    MIN_MUTANT_SECONDS, MIN_MUTATION_BUDGET_SECONDS, MUTANT_TIME_FACTOR, MUTATION_BUDGET_FACTOR, Mutant,
+    MutantResult, StrengthResult, choose_sample, suspect, verdict_of,
+)
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
 from assessor.services import ServicePlan, blame_for
@@ -37,12 +40,6 @@ MAX_COVERAGE_JSON_BYTES = 64 * 1024 * 1024
 OUT_DIR_NAME = ".assessor-out"
 RESULTS_AREA_MB = 128
 NO_TESTS_EXIT = 5  # pytest's "no tests collected"
-# A mutant's run may take this many times the whole suite's time (and at least MIN_MUTANT_SECONDS) before it
-# counts as noticed by timing out; the whole sample stops after MUTATION_BUDGET_FACTOR times the suite's time.
-MUTANT_TIME_FACTOR = 3.0
-MIN_MUTANT_SECONDS = 10.0
-MUTATION_BUDGET_FACTOR = 10.0
-MIN_MUTATION_BUDGET_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
