@@ -8,6 +8,7 @@ from assessor.measure.strength import (
     Mutant, MutantResult, StrengthResult, choose_sample, suspect, verdict_of,
 )
 from assessor.measure.planted import restore as restore_planted
+from assessor.toolchains.node import canaries as node_canaries
 from assessor.toolchains.python import canaries
 from assessor.toolchains.python.mutants import mutants_for
 
@@ -186,3 +187,24 @@ def test_changes_land_in_place_after_text_that_is_not_ascii(tmp_path):
     changed = {m.describe(): m.build().decode("utf-8") for m in found[2]}
     assert changed["> 1 → >= 1"] == source.replace("n > 1", "n >= 1")
     assert all(text.endswith('return "un"\n') and "# déjà vu" in text for text in changed.values())
+
+
+@pytest.mark.parametrize("name, source, exported", [
+    ("src/cart.js", "const a = require('a');\nmodule.exports = { a };\n", False),
+    ("src/cart.mjs", "import a from 'a';\nexport const b = a;\n", False),       # JavaScript never needs it
+    ("src/cart.ts", "import { a } from './a';\nexport const b = a;", True),     # unused locals may be refused
+    ("src/script.ts", "const b = 1;\n", False),                                  # no module: export would make one
+])
+def test_planted_javascript_code_fits_the_file(tmp_path, name, source, exported):
+    (tmp_path / "src").mkdir()
+    (tmp_path / name).write_text(source)
+    [canary] = node_canaries.plant_code(tmp_path, [name])
+    text = (tmp_path / name).read_text()
+    lines = text.splitlines()
+    assert text.startswith(source) and lines[canary.def_line - 1].startswith("export function" if exported else
+                                                                            "function")
+    assert canary.line_count == source.count("\n") + (0 if source.endswith("\n") else 1)
+    entry = {"statementMap": {"0": {"start": {"line": 1}}, "1": {"start": {"line": canary.def_line + 2}}},
+             "s": {"0": 1, "1": 3}, "branchMap": {}, "b": {}, "fnMap": {}, "f": {}}
+    cleaned, ran = node_canaries.strip_canary(entry, canary)
+    assert ran == [canary.def_line + 2] and cleaned["statementMap"] == {"0": {"start": {"line": 1}}}

@@ -69,7 +69,7 @@ def plant_test(project_root: Path, test_files: list[str]) -> TestCanary | None:
 
 
 def plant_code(project_root: Path, sources: list[str]) -> list[CodeCanary]:
-    """Append a never-called function to a few source files, in the file's own module style."""
+    """Append a never-called function to a few source files, in a form each file's language accepts."""
     rng = secrets.SystemRandom()
     candidates = [name for name in sources if name.endswith(CODE_SUFFIXES) and ".." not in PurePosixPath(name).parts]
     rng.shuffle(candidates)
@@ -80,8 +80,10 @@ def plant_code(project_root: Path, sources: list[str]) -> list[CodeCanary]:
             continue
         original = target.read_bytes()
         source = original.decode("utf-8", "replace")
-        exported = "export " if _MODULE_SYNTAX.search(source) else ""
         typed = name.endswith((".ts", ".mts", ".cts"))
+        # TypeScript may refuse an unused local (noUnusedLocals) but never an export; JavaScript refuses neither,
+        # and `export` in a CommonJS file would not even parse, so only TypeScript modules export it.
+        exported = "export " if typed and _MODULE_SYNTAX.search(source) else ""
         signature = f"(value{': number' if typed else ''}){': number' if typed else ''}"
         limit, less, more = rng.randrange(3, 60), rng.randrange(1, 9), rng.randrange(1, 9)
         text = (("" if original.endswith(b"\n") or not original else "\n") + "\n"
