@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from assessor.db import utcnow
@@ -73,11 +75,14 @@ def snapshot_rubric(session: Session, *, rubric: Rubric) -> RubricSnapshot:
         raise RubricError(f"rubric file {rubric.path} cannot be read: {error.strerror}") from None
     if hashlib.sha256(data).hexdigest() != rubric.sha256:
         raise RubricError(f"rubric file {rubric.path} changed while it was being used; try again")
-    snapshot = RubricSnapshot(sha256=rubric.sha256, rubric_id=rubric.id, version=rubric.version,
-                              source=data.decode("utf-8"))
-    session.add(snapshot)
-    session.flush()
-    return snapshot
+    # Insert-or-get: many first submissions against a new version arrive together at a deadline, and the loser
+    # of a plain INSERT would answer 500. Both databases skip a duplicate key with ON CONFLICT DO NOTHING.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(RubricSnapshot).values(
+        sha256=rubric.sha256, rubric_id=rubric.id, version=rubric.version, source=data.decode("utf-8"),
+        created_at=utcnow()).on_conflict_do_nothing(index_elements=["sha256"]))
+    return session.get(RubricSnapshot, rubric.sha256)
 
 
 def attempt_rubric(session: Session, *, attempt: Attempt) -> Rubric:
