@@ -2,7 +2,11 @@
 
 import logging
 
-from flask import Flask, has_request_context, jsonify, render_template, request
+import psycopg
+import redis.exceptions
+import sqlalchemy.exc
+
+from flask import Flask, Response, current_app, has_request_context, jsonify, make_response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -10,6 +14,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 logger = logging.getLogger("assessor.web")
+# Errors that mean a server is down, not that the code is wrong: a short 503 and one log line.
+# psycopg's own errors reach here from the verify API's raw connection.
+OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError,
+           sqlalchemy.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError,
+           redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -25,6 +34,8 @@ MESSAGES = {
     429: ("Too many requests", "Slow down and try again in a few minutes."),
     500: ("Something went wrong", "An unexpected error happened on our side. It has been logged; please try again."),
 }
+UNAVAILABLE = ("Temporarily unavailable", "A server this site needs is not answering. Nothing you sent is lost; "
+                                          "try again in a minute.")
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -118,5 +129,33 @@ def _http_error(error: HTTPException):
 
 
 def _unexpected_error(error: Exception):
+    if isinstance(error, OUTAGES):
+        # One line per failed request while a server is down, not a traceback each time.
+        logger.error("%s unavailable on %s %s: %s", _server_of(error), request.method, request.path,
+                     _first_line(error))
+        response = _render_plain(503, *UNAVAILABLE)
+        response.headers["Retry-After"] = "30"
+        return response
     logger.exception("unhandled error on %s %s", request.method, request.path)
-    return _render_error(500)
+    try:
+        return _render_error(500)
+    except Exception:  # the page itself needs what failed (the account behind the navigation, say)
+        return _render_plain(500, *MESSAGES[500])
+
+
+def _render_plain(code: int, title: str, message: str) -> Response:
+    """The error page that renders with the database and the queue down."""
+    if request.path.startswith("/api/"):
+        return make_response(jsonify({"status": "error", "error": title, "reason": message}), code)
+    # Straight from the template, without the context processors: the account one would ask the database.
+    page = current_app.jinja_env.get_template("errors/plain.html").render(title=title, message=message)
+    return make_response(page, code)
+
+
+def _server_of(error: Exception) -> str:
+    return "queue" if type(error).__module__.startswith(("redis", "huey")) else "database"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
