@@ -5,11 +5,21 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+# Errors that mean the database server is not answering (down, restarting, unreachable), not a bug: callers wait
+# and try again, or answer "unavailable", instead of dropping work. psycopg's own reach past SQLAlchemy from raw
+# DBAPI connections.
+DATABASE_OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                    sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError, psycopg.OperationalError,
+                    psycopg.InterfaceError)
 
 
 def utcnow() -> datetime:

@@ -42,7 +42,7 @@ from sqlmodel import Session, select
 from assessor import integrity, notifications
 from assessor.accounts import forget_old_failures
 from assessor.mail import send_due, settings_from_config as mail_settings_from_config
-from assessor.db import make_engine, utcnow
+from assessor.db import DATABASE_OUTAGES, make_engine, utcnow
 from assessor.errors import AssessorError, TransientIntakeError
 from assessor.intake import SourcePolicy, resolve_commit
 from assessor.logs import attempt_context
@@ -84,6 +84,7 @@ class JobSettings:
     wall_seconds: float | None = None   # override of the rubric's test-run limit
     max_tries: int = 3                  # claims of one attempt (transient retries and crash recoveries) at most
     retry_base_seconds: float = 10.0    # first retry after this long, doubling each time
+    outage_wait_seconds: float = 120.0  # how long a job waits for a database that is down before giving up
     issuer: Any = None                  # assessor.issuing.IssuerSettings (certificates)
     public_url: str = "https://localhost"  # the links in e-mails
     mail: Any = None                    # assessor.mail.MailSettings
@@ -316,19 +317,29 @@ def hand_back_in_flight(huey: Huey) -> list[int]:
 
 def requeue_orphans(session: Session, huey: Huey, *, settings: JobSettings, now: datetime | None = None) -> list[int]:
     """Queued attempts whose job is gone (a Redis restarted without persistence, a web server that died between
-    its commit and its enqueue) are enqueued again. Only when the queue and its schedule are both empty, so no
-    attempt's job can still be waiting; only attempts queued longer than `stale_after_seconds` ago. A duplicate
-    job is harmless: the claim lets one run."""
-    if huey.pending_count() or huey.scheduled_count():
-        return []
+    its commit and its enqueue, a job dropped while the database was down) are enqueued again, whatever else is
+    waiting: those queued longer than `stale_after_seconds` ago with no job for them in the queue or its
+    schedule. The reaper runs every minute, so an orphan waits at most that long and a minute. A duplicate job
+    is harmless: the claim lets one run."""
     before = (now or utcnow()) - timedelta(seconds=settings.stale_after_seconds)
-    orphans = list(session.exec(select(Attempt.id).where(Attempt.status == QUEUED, Attempt.created_at < before)
-                                .order_by(Attempt.id)))
+    waiting = set(session.exec(select(Attempt.id).where(Attempt.status == QUEUED, Attempt.created_at < before)))
+    if not waiting:
+        return []
+    orphans = sorted(waiting - queued_attempt_ids(huey))
     for attempt_id in orphans:
         huey.assessor_requeue(attempt_id)  # type: ignore[attr-defined]
     if orphans:
         logger.warning("queued attempts without a job enqueued again: %s", ", ".join(map(str, orphans)))
     return orphans
+
+
+def queued_attempt_ids(huey: Huey) -> set[int]:
+    """The attempts that have a job waiting in the queue or scheduled for later."""
+    found = set()
+    for task in [*huey.pending(), *huey.scheduled()]:
+        if getattr(task, "name", None) == TASK_NAME and task.args and isinstance(task.args[0], int):
+            found.add(task.args[0])
+    return found
 
 
 def reap_on_start(huey: Huey) -> list[int]:
@@ -380,15 +391,39 @@ def _notify_finished(attempt_id: int, *, sessions, settings: JobSettings) -> Non
         logger.exception("could not queue the e-mail about attempt %s", attempt_id)
 
 
-def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:
+def patiently(action: Callable[[], Any], *, settings: JobSettings, what: str) -> Any:
+    """`action()`, tried again while the database is down (1 s, 2 s, 4 s... apart) for up to
+    `outage_wait_seconds`: a restart of the database delays a job, it never drops one. Then the error stands."""
+    deadline = time.monotonic() + settings.outage_wait_seconds
+    pause = 1.0
+    while True:
+        try:
+            return action()
+        except DATABASE_OUTAGES as error:
+            if time.monotonic() + pause > deadline:
+                raise
+            logger.warning("the database is not answering while %s (%s); trying again in %g s", what,
+                           type(error).__name__, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+
+def _claim(attempt_id: int, sessions) -> tuple[int, str, str | None] | None:
     with sessions() as session:
         try_number = mark_running(session, attempt_id=attempt_id)
         if not try_number:
-            logger.info("attempt %s is not queued any more (another worker has it, or it is finished); skipped",
-                        attempt_id)
-            return "skipped"
+            return None
         attempt = session.get(Attempt, attempt_id)
-        source, ref = attempt.source_url, attempt.ref
+        return try_number, attempt.source_url, attempt.ref
+
+
+def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:
+    claimed = patiently(lambda: _claim(attempt_id, sessions), settings=settings, what=f"claiming attempt {attempt_id}")
+    if claimed is None:
+        logger.info("attempt %s is not queued any more (another worker has it, or it is finished); skipped",
+                    attempt_id)
+        return "skipped"
+    try_number, source, ref = claimed
     logger.info("attempt %s: try %s started", attempt_id, try_number)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat_loop,
@@ -433,7 +468,7 @@ def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve
         with _IN_FLIGHT_LOCK:
             if _IN_FLIGHT.get(attempt_id) == try_number:
                 del _IN_FLIGHT[attempt_id]
-    _fail(sessions, attempt_id, reason, dead_letter=dead_letter, try_number=try_number)
+    _fail(sessions, attempt_id, reason, dead_letter=dead_letter, try_number=try_number, settings=settings)
     return "failed"
 
 
@@ -476,8 +511,11 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     def progress(stage: str, message: str) -> None:
         if timer is not None:
             timer.start(stage)
-        with sessions() as session:
-            set_stage(session, attempt_id=attempt_id, stage=stage, message=message, try_number=try_number)
+        try:
+            with sessions() as session:
+                set_stage(session, attempt_id=attempt_id, stage=stage, message=message, try_number=try_number)
+        except DATABASE_OUTAGES:  # the stage shown to the learner lags; the assessment goes on
+            logger.warning("attempt %s: the database is not answering; stage %s not recorded", attempt_id, stage)
 
     pipeline_settings = PipelineSettings(
         work_root=settings.work_root, cache_dir=settings.cache_dir, source_policy=settings.source_policy,
@@ -488,17 +526,23 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     killed_by = (getattr(report, "sandbox", None) or {}).get("killed_by")
     if killed_by and metrics is not None:
         metrics.sandbox_kills.labels(killed_by).inc()
-    with sessions() as session:
-        if getattr(report, "sources", None) is not None:
-            measured = {entry.get("path") for entry in (report.coverage or {}).get("files") or ()}
-            store_sources(session, commit=report.commit, snapshot=report.sources, measured=measured)
-        report, near_copies = _find_near_copies(session, report, rubric, attempt_id,
-                                                samples=settings.compare_with_samples)
-        stored, reused = store_report(session, report=report)
-        if near_copies is not None and not reused:
-            integrity.record_near_copies(session, report_id=stored.id, pending=near_copies)
-        if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused, try_number=try_number):
-            logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id, stored.id)
+    def record(report) -> bool:
+        with sessions() as session:
+            if getattr(report, "sources", None) is not None:
+                measured = {entry.get("path") for entry in (report.coverage or {}).get("files") or ()}
+                store_sources(session, commit=report.commit, snapshot=report.sources, measured=measured)
+            report, near_copies = _find_near_copies(session, report, rubric, attempt_id,
+                                                    samples=settings.compare_with_samples)
+            stored, reused = store_report(session, report=report)
+            if near_copies is not None and not reused:
+                integrity.record_near_copies(session, report_id=stored.id, pending=near_copies)
+            if not finish_scored(session, attempt_id=attempt_id, stored=stored, reused=reused, try_number=try_number):
+                logger.warning("attempt %s finished after it was marked failed (reaped); report %s kept", attempt_id,
+                               stored.id)
+            return reused
+
+    # The report waits for the database rather than being thrown away after minutes of work.
+    reused = patiently(lambda: record(report), settings=settings, what=f"storing the report of attempt {attempt_id}")
     return "reused" if reused else "scored"
 
 
@@ -516,10 +560,17 @@ def _find_near_copies(session, report, rubric, attempt_id: int, *, samples: bool
         return report, None
 
 
-def _fail(sessions, attempt_id: int, reason: str, *, dead_letter: bool = False, try_number: int | None = None) -> None:
-    try:
+def _fail(sessions, attempt_id: int, reason: str, *, dead_letter: bool = False, try_number: int | None = None,
+          settings: JobSettings | None = None) -> None:
+    def record() -> None:
         with sessions() as session:
             finish_failed(session, attempt_id=attempt_id, reason=reason, dead_letter=dead_letter, try_number=try_number)
+
+    try:
+        if settings is not None:
+            patiently(record, settings=settings, what=f"recording the failure of attempt {attempt_id}")
+        else:
+            record()
     except Exception:
         logger.exception("could not record the failure of attempt %s (the reaper will)", attempt_id)
 

@@ -2,9 +2,7 @@
 
 import logging
 
-import psycopg
 import redis.exceptions
-import sqlalchemy.exc
 
 from flask import Flask, Response, current_app, has_request_context, jsonify, make_response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -13,12 +11,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from assessor.db import DATABASE_OUTAGES
+
 logger = logging.getLogger("assessor.web")
 # Errors that mean a server is down, not that the code is wrong: a short 503 and one log line.
-# psycopg's own errors reach here from the verify API's raw connection.
-OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError,
-           sqlalchemy.exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError,
-           redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+OUTAGES = (*DATABASE_OUTAGES, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "

@@ -208,3 +208,22 @@ def test_queued_attempts_whose_job_was_lost_are_enqueued_again(app, db, make_use
     assert jobs.requeue_orphans(db, huey, settings=settings) == []  # a job is waiting: nothing is lost
     assert fresh.id not in [lost.id]
     huey.flush()
+
+
+def test_orphans_are_found_while_other_jobs_wait_and_waiting_jobs_are_not_doubled(app, db, make_user, make_attempt,
+                                                                                  settings):
+    huey = jobs.make_huey(settings)
+    huey.flush()
+    jobs.enqueue_mail(huey)                       # the mail task the scheduler queues every minute
+    waiting = make_attempt(make_user(), status=QUEUED)
+    lost = make_attempt(make_user(), status=QUEUED)
+    for attempt in (waiting, lost):
+        attempt.created_at = utcnow() - timedelta(hours=1)
+        db.add(attempt)
+    db.commit()
+    jobs.enqueue_attempt(huey, waiting.id)        # behind a long queue, its job still there
+    assert jobs.queued_attempt_ids(huey) == {waiting.id}
+    assert jobs.requeue_orphans(db, huey, settings=settings) == [lost.id]
+    assert jobs.queued_attempt_ids(huey) == {waiting.id, lost.id} and huey.pending_count() == 3
+    assert jobs.requeue_orphans(db, huey, settings=settings) == []
+    huey.flush()

@@ -1,16 +1,22 @@
-"""With the database unreachable, pages answer a plain 503 that needs nothing (no account, no database) and the log
-gets one line per request, not a traceback; when it is back, the same pages work again. The database sits behind
-a TCP relay the test can cut, in front of the PostgreSQL server named by ASSESSOR_TEST_DATABASE_URL."""
+"""Database outages: pages answer a plain 503 that needs nothing (no account, no database) with one log line per
+request, and work again when it is back; a job taken from the queue while the database is down waits for it
+instead of being dropped. The database sits behind a TCP relay the test can cut, in front of the PostgreSQL
+server named by ASSESSOR_TEST_DATABASE_URL."""
 
 import logging
 import os
 import socket
 import threading
+import time
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from assessor import jobs
+from assessor.models import SCORED
+
 from tests.backends import IN_CI, PG_ENV, postgresql_schema_url
+from tests.ops.test_worker_processes import engine, queued_attempt, wait_for  # noqa: F401  (fixtures)
 
 
 class Relay:
@@ -110,3 +116,19 @@ def test_a_database_outage_shows_a_plain_page_logs_one_line_each_and_heals(app, 
     assert len(records) >= 3
     relay.mend()
     assert client.get("/learner/").status_code == 200
+
+
+@pytest.mark.parametrize("deployment", ["scaled"], indirect=True)
+def test_a_job_taken_while_the_database_is_down_waits_for_it_and_completes(app, engine, queued_attempt,
+                                                                           relayed_database):
+    relay = relayed_database[1]
+    attempt = queued_attempt(slow=False)
+    huey = jobs.make_huey(app.extensions["assessor.job_settings"])
+    jobs.enqueue_attempt(huey, attempt.id)
+    relay.cut()
+    with jobs.ThreadConsumer(huey, workers=1, periodic=False):
+        time.sleep(4)  # the worker has taken the job and keeps trying to claim the attempt
+        assert huey.pending_count() == 0
+        relay.mend()
+        done = wait_for(engine, attempt.id, lambda a: a.finished, "finished")
+    assert done.status == SCORED, done.failure_reason
