@@ -7,6 +7,7 @@ import re
 import hmac
 import time
 import uuid
+from datetime import timedelta
 
 from flask import Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,6 +16,7 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from assessor import logs
+from assessor.db import utcnow
 from assessor.metrics import Metrics
 from assessor.models import FAILED, QUEUED, RUNNING, Attempt
 from assessor.submissions import dead_letters, requeue_dead_letter
@@ -24,6 +26,8 @@ logger = logging.getLogger("assessor.web")
 bp = Blueprint("ops", __name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
+# A queued attempt this old without a job is shown to the admin as one to queue again.
+ORPHAN_AFTER_SECONDS = 120
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -144,17 +148,44 @@ def metrics():
 @bp.route("/admin/jobs")
 @role_required("admin")
 def jobs_page():
+    from assessor.jobs import queued_attempt_ids
+
     session = db()
     try:
-        depth, queue_problem = huey().pending_count(), None
+        depth, queue_problem, with_jobs = huey().pending_count(), None, queued_attempt_ids(huey())
     except Exception as error:
-        depth, queue_problem = None, f"{type(error).__name__}: {_first_line(error)}"
+        depth, queue_problem, with_jobs = None, f"{type(error).__name__}: {_first_line(error)}", None
+    # Queued a while ago and no job for them in the queue: the reaper queues them again within minutes; the
+    # admin need not wait.
+    before = utcnow() - timedelta(seconds=ORPHAN_AFTER_SECONDS)
+    waiting = list(session.exec(select(Attempt).where(Attempt.status == QUEUED, Attempt.created_at < before)
+                                .order_by(Attempt.created_at).limit(200)))
+    orphans = [attempt for attempt in waiting if with_jobs is not None and attempt.id not in with_jobs][:50]
     running = list(session.exec(select(Attempt).where(Attempt.status == RUNNING).order_by(Attempt.started_at)))
     queued = session.exec(select(func.count()).select_from(Attempt).where(Attempt.status == QUEUED)).one()
     failed = list(session.exec(select(Attempt).where(Attempt.status == FAILED, Attempt.dead_letter == False)  # noqa: E712
                                .order_by(Attempt.finished_at.desc(), Attempt.id.desc()).limit(50)))
     return render_template("admin/jobs.html", depth=depth, queue_problem=queue_problem, running=running,
-                           queued=queued, failed=failed, dead=dead_letters(session))
+                           queued=queued, failed=failed, dead=dead_letters(session), orphans=orphans)
+
+
+@bp.route("/admin/jobs/<int:attempt_id>/enqueue", methods=["POST"])
+@role_required("admin")
+def enqueue(attempt_id: int):
+    """A queued attempt whose job is gone, queued again now (a duplicate job is harmless: one claim wins)."""
+    from assessor.jobs import enqueue_attempt
+
+    attempt = db().get(Attempt, attempt_id)
+    if attempt is None or attempt.status != QUEUED:
+        abort(404)
+    try:
+        enqueue_attempt(huey(), attempt_id)
+    except Exception:
+        flash(f"Attempt {attempt_id} could not be queued: the job queue is unavailable. Try again later.", "error")
+    else:
+        logger.info("queued attempt %s given a job again by admin %s", attempt_id, current_user.id)
+        flash(f"Attempt {attempt_id} queued again.", "success")
+    return redirect(url_for("ops.jobs_page"))
 
 
 @bp.route("/admin/jobs/<int:attempt_id>/requeue", methods=["POST"])

@@ -3,10 +3,12 @@
 import io
 import json
 import logging
+from datetime import timedelta
 
 from sqlmodel import select
 
 from assessor import logs
+from assessor.db import utcnow
 from assessor.models import FAILED, QUEUED, RUNNING, Attempt, Event
 from assessor.web import create_app
 
@@ -132,3 +134,29 @@ def test_the_jobs_page_shows_the_queue_and_requeues_dead_letters(app, client, au
 def test_only_admins_see_the_jobs_page(client, auth, make_user):
     auth.as_(make_user("mentor"))
     assert client.get("/admin/jobs").status_code == 403
+
+
+def test_the_jobs_page_lists_queued_attempts_without_a_job_and_queues_them_again(app, client, auth, make_user,
+                                                                                 make_attempt, db):
+    from assessor.jobs import enqueue_attempt, queued_attempt_ids
+    from assessor.web.extensions import huey
+
+    auth.as_(make_user("admin"))
+    learner = make_user()
+    lost, waiting, fresh = (make_attempt(learner, status=QUEUED) for _ in range(3))
+    for attempt in (lost, waiting):
+        attempt.created_at = utcnow() - timedelta(minutes=10)
+        db.add(attempt)
+    db.commit()
+    with app.app_context():
+        huey().flush()
+        enqueue_attempt(huey(), waiting.id)
+    table = client.get("/admin/jobs").get_data(as_text=True).split('id="orphans"')[1].split("</table>")[0]
+    assert f"#{lost.id}" in table and f"#{waiting.id}" not in table and f"#{fresh.id}" not in table
+    token = csrf_token(client, "/admin/jobs")
+    assert client.post(f"/admin/jobs/{lost.id}/enqueue", data={"csrf_token": token}).status_code == 302
+    with app.app_context():
+        assert queued_attempt_ids(huey()) == {lost.id, waiting.id}
+    assert "Every queued attempt has its job." in client.get("/admin/jobs").get_data(as_text=True)
+    finished = make_attempt(learner, status=FAILED)
+    assert client.post(f"/admin/jobs/{finished.id}/enqueue", data={"csrf_token": token}).status_code == 404
