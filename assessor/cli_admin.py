@@ -256,11 +256,17 @@ def users_courses(email, rubric_ids) -> None:
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, help="Serve this worker's Prometheus "
               "metrics (assessments, stage durations, sandbox kills) on this port; 0: do not.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
-def worker(workers, worker_type, metrics_port, metrics_host) -> None:
+@click.option("--parent-pid", type=click.IntRange(1), hidden=True,
+              help="Stop when this process, the one that started the worker, is gone (how `serve` starts it).")
+def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None:
     """Run the assessment worker (huey consumer). SIGINT or SIGTERM: running jobs may finish (up to 30 s); any
     still running then are handed back to the queue for another worker."""
     from assessor import jobs, logs
 
+    if parent_pid:
+        from assessor.embedded_worker import stop_with_parent
+
+        stop_with_parent(parent_pid)
     logs.configure()
     # The embedded default must come up on a fresh machine with nothing but this command.
     if write_secret_key(resolve_paths().instance):
@@ -314,11 +320,13 @@ def serve(host, port, threads, workers) -> None:
     app = _app()
     logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
     _init_database(app)
-    child = None
+    embedded = None
     if workers and app.config["QUEUE_URL"].startswith("sqlite:///"):
-        child = subprocess.Popen([sys.executable, "-c", "from assessor.cli import main; main()", "worker",
-                                  "--workers", str(workers)], start_new_session=True)
-        click.echo(f"worker started (pid {child.pid}, {workers} at once)", err=True)
+        from assessor.embedded_worker import EmbeddedWorker
+
+        embedded = EmbeddedWorker(workers)
+        app.extensions["assessor.embedded_worker"] = embedded  # /readyz reports it
+        click.echo(f"worker started (pid {embedded.start()}, {workers} at once)", err=True)
     server = create_server(app, host=host, port=port, threads=threads, ident="capstone-assessor",
                            **proxy_options(app.config))
 
@@ -334,8 +342,8 @@ def serve(host, port, threads, workers) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
-        if child is not None:
-            _stop_child(child)
+        if embedded is not None:
+            embedded.stop(_stop_child)
     click.echo("stopped", err=True)
 
 

@@ -116,6 +116,13 @@ def readyz():
     except Exception as error:
         checks["queue"] = "unreachable"
         problems.append(f"queue: {type(error).__name__}: {_first_line(error)}")
+    embedded = current_app.extensions.get("assessor.embedded_worker")
+    if embedded is not None:  # `serve` with its own worker: no worker, no assessments
+        status = embedded.status()
+        checks["worker"] = status["state"]
+        if status["state"] != "running":
+            problems.append(f"worker: exited with {status['last_exit']}; being started again "
+                            f"(restart {status['restarts'] + 1})")
     if problems:
         logger.warning("not ready: %s", "; ".join(problems))
         return jsonify(status="unavailable", checks=checks, reason="; ".join(problems)), 503

@@ -134,3 +134,77 @@ def test_serve_runs_waitress_and_a_worker_and_stops_both_on_sigterm(tmp_path, ru
         pass
     else:
         raise AssertionError("the worker outlived the server")
+
+
+def test_serve_restarts_a_killed_worker_and_a_killed_server_leaves_no_worker(tmp_path, rubrics_dir):
+    import json
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ASSESSOR_INSTANCE": str(tmp_path / "inst"), "ASSESSOR_RUBRICS": str(rubrics_dir),
+           "ASSESSOR_WORK_ROOT": str(tmp_path / "work")}
+    command = [sys.executable, "-c", "from assessor.cli import main; main()"]
+    subprocess.run([*command, "init"], env=env, check=True, capture_output=True)
+    log = tmp_path / "serve.log"
+
+    def ready() -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+
+    def eventually(condition, what: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, f"{what}:\n{log.read_text()}"
+            time.sleep(0.2)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                              text=True).stdout.strip()[:1] not in ("Z", "")
+
+    with log.open("wb") as out:
+        server = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", "1"], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: b"serving on" in log.read_bytes() and _answers(port), "the server came up")
+            first = int(re.search(r"worker started \(pid (\d+)", log.read_text()).group(1))
+            status, body = ready()
+            assert status == 200 and body["checks"]["worker"] == "running"
+            os.kill(first, signal.SIGKILL)
+            eventually(lambda: "worker restarted (pid" in log.read_text(), "the worker was started again")
+            second = int(re.search(r"worker restarted \(pid (\d+)", log.read_text()).group(1))
+            assert second != first and alive(second)
+            eventually(lambda: ready()[0] == 200 and ready()[1]["checks"]["worker"] == "running", "ready again")
+            server.kill()  # the server itself killed outright: its worker must not stay behind
+            server.wait(timeout=10)
+            eventually(lambda: not alive(second), "the orphaned worker stopped", seconds=20)
+        finally:
+            if server.poll() is None:
+                server.kill()
+    assert "exited with -9; starting it again" in log.read_text()
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
