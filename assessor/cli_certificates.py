@@ -256,7 +256,8 @@ def keys_list() -> None:
                 state = f"retired {row.retired_at:%Y-%m-%d %H:%M}"
             elif state == "compromised":
                 state = f"compromised since {row.compromised_at:%Y-%m-%d %H:%M}: {row.compromise_reason}"
-            private = row.private_key_path or ("private key destroyed" if row.destroyed_at else "no private key here")
+            private = ("private key sealed in the database" if row.private_key_sealed else row.private_key_path
+                       or ("private key destroyed" if row.destroyed_at else "no private key"))
             click.echo(f"{row.kid}  {row.algorithm}  {state}  created {row.created_at:%Y-%m-%d %H:%M}  "
                        f"{published_kid(row, _settings(app))}  {private}")
 
@@ -277,7 +278,7 @@ def keys_rotate(immediately: bool) -> None:
         except IssuingError as error:
             _fail(str(error))
         if immediately:
-            click.echo(f"new active key {row.kid} ({row.private_key_path}, mode 0600); the old private key is destroyed")
+            click.echo(f"new active key {row.kid} (sealed in the database); the old private key is destroyed")
         else:
             click.echo(f"new key {row.kid} published; it signs from {row.activates_at:%Y-%m-%d %H:%M} UTC, when the "
                        f"current key retires and its private key is destroyed")
@@ -320,7 +321,8 @@ def ensure_key(app) -> str:
 
     with _session(app) as session:
         row = active_key(session, settings=_settings(app))
-        return f"signing key {row.kid} ({row.private_key_path})"
+        where = row.private_key_path or "sealed in the database"
+        return f"signing key {row.kid} ({where})"
 
 
 @click.group()

@@ -4,8 +4,10 @@ The certificate engine (``assessor.certificates``) is pure; this module ties it 
 idempotent: ``certificates.attempt_id`` is unique, so approving twice or a retried job returns the one
 certificate. The PDF is rendered and sealed once, at issue time, and stored; requests serve the stored bytes.
 
-Keys: private keys are PEM files (0600) in ``keys_dir`` (0700), or one file the operator names with
-``ASSESSOR_SIGNING_KEY_FILE``; the database holds only the public JWK and the file's path.
+Keys: the service's private keys are stored in the database sealed with AES-GCM under the key-encryption key
+every machine shares (``ASSESSOR_KEY_ENCRYPTION_KEY``, or derived from the secret key), so any web server or
+worker can sign and none holds a key in clear; or the one file the operator names with
+``ASSESSOR_SIGNING_KEY_FILE``. Key files an earlier version wrote into ``keys_dir`` are sealed in on first use.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ import logging
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from assessor.certificates import CertificateData, CriterionResult, KeyRecord, build_jwks, generate_key, issue
+from assessor.certificates import CertificateData, CriterionResult, KeyRecord, build_jwks, issue
 from assessor.certificates.credential import (
     CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine, identity_hash_for, iso_utc,
     sign_claims, subject_id_for,
@@ -36,6 +41,7 @@ from assessor.certificates.keys import (
     public_jwk, public_key_from_jwk, thumbprint,
 )
 from assessor.certificates import status
+from assessor.certificates.sealing import key_encryption_key, seal, unseal
 from assessor.certificates.render import render_certificate_pdf, seal_pdf
 from assessor.db import utcnow
 from assessor.errors import AssessorError, CertificateError
@@ -61,6 +67,7 @@ class IssuerSettings:
     public_url: str  # https://host[:port], no trailing slash
     issuer_name: str = "Capstone Assessor"
     key_file: Path | None = None  # operator-provided private key (overrides keys_dir)
+    kek: bytes | None = field(default=None, repr=False)  # seals the private keys stored in the database
 
     @property
     def issuer_id(self) -> str:
@@ -87,6 +94,7 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
         key_file=Path(key_file) if key_file else None,
+        kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
     )
 
 
@@ -131,15 +139,69 @@ def published_kid(row: SigningKey, settings: IssuerSettings) -> str:
 
 def _new_key(session: Session, *, settings: IssuerSettings, active: bool,
              activates_at: datetime | None) -> SigningKey:
-    _secure_dir(settings.keys_dir)
-    info = generate_key(settings.keys_dir)
-    return _add_key(session, path=info.path, settings=settings, active=active, activates_at=activates_at)
+    """A P-256 key made in memory and stored sealed: any machine with the key-encryption key can sign with it."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    kid = thumbprint(private.public_key())
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    row = SigningKey(kid=kid, key_url=key_url(settings.issuer_id, kid), algorithm=ES256,
+                     public_jwk=json.dumps(public_jwk(private.public_key(), kid)), private_key_path="",
+                     private_key_sealed=seal(pem, kek=_kek(settings), kid=kid), active=active,
+                     activates_at=activates_at)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _kek(settings: IssuerSettings) -> bytes:
+    if settings.kek is None:
+        raise IssuingError("no key-encryption key is configured (ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
+    return settings.kek
+
+
+def private_key_of(row: SigningKey, settings: IssuerSettings):
+    """The key's private half: unsealed from the database, or read from the operator's key file."""
+    try:
+        if row.private_key_sealed:
+            return load_pem_private_key(unseal(row.private_key_sealed, kek=_kek(settings), kid=row.kid), password=None)
+        if row.private_key_path:
+            return load_private_key(row.private_key_path)
+    except CertificateError as error:
+        raise IssuingError(str(error)) from None
+    raise IssuingError(f"the private key of {row.kid} was destroyed")
+
+
+def seal_key_files(session: Session, *, settings: IssuerSettings, now: datetime | None = None) -> list[str]:
+    """Key files an earlier version wrote into keys_dir, sealed into the database and the files destroyed, so every
+    machine can sign (the machine that has the files does this on its first use of a key)."""
+    sealed = []
+    rows = session.exec(select(SigningKey).where(SigningKey.private_key_path != "",
+                                                 SigningKey.private_key_sealed == None)).all()  # noqa: E711
+    for row in rows:
+        path = Path(row.private_key_path)
+        if settings.key_file is not None and path == settings.key_file or \
+                path.parent.resolve() != settings.keys_dir.resolve() or not path.is_file():
+            continue  # the operator's own file, or one this machine does not have
+        private = load_private_key(path)
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        row.private_key_sealed = seal(pem, kek=_kek(settings), kid=row.kid)
+        row.private_key_path = ""
+        session.add(row)
+        session.commit()
+        destroy_private_key(path)
+        sealed.append(row.kid)
+        logger.warning("signing key %s moved from %s into the database (sealed)", row.kid, path)
+    return sealed
 
 
 def _retire(session: Session, row: SigningKey, *, settings: IssuerSettings, now: datetime) -> None:
     """Stop signing with `row` and destroy its private key (a key the operator keeps elsewhere is only let go)."""
     row.active = False
     row.retired_at = row.retired_at or now
+    if row.private_key_sealed:
+        row.private_key_sealed = None
+        row.destroyed_at = now
     if row.private_key_path:
         path = Path(row.private_key_path)
         if path.parent.resolve() == settings.keys_dir.resolve():
@@ -190,9 +252,10 @@ def active_key(session: Session, *, settings: IssuerSettings, now: datetime | No
             _make_active(session, row, settings=settings, now=now)
             session.commit()
         return row
+    seal_key_files(session, settings=settings)
     _promote_due(session, settings=settings, now=now)
     row = session.exec(select(SigningKey).where(SigningKey.active == True)).first()  # noqa: E712
-    if row is not None and row.algorithm == ES256 and row.private_key_path:
+    if row is not None and row.algorithm == ES256 and (row.private_key_sealed or row.private_key_path):
         if row.key_url is None:
             row.key_url = published_kid(row, settings)
             session.add(row)
@@ -491,7 +554,7 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
         # A certificate names a verified address; it is issued once the learner confirms theirs.
         raise IssuingError(f"the learner of attempt {attempt_id} has not confirmed their e-mail address yet")
     key = active_key(session, settings=settings)
-    private = load_private_key(key.private_key_path)
+    private = private_key_of(key, settings)
     kid = published_kid(key, settings)
     for _ in range(3):
         public_id = str(uuid.uuid4())
@@ -621,7 +684,7 @@ def status_list_credential(session: Session, *, settings: IssuerSettings, number
     }
     key = active_key(session, settings=settings)
     claims = {**credential, "iss": settings.issuer_id, "jti": url, "nbf": int(now.timestamp())}
-    token = sign_claims(claims, load_private_key(key.private_key_path), published_kid(key, settings))
+    token = sign_claims(claims, private_key_of(key, settings), published_kid(key, settings))
     return credential, token
 
 

@@ -273,7 +273,8 @@ class OutgoingMail(SQLModel, table=True):
 
 
 class SigningKey(SQLModel, table=True):
-    """An issuer key. Only the public JWK and the path of the private key file are stored, never the key itself.
+    """An issuer key: its public JWK, and its private key sealed (AES-GCM under the key-encryption key every
+    machine shares, never in clear), or the path of the operator's own key file.
 
     A new key is published (in the JWKS) from `created_at` but signs only from `activates_at`, so verifiers'
     cached key sets already hold it; the key it replaces then retires and its private file is destroyed."""
@@ -285,7 +286,8 @@ class SigningKey(SQLModel, table=True):
     key_url: str | None = Field(default=None, max_length=1000)  # its published URL, fixed at creation
     algorithm: str = Field(default="ES256", max_length=16)
     public_jwk: str = Field(sa_column=Column(Text, nullable=False))
-    private_key_path: str = Field(max_length=1000)  # "" once the private key is destroyed
+    private_key_path: str = Field(max_length=1000)  # the operator's key file (or an earlier version's); "" if none
+    private_key_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # None: destroyed
     active: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     activates_at: datetime | None = None

@@ -2,7 +2,6 @@
 revocation; an independent JOSE library (PyJWT) verifies the credential against the JWKS."""
 
 import json
-import stat
 import threading
 from pathlib import Path
 
@@ -110,13 +109,43 @@ def test_only_approved_passing_attempts_are_certified(db, app, make_attempt, mak
     assert count(db, Certificate) == 0
 
 
-def test_private_key_file_is_0600_in_a_0700_dir_and_never_in_the_database(db, app):
+def test_the_private_key_is_sealed_in_the_database_and_any_machine_with_the_key_encryption_key_signs(
+        db, app, approved, tmp_path):
+    from dataclasses import replace
+
+    from assessor.certificates.sealing import key_encryption_key
+
     key = issuing.active_key(db, settings=settings(app))
-    path = Path(key.private_key_path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert path.parent == Path(app.config["KEYS_DIR"])
-    assert "PRIVATE" not in key.public_jwk and '"d"' not in key.public_jwk
+    assert key.private_key_path == "" and key.private_key_sealed.startswith("aesgcm1:")
+    assert not Path(app.config["KEYS_DIR"]).exists() or not list(Path(app.config["KEYS_DIR"]).iterdir())
+    dumped = "\n".join("|".join(map(str, row)) for row in db.connection().exec_driver_sql(
+        "SELECT * FROM signing_keys").fetchall())
+    assert "PRIVATE KEY" not in dumped and '"d"' not in key.public_jwk  # never in clear, never in the JWK
+    # Another machine: its own instance folder, no key file, the same secret key (so the same KEK).
+    elsewhere = replace(settings(app), keys_dir=tmp_path / "elsewhere" / "keys")
+    certificate = issuing.issue_certificate(db, attempt_id=approved.id, settings=elsewhere)
+    assert verify_credential(certificate.token, issuing.jwks(db, settings=elsewhere)).ok
+    # A machine with another key-encryption key cannot open it, and says why.
+    stranger = replace(elsewhere, kek=key_encryption_key(configured=None, secret_key="another secret"))
+    with pytest.raises(issuing.IssuingError, match="key-encryption key differs"):
+        issuing.private_key_of(key, stranger)
+
+
+def test_key_files_of_an_earlier_version_are_sealed_in_and_destroyed(db, app):
+    from assessor.certificates import generate_key
+    from assessor.models import SigningKey
+
+    keys_dir = Path(app.config["KEYS_DIR"])
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = generate_key(keys_dir)
+    issuing._add_key(db, path=info.path, settings=settings(app), active=True, activates_at=issuing.utcnow())
+    db.commit()
+    assert issuing.active_key(db, settings=settings(app)).kid == info.kid
+    row = db.exec(select(SigningKey).where(SigningKey.kid == info.kid)).one()
+    assert row.private_key_sealed and row.private_key_path == "" and not info.path.exists()
+    assert issuing.private_key_of(row, settings(app)).public_key().public_numbers() == \
+        issuing.load_pem_private_key(issuing.unseal(row.private_key_sealed, kek=settings(app).kek, kid=row.kid),
+                                     password=None).public_key().public_numbers()
 
 
 def test_operator_key_file(db, app, tmp_path):
@@ -134,7 +163,6 @@ def test_rotation_publishes_the_next_key_before_it_signs_then_destroys_the_old_o
         db, app, approved, make_attempt, make_user, mentor):
     old = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
     first_key = issuing.active_key(db, settings=settings(app))
-    first_private = Path(first_key.private_key_path)
     rotated_at = issuing.utcnow()
     next_key = issuing.rotate_key(db, settings=settings(app), now=rotated_at)
     assert next_key.kid != first_key.kid and issuing.key_state(next_key) == "next"
@@ -150,7 +178,7 @@ def test_rotation_publishes_the_next_key_before_it_signs_then_destroys_the_old_o
     assert issuing.active_key(db, settings=settings(app), now=later).kid == next_key.kid
     db.refresh(first_key)
     assert issuing.key_state(first_key) == "retired" and first_key.destroyed_at is not None
-    assert not first_private.exists() and first_key.private_key_path == ""
+    assert first_key.private_key_sealed is None and first_key.private_key_path == ""
     second = make_attempt(make_user(name="Grace"))
     approve(db, app, second, mentor)
     new = issuing.issue_certificate(db, attempt_id=second.id, settings=settings(app))
@@ -167,7 +195,7 @@ def test_an_emergency_rotation_switches_at_once(db, app):
     new_key = issuing.rotate_key(db, settings=settings(app), immediately=True)
     assert issuing.active_key(db, settings=settings(app)).kid == new_key.kid
     db.refresh(first_key)
-    assert issuing.key_state(first_key) == "retired" and not Path(app.config["KEYS_DIR"], f"{first_key.kid}.pem").exists()
+    assert issuing.key_state(first_key) == "retired" and first_key.private_key_sealed is None
 
 
 def test_changing_the_public_url_keeps_earlier_certificates_valid(db, app, approved, make_attempt, make_user,

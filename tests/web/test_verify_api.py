@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from assessor import issuing
-from assessor.certificates import build_credential, load_private_key, sign_credential
+from assessor.certificates import sign_credential
 
 from tests.web.certificate_helpers import approve, bomb_pdf, settings
 from tests.web.conftest import csrf_token
@@ -40,7 +40,7 @@ def _resign(certificate, db, app, **changes) -> str:
     key = issuing.active_key(db, settings=settings(app))
     credential = {k: v for k, v in payload_of(certificate.token).items() if k not in ("iss", "jti", "nbf", "sub")}
     credential.update(changes)
-    return sign_credential(credential, load_private_key(key.private_key_path), issuing.published_kid(key, settings(app)))
+    return sign_credential(credential, issuing.private_key_of(key, settings(app)), issuing.published_kid(key, settings(app)))
 
 
 def test_a_genuine_credential_and_pdf(client, certificate):
@@ -101,7 +101,7 @@ def test_signed_by_our_key_but_never_issued(client, db, app, certificate):
 
 def test_signed_by_a_compromised_key_after_its_compromise(client, db, app, certificate):
     stolen = issuing.active_key(db, settings=settings(app))
-    private = load_private_key(stolen.private_key_path)  # what the thief copied
+    private = issuing.private_key_of(stolen, settings(app))  # what the thief copied
     kid = issuing.published_kid(stolen, settings(app))
     since = certificate.issued_at + timedelta(seconds=1)
     credential = {k: v for k, v in payload_of(certificate.token).items() if k not in ("iss", "jti", "nbf", "sub")}
@@ -111,7 +111,7 @@ def test_signed_by_a_compromised_key_after_its_compromise(client, db, app, certi
                                           reason="key file left in a public backup",
                                           now=since + timedelta(minutes=10))
     assert revoked == []  # the genuine certificate was signed before the compromise
-    assert not issuing.find_key(db, kid=stolen.kid).private_key_path  # destroyed
+    assert not issuing.find_key(db, kid=stolen.kid).private_key_sealed  # destroyed
     body = verify(client, credential=forged).get_json()
     assert body["status"] == "key_compromised" and "public backup" in body["reason"]
     assert verify(client, credential=certificate.token).get_json()["status"] == "valid"
