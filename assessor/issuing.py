@@ -153,9 +153,17 @@ def _new_key(session: Session, *, settings: IssuerSettings, active: bool,
     return row
 
 
+class SigningUnavailable(IssuingError):
+    """This machine cannot sign (no key-encryption key, another one, an unreadable key file): the service's problem,
+    never the learner's, so it is told to the admins and the certificate waits."""
+
+
+CERTIFICATE_BLOCKED = "certificate_blocked"  # the event that says an approved attempt's certificate waits
+
+
 def _kek(settings: IssuerSettings) -> bytes:
     if settings.kek is None:
-        raise IssuingError("no key-encryption key is configured (ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
+        raise SigningUnavailable("no key-encryption key is configured (ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
     return settings.kek
 
 
@@ -167,8 +175,20 @@ def private_key_of(row: SigningKey, settings: IssuerSettings):
         if row.private_key_path:
             return load_private_key(row.private_key_path)
     except CertificateError as error:
-        raise IssuingError(str(error)) from None
-    raise IssuingError(f"the private key of {row.kid} was destroyed")
+        raise SigningUnavailable(str(error)) from None
+    raise SigningUnavailable(f"the private key of {row.kid} was destroyed")
+
+
+def blocked_certificates(session: Session) -> list[tuple[int, str]]:
+    """(attempt id, why) for approved attempts whose certificate could not be signed and is still missing."""
+    from assessor.models import Event
+
+    events = session.exec(select(Event).where(Event.kind == CERTIFICATE_BLOCKED).order_by(Event.id.desc())).all()
+    latest: dict[int, str] = {}
+    for event in events:
+        latest.setdefault(event.attempt_id, event.detail)
+    return [(attempt_id, why) for attempt_id, why in sorted(latest.items())
+            if certificate_for_attempt(session, attempt_id=attempt_id) is None]
 
 
 def seal_key_files(session: Session, *, settings: IssuerSettings, now: datetime | None = None) -> list[str]:

@@ -50,7 +50,8 @@ from assessor.metrics import Metrics
 from assessor.models import QUEUED, RUNNING, Attempt, User
 from assessor.source_store import store_sources
 from assessor.submissions import (
-    attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, requeue_running, set_stage,
+    attempt_rubric, finish_failed, finish_scored, find_stored_report, heartbeat, mark_running, record_event,
+    requeue_running, set_stage,
     store_report,
 )
 
@@ -219,12 +220,20 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
     # Idempotent (one certificate per attempt), so a retry after a crash is safe.
     @huey.task(name=CERTIFICATE_TASK_NAME, retries=3, retry_delay=30)
     def issue_certificate_task(attempt_id: int) -> None:
-        from assessor.issuing import IssuingError, certificate_for_attempt, issue_certificate
+        from assessor.issuing import (
+            CERTIFICATE_BLOCKED, IssuingError, SigningUnavailable, certificate_for_attempt, issue_certificate,
+        )
 
         with runtime.session() as session:
             try:
                 had = certificate_for_attempt(session, attempt_id=attempt_id)
                 certificate = issue_certificate(session, attempt_id=attempt_id, settings=settings.issuer)
+            except SigningUnavailable as error:  # this machine cannot sign: the admins are told, huey retries
+                session.rollback()
+                logger.error("the certificate of attempt %s cannot be signed here: %s", attempt_id, error)
+                record_event(session, kind=CERTIFICATE_BLOCKED, attempt_id=attempt_id, detail=str(error))
+                session.commit()
+                raise
             except IssuingError as error:  # not certifiable: retrying would not change that
                 logger.warning("no certificate for attempt %s: %s", attempt_id, error)
                 return

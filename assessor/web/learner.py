@@ -153,7 +153,8 @@ def _certificate_context(attempt, rubric, result) -> dict | None:
         return None
     certificate = issuing.certificate_for_attempt(db(), attempt_id=attempt.id)
     if certificate is None:
-        return {"certificate": None}
+        blocked = dict(issuing.blocked_certificates(db())).get(attempt.id) is not None
+        return {"certificate": None, "blocked": blocked}
     settings = issuing.settings_from_config(current_app.config)
     verify_url = settings.verify_url(certificate.public_id)
     issued = certificate.issued_at

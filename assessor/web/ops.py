@@ -172,8 +172,29 @@ def jobs_page():
     queued = session.exec(select(func.count()).select_from(Attempt).where(Attempt.status == QUEUED)).one()
     failed = list(session.exec(select(Attempt).where(Attempt.status == FAILED, Attempt.dead_letter == False)  # noqa: E712
                                .order_by(Attempt.finished_at.desc(), Attempt.id.desc()).limit(50)))
+    from assessor.issuing import blocked_certificates
+
     return render_template("admin/jobs.html", depth=depth, queue_problem=queue_problem, running=running,
-                           queued=queued, failed=failed, dead=dead_letters(session), orphans=orphans)
+                           queued=queued, failed=failed, dead=dead_letters(session), orphans=orphans,
+                           unsigned=blocked_certificates(session))
+
+
+@bp.route("/admin/jobs/<int:attempt_id>/certificate", methods=["POST"])
+@role_required("admin")
+def issue_again(attempt_id: int):
+    """Queue the certificate of an approved attempt again, once the machines can sign."""
+    from assessor.issuing import blocked_certificates
+    from assessor.jobs import enqueue_certificate
+
+    if attempt_id not in dict(blocked_certificates(db())):
+        abort(404)
+    try:
+        enqueue_certificate(huey(), attempt_id)
+    except Exception:
+        flash("The certificate could not be queued: the job queue is unavailable. Try again later.", "error")
+    else:
+        flash(f"The certificate of attempt {attempt_id} is queued again.", "success")
+    return redirect(url_for("ops.jobs_page"))
 
 
 @bp.route("/admin/jobs/<int:attempt_id>/enqueue", methods=["POST"])

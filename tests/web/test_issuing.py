@@ -277,3 +277,41 @@ def test_encoded_list_is_multibase_base64url_gzip():
     raw = gzip.decompress(base64.urlsafe_b64decode(encoded[1:] + "=" * (-len(encoded[1:]) % 4)))
     assert len(raw) == 16384 and raw[0] == 0b10000001 and raw[-1] == 0b00000001
     assert issuing.decode_bitstring(encoded) == raw
+
+
+def test_a_worker_that_cannot_sign_tells_the_admin_and_the_learner_and_the_certificate_waits(
+        app, db, approved, learner, make_user, client, auth):
+    import time
+
+    from assessor import jobs
+    from tests.web.conftest import csrf_token
+
+    issuing.active_key(db, settings=settings(app))  # the web servers' key, sealed under their secret
+    db.commit()
+    stranger = jobs.settings_from_config({**app.config, "SECRET_KEY": "another machine's secret"})
+    huey = jobs.make_huey(stranger)
+    with jobs.ThreadConsumer(huey, workers=1, periodic=False):
+        jobs.enqueue_certificate(huey, approved.id)
+        deadline = time.monotonic() + 30
+        while not issuing.blocked_certificates(db) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    [(attempt_id, why)] = issuing.blocked_certificates(db)
+    assert attempt_id == approved.id and "key-encryption key differs" in why
+    assert count(db, Certificate) == 0
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{approved.id}").get_data(as_text=True)
+    assert "could not be signed yet" in page and "The course team has been told" in page
+    auth.as_(make_user("admin"))
+    jobs_page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "1 certificate could not be signed" in jobs_page and f"Attempt #{approved.id}" in jobs_page
+    # The worker gets the right key; the admin issues it again.
+    good = jobs.make_huey(app.extensions["assessor.job_settings"])
+    with jobs.ThreadConsumer(good, workers=1, periodic=False):
+        response = client.post(f"/admin/jobs/{approved.id}/certificate",
+                               data={"csrf_token": csrf_token(client, "/admin/jobs")})
+        assert response.status_code == 302
+        deadline = time.monotonic() + 30
+        while count(db, Certificate) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            db.expire_all()
+    assert count(db, Certificate) == 1 and issuing.blocked_certificates(db) == []
