@@ -17,6 +17,10 @@ class TransientIntakeError(IntakeError):
     """Cloning failed on the way to the host (refused, unreachable, reset, DNS not answering): worth retrying."""
 
 
+class OutOfRoomError(AssessorError):
+    """The service ran out of disk space: its problem, never the learner's; the attempt waits for room."""
+
+
 class EnvironmentBuildError(AssessorError):
     """The learner's dependencies could not be installed."""
 

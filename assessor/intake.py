@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from assessor import authorship
 from assessor.authorship import Authorship, HistoryLimits
-from assessor.errors import IntakeError, TransientIntakeError
+from assessor.errors import AssessorError, IntakeError, OutOfRoomError, TransientIntakeError
 from assessor.sources import LOCK_FILES
 
 MAX_SOURCE_LENGTH = 1024
@@ -771,8 +771,15 @@ _REDIRECTED = ("returned error: 301", "returned error: 302", "returned error: 30
                "returned error: 308", "redirect")
 
 
-def _fetch_error(stderr: str, url: str, ref: str | None) -> IntakeError:
-    """The learner's error, or a transient one (the network, not the URL) that the queue retries."""
+_OUT_OF_ROOM = ("no space left on device", "disk quota exceeded")
+
+
+def _fetch_error(stderr: str, url: str, ref: str | None) -> AssessorError:
+    """The learner's error, or a transient one (the network, not the URL) that the queue retries, or the
+    service's own (out of disk space), which names no path."""
+    if _mentions(stderr, _OUT_OF_ROOM):
+        return OutOfRoomError("the service ran out of disk space while cloning; the attempt waits until there is "
+                              "room (nothing is wrong with the repository)")
     transient = _mentions(stderr, _NO_CONNECTION) or _mentions(stderr, _TRANSIENT_DNS)
     return (TransientIntakeError if transient else IntakeError)(_explain_fetch_failure(stderr, url, ref))
 

@@ -39,11 +39,11 @@ from huey.api import Huey
 from huey.exceptions import TaskTimeout
 from sqlmodel import Session, select
 
-from assessor import integrity, notifications
+from assessor import diskspace, integrity, notifications
 from assessor.accounts import forget_old_failures
 from assessor.mail import send_due, settings_from_config as mail_settings_from_config
 from assessor.db import DATABASE_OUTAGES, make_engine, utcnow
-from assessor.errors import AssessorError, TransientIntakeError
+from assessor.errors import AssessorError, OutOfRoomError, TransientIntakeError
 from assessor.intake import SourcePolicy, resolve_commit
 from assessor.logs import attempt_context
 from assessor.metrics import Metrics
@@ -86,6 +86,8 @@ class JobSettings:
     max_tries: int = 3                  # claims of one attempt (transient retries and crash recoveries) at most
     retry_base_seconds: float = 10.0    # first retry after this long, doubling each time
     outage_wait_seconds: float = 120.0  # how long a job waits for a database that is down before giving up
+    min_free_disk_mb: int = 1024        # less room than this in the work root: assessments wait
+    disk_wait_seconds: float = 60.0     # and try again this much later
     issuer: Any = None                  # assessor.issuing.IssuerSettings (certificates)
     public_url: str = "https://localhost"  # the links in e-mails
     mail: Any = None                    # assessor.mail.MailSettings
@@ -146,6 +148,7 @@ def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
         public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
         mail=mail_settings_from_config(config),
         compare_with_samples=_flag(config.get("INTEGRITY_SAMPLES", True)),
+        min_free_disk_mb=int(config.get("MIN_FREE_DISK_MB", 1024)),
     )
 
 
@@ -198,6 +201,11 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
     # huey's own timeout only works with process workers; the reaper covers thread workers.
     @huey.task(name=TASK_NAME, retries=0, timeout=int(settings.job_timeout_seconds))
     def run_attempt_task(attempt_id: int) -> None:
+        space = diskspace.room(settings.work_root, needed_mb=settings.min_free_disk_mb)
+        if not space.enough:  # the attempt stays queued, no try spent; the admin sees it on /readyz and Jobs
+            logger.error("attempt %s waits: %s", attempt_id, space.describe())
+            requeue(attempt_id, settings.disk_wait_seconds)
+            return
         outcome = run_attempt(attempt_id, sessions=runtime.session, settings=settings, metrics=runtime.metrics,
                               requeue=requeue)
         if outcome in ("scored", "reused", "failed"):
@@ -449,6 +457,14 @@ def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve
                                timer=timer, metrics=metrics)
     except TaskTimeout:
         reason = f"timed out: the assessment took longer than {_minutes(settings.job_timeout_seconds)}"
+    except OutOfRoomError as error:
+        # Not the learner's: back in the queue for later, the try given back, never a failure on their page.
+        logger.error("attempt %s: %s", attempt_id, error)
+        with sessions() as session:
+            if requeue_running(session, attempt_id=attempt_id, reason=str(error), try_number=try_number,
+                               give_back_try=True) and requeue is not None:
+                requeue(attempt_id, settings.disk_wait_seconds)
+        return "retried"
     except TransientIntakeError as error:
         if requeue is not None and try_number < settings.max_tries:
             delay = settings.retry_base_seconds * 2 ** (try_number - 1)

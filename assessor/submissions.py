@@ -246,10 +246,14 @@ def finish_failed(session: Session, *, attempt_id: int, reason: str, from_status
     return bool(changed)
 
 
-def requeue_running(session: Session, *, attempt_id: int, reason: str, try_number: int | None = None) -> bool:
-    """Hand a running attempt back to the queue (its worker stopped, or a transient error will be retried)."""
-    changed = session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(
-        status=QUEUED, stage=None, stage_message=reason[:500], heartbeat_at=None)).rowcount
+def requeue_running(session: Session, *, attempt_id: int, reason: str, try_number: int | None = None,
+                    give_back_try: bool = False) -> bool:
+    """Hand a running attempt back to the queue (its worker stopped, or a transient error will be retried);
+    `give_back_try` when the service, not the attempt, was the problem (out of disk space)."""
+    values = dict(status=QUEUED, stage=None, stage_message=reason[:500], heartbeat_at=None)
+    if give_back_try:
+        values["tries"] = Attempt.tries - 1
+    changed = session.exec(update(Attempt).where(*_running(attempt_id, try_number)).values(**values)).rowcount
     if changed:
         record_event(session, attempt_id=attempt_id, kind="assessment_requeued", detail=reason[:1000])
     session.commit()

@@ -421,3 +421,17 @@ def test_the_same_files_committed_by_someone_else_have_the_same_tree(make_repo, 
     assert first.commit != second.commit and first.tree == second.tree and len(first.tree) == 40
     different = clone(str(make_repo({"app.py": "x = 2\n"})), tmp_path / "three", policy=SourcePolicy(allow_local=True))
     assert different.tree != first.tree
+
+
+def test_running_out_of_disk_while_cloning_is_the_services_problem_and_names_no_path(make_repo, tmp_path):
+    from assessor.errors import OutOfRoomError
+    from assessor.sandbox import size_capped_dir
+
+    repo = make_repo({"data.bin": os.urandom(4 * 1024 * 1024).hex(), "app.py": "x = 1\n"})
+    room = tmp_path / "room"
+    with size_capped_dir(room, 2):
+        with pytest.raises(OutOfRoomError) as raised:
+            clone(str(repo), room / "checkout", policy=LOCAL)
+    message = str(raised.value)
+    assert "ran out of disk space" in message and "nothing is wrong with the repository" in message
+    assert str(tmp_path) not in message and "/" not in message

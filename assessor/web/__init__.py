@@ -33,6 +33,7 @@ def default_config(instance: Path) -> dict:
         UNSAFE_NO_SANDBOX=False,
         JOB_TIMEOUT_SECONDS=1800,
         STALE_AFTER_SECONDS=300,
+        MIN_FREE_DISK_MB=1024,  # less room than this for assessments: they wait, and /readyz says so
         LOGIN_MAX_FAILURES=5,
         LOGIN_WINDOW_SECONDS=900,
         LOGIN_MAX_PER_ADDRESS=50,  # sign-in attempts from one network address per window

@@ -8,6 +8,7 @@ import hmac
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -116,6 +117,10 @@ def readyz():
     except Exception as error:
         checks["queue"] = "unreachable"
         problems.append(f"queue: {type(error).__name__}: {_first_line(error)}")
+    space = _disk_room()
+    checks["disk"] = "ok" if space.enough else "low"
+    if not space.enough:  # assessments wait on this machine until there is room
+        problems.append(f"disk: {space.describe()}")
     embedded = current_app.extensions.get("assessor.embedded_worker")
     if embedded is not None:  # `serve` with its own worker: no worker, no assessments
         status = embedded.status()
@@ -127,6 +132,13 @@ def readyz():
         logger.warning("not ready: %s", "; ".join(problems))
         return jsonify(status="unavailable", checks=checks, reason="; ".join(problems)), 503
     return jsonify(status="ok", checks=checks)
+
+
+def _disk_room():
+    from assessor import diskspace
+
+    return diskspace.room(Path(current_app.config["WORK_ROOT"]),
+                          needed_mb=int(current_app.config.get("MIN_FREE_DISK_MB", 1024)))
 
 
 def _first_line(error: Exception) -> str:
@@ -176,7 +188,7 @@ def jobs_page():
 
     return render_template("admin/jobs.html", depth=depth, queue_problem=queue_problem, running=running,
                            queued=queued, failed=failed, dead=dead_letters(session), orphans=orphans,
-                           unsigned=blocked_certificates(session))
+                           unsigned=blocked_certificates(session), disk=_disk_room())
 
 
 @bp.route("/admin/jobs/<int:attempt_id>/certificate", methods=["POST"])

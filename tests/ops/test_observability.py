@@ -160,3 +160,36 @@ def test_the_jobs_page_lists_queued_attempts_without_a_job_and_queues_them_again
     assert "Every queued attempt has its job." in client.get("/admin/jobs").get_data(as_text=True)
     finished = make_attempt(learner, status=FAILED)
     assert client.post(f"/admin/jobs/{finished.id}/enqueue", data={"csrf_token": token}).status_code == 404
+
+
+def test_low_disk_space_makes_assessments_wait_and_is_shown_to_the_admin(app, client, auth, make_user, make_attempt,
+                                                                        db):
+    import time
+
+    from assessor import jobs
+    from assessor.web.extensions import huey
+
+    attempt = make_attempt(make_user(), status=QUEUED)
+    app.config["MIN_FREE_DISK_MB"] = 10**9  # more than any disk has
+    settings = jobs.settings_from_config(app.config)
+    queue = jobs.make_huey(settings)
+    queue.flush()
+    jobs.enqueue_attempt(queue, attempt.id)
+    with jobs.ThreadConsumer(queue, workers=1, periodic=False):
+        deadline = time.monotonic() + 20
+        while queue.pending_count() and time.monotonic() < deadline:  # taken, found no room, put back for later
+            time.sleep(0.1)
+        time.sleep(0.5)
+    db.expire_all()
+    waiting = db.get(Attempt, attempt.id)
+    assert waiting.status == QUEUED and waiting.tries == 0 and waiting.failure_reason is None
+    assert attempt.id in jobs.queued_attempt_ids(queue)  # its job is scheduled again, not dropped
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["disk"] == "low"
+    assert "MB needed" in ready.get_json()["reason"] and str(app.config["WORK_ROOT"]) not in ready.get_json()["reason"]
+    auth.as_(make_user("admin"))
+    assert "assessments wait until there is room" in client.get("/admin/jobs").get_data(as_text=True)
+    app.config["MIN_FREE_DISK_MB"] = 1
+    assert client.get("/readyz").get_json()["checks"]["disk"] == "ok"
+    with app.app_context():
+        huey().flush()
