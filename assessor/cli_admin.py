@@ -73,6 +73,8 @@ def register(main: click.Group) -> None:
     main.add_command(users)
     main.add_command(worker)
     main.add_command(serve)
+    main.add_command(backup)
+    main.add_command(restore)
     main.add_command(db_group)
     main.add_command(integrity_group)
     from assessor.cli_demo import demo
@@ -371,3 +373,52 @@ def _stop_child(child: subprocess.Popen, graceful_seconds: float = 35.0) -> None
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.1)
+
+
+@click.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+def backup(destination: Path) -> None:
+    """Back up everything a restore needs into DESTINATION (a new folder, mode 0700: it holds the secret key):
+    the database (SQLite's online backup, or pg_dump), the instance's secret key and config.py. The service may
+    go on running."""
+    from assessor.backup import BackupError, take_backup
+
+    app = _app()
+    try:
+        manifest = take_backup(database_url=app.config["DATABASE_URL"], instance=Path(app.instance_path),
+                               destination=destination,
+                               kek_from_environment=bool(app.config.get("KEY_ENCRYPTION_KEY")))
+    except BackupError as error:
+        _fail(str(error))
+    click.echo(f"backup written to {destination}: {manifest.database} database, "
+               f"{', '.join(manifest.instance_files) or 'no instance files'}; key-encryption key: "
+               f"{manifest.key_encryption_key}")
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def restore(source: Path) -> None:
+    """Restore a backup taken with `assessor backup` into this instance, whose database must be empty; then the
+    schema is brought up to date. Start the service afterwards."""
+    from sqlalchemy import inspect
+
+    from assessor.backup import BackupError, restore_database, restore_instance_files
+
+    try:
+        restore_instance_files(source=source, instance=resolve_paths().instance)
+    except BackupError as error:
+        _fail(str(error))
+    app = _app()
+    engine = app.extensions["assessor.engine"]
+    try:
+        empty = not inspect(engine).get_table_names()
+    except Exception as error:
+        _fail(f"database {_redacted(app.config['DATABASE_URL'])} is not usable: {type(error).__name__}")
+    engine.dispose()
+    try:
+        manifest = restore_database(source=source, database_url=app.config["DATABASE_URL"], database_is_empty=empty)
+    except BackupError as error:
+        _fail(str(error))
+    _init_database(app)
+    click.echo(f"restored the {manifest.database} database and {', '.join(manifest.instance_files) or 'no files'} "
+               f"from a backup of {manifest.created_at}")
