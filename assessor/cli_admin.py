@@ -75,6 +75,7 @@ def register(main: click.Group) -> None:
     main.add_command(serve)
     main.add_command(backup)
     main.add_command(restore)
+    main.add_command(config_group)
     main.add_command(db_group)
     main.add_command(integrity_group)
     from assessor.cli_demo import demo
@@ -276,6 +277,7 @@ def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None
     app = _app()
     logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
     _init_database(app)
+    _refuse_other_settings(app)
     settings = jobs.settings_from_config(app.config)
     try:
         huey = jobs.make_huey(settings)
@@ -322,6 +324,7 @@ def serve(host, port, threads, workers) -> None:
     app = _app()
     logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
     _init_database(app)
+    _record_settings(app)
     embedded = None
     if workers and app.config["QUEUE_URL"].startswith("sqlite:///"):
         from assessor.embedded_worker import EmbeddedWorker
@@ -422,3 +425,58 @@ def restore(source: Path) -> None:
     _init_database(app)
     click.echo(f"restored the {manifest.database} database and {', '.join(manifest.instance_files) or 'no files'} "
                f"from a backup of {manifest.created_at}")
+
+
+def _record_settings(app) -> None:
+    """A web server starting publishes its public URL, issuer and mail sender as the deployment's."""
+    from sqlmodel import Session
+
+    from assessor import deployment
+
+    with Session(app.extensions["assessor.engine"]) as session:
+        deployment.record(session, app.config)
+
+
+def _refuse_other_settings(app) -> None:
+    """A worker whose settings differ from what the web servers publish would issue certificates naming another
+    address, or mail from another sender: it does not start."""
+    from sqlmodel import Session
+
+    from assessor import deployment
+
+    with Session(app.extensions["assessor.engine"]) as session:
+        found = deployment.differences(session, app.config)
+    if found:
+        _fail("this worker's settings differ from the web servers': "
+              + "; ".join(f"ASSESSOR_{name} is {here!r} here but {recorded!r} there" for name, recorded, here in found)
+              + " (give it the same settings; `assessor config check` shows them)")
+
+
+@click.group("config")
+def config_group() -> None:
+    """This machine's configuration."""
+
+
+@config_group.command("check")
+def config_check() -> None:
+    """Print the settings this machine will use and where each comes from, beside the ones the web servers
+    recorded; exit 2 when a recorded one differs (a worker would refuse to start)."""
+    from sqlmodel import Session
+
+    from assessor import deployment
+
+    app = _app()
+    try:
+        with Session(app.extensions["assessor.engine"]) as session:
+            lines = deployment.describe(session, app.config, Path(app.instance_path))
+    except Exception as error:  # no database yet, or unreachable: the local view still helps
+        click.echo(f"(database not readable: {type(error).__name__}; recorded settings not compared)", err=True)
+        lines = deployment.describe(None, app.config, Path(app.instance_path))
+    width = max(len(line.name) for line in lines) + len("ASSESSOR_")
+    for line in lines:
+        recorded = ""
+        if line.recorded is not None:
+            recorded = "  (the web servers' value)" if not line.differs else f"  DIFFERS from the web servers' {line.recorded!r}"
+        click.echo(f"{'ASSESSOR_' + line.name:<{width}}  {line.shown or '(empty)'}  [{line.source}]{recorded}")
+    if any(line.differs for line in lines):
+        sys.exit(EXIT_BAD_INPUT)

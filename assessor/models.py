@@ -456,3 +456,14 @@ for _statement in (
     "FOR EACH ROW EXECUTE FUNCTION events_append_only()",
 ):
     event.listen(Event.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+class DeploymentSetting(SQLModel, table=True):
+    """A setting the web servers publish (the public URL, the issuer, the mail sender), recorded so that every
+    worker can be checked against it."""
+
+    __tablename__ = "deployment_settings"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(default="", sa_column=Column(Text, nullable=False))
+    recorded_at: datetime = Field(default_factory=utcnow)

@@ -39,3 +39,39 @@ def test_retry_settings_come_from_the_configuration():
     settings = jobs.settings_from_config({"DATABASE_URL": "sqlite://", "QUEUE_URL": "memory://", "WORK_ROOT": "/w",
                                           "CACHE_DIR": "/c", "MAX_TRIES": 5, "RETRY_BASE_SECONDS": 2})
     assert settings.max_tries == 5 and settings.retry_base_seconds == 2
+
+
+def test_a_worker_that_disagrees_with_the_web_servers_is_refused_and_config_check_says_why(tmp_path, monkeypatch,
+                                                                                          rubrics_dir):
+    import os
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from assessor.cli import main
+    from assessor.cli_admin import _record_settings
+
+    monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("ASSESSOR_RUBRICS", str(rubrics_dir))
+    monkeypatch.setenv("ASSESSOR_PUBLIC_URL", "https://assessor.example.org")
+    for name in ("ASSESSOR_DATABASE_URL", "ASSESSOR_REDIS_URL", "ASSESSOR_QUEUE_URL", "ASSESSOR_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"], catch_exceptions=False).exit_code == 0
+    _record_settings(create_app())  # what `assessor serve` does when it starts
+    agreed = runner.invoke(main, ["config", "check"], catch_exceptions=False)
+    assert agreed.exit_code == 0, agreed.output
+    lines = {line.split()[0]: line for line in agreed.output.splitlines() if line.startswith("ASSESSOR_")}
+    assert "https://assessor.example.org  [environment]  (the web servers' value)" in lines["ASSESSOR_PUBLIC_URL"]
+    assert lines["ASSESSOR_SECRET_KEY"].split()[1:3] == ["set", "[instance"]
+    assert "[default]" in lines["ASSESSOR_DATABASE_URL"]
+
+    monkeypatch.setenv("ASSESSOR_PUBLIC_URL", "https://localhost")  # a worker set up without it
+    differs = runner.invoke(main, ["config", "check"])
+    assert differs.exit_code == 2
+    assert "DIFFERS from the web servers' 'https://assessor.example.org'" in differs.output
+    worker = subprocess.run([sys.executable, "-c", "from assessor.cli import main; main()", "worker"],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert worker.returncode == 2
+    assert "ASSESSOR_PUBLIC_URL is 'https://localhost' here but 'https://assessor.example.org' there" in worker.stderr
