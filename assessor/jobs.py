@@ -222,6 +222,13 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
         with runtime.session() as session:
             reap_stale(session, settings=settings, requeue=requeue, metrics=runtime.metrics)
             requeue_orphans(session, huey, settings=settings)
+            session.commit()
+        # The work folders of jobs whose worker died, not only when a worker next starts.
+        from assessor.pipeline import clean_stale_job_dirs
+
+        for job_dir in clean_stale_job_dirs(settings.work_root):
+            logger.warning("removed the work folder of a job whose worker died: %s", job_dir.name)
+        with runtime.session() as session:
             forget_old_failures(session, before=utcnow() - timedelta(days=1))
             session.commit()
 
@@ -288,7 +295,9 @@ def check_queue(huey: Huey, url: str) -> int:
     except Exception as error:
         shown = re.sub(r"//[^@/]*@", "//***@", url)
         raise AssessorError(f"the job queue {shown} is not reachable ({type(error).__name__}: "
-                            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no details'})") from None
+                            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no details'}); start "
+                            f"the worker under a supervisor that restarts it (systemd's Restart=always, see "
+                            f"docs/deployment.md): it then starts by itself once the queue answers") from None
 
 
 def enqueue_attempt(huey: Huey, attempt_id: int) -> str:

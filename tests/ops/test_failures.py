@@ -27,6 +27,7 @@ def test_a_worker_with_redis_unavailable_at_start_says_so_and_exits(tmp_path):
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error: the job queue redis://***@127.0.0.1:1/0 is not reachable (ConnectionError")
+    assert "a supervisor that restarts it (systemd's Restart=always" in error
     assert "hunter2" not in result.stderr
 
 
