@@ -19,7 +19,7 @@ def test_healthz_and_readyz_answer_when_the_database_and_queue_do(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["checks"] == {"database": "ok", "queue": "ok"}
+    assert response.get_json()["checks"] == {"database": "ok", "queue": "ok", "disk": "ok"}
 
 
 def test_readyz_is_red_with_the_reason_when_redis_is_unreachable(app_config):
@@ -27,7 +27,7 @@ def test_readyz_is_red_with_the_reason_when_redis_is_unreachable(app_config):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     body = response.get_json()
-    assert body["checks"] == {"database": "ok", "queue": "unreachable"}
+    assert body["checks"] == {"database": "ok", "queue": "unreachable", "disk": "ok"}
     assert "queue: ConnectionError" in body["reason"]
     assert app.test_client().get("/healthz").status_code == 200  # the process is up all the same
 
