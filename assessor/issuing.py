@@ -41,6 +41,7 @@ from assessor.certificates.keys import (
     public_jwk, public_key_from_jwk, thumbprint,
 )
 from assessor.certificates import status
+from assessor.certificates.hsm import HsmPrivateKey, HsmSettings
 from assessor.certificates.sealing import key_encryption_key, seal, unseal
 from assessor.certificates.render import render_certificate_pdf, seal_pdf
 from assessor.db import utcnow
@@ -68,6 +69,7 @@ class IssuerSettings:
     issuer_name: str = "Capstone Assessor"
     key_file: Path | None = None  # operator-provided private key (overrides keys_dir)
     kek: bytes | None = field(default=None, repr=False)  # seals the private keys stored in the database
+    hsm: HsmSettings | None = None  # the operator's key in an HSM (overrides keys_dir and key_file)
 
     @property
     def issuer_id(self) -> str:
@@ -95,6 +97,9 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
         key_file=Path(key_file) if key_file else None,
         kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
+        hsm=HsmSettings(module=str(config["PKCS11_MODULE"]), token_label=str(config.get("PKCS11_TOKEN") or ""),
+                        key_label=str(config.get("PKCS11_KEY_LABEL") or ""), pin=str(config.get("PKCS11_PIN") or ""))
+        if config.get("PKCS11_MODULE") else None,
     )
 
 
@@ -170,6 +175,11 @@ def _kek(settings: IssuerSettings) -> bytes:
 def private_key_of(row: SigningKey, settings: IssuerSettings):
     """The key's private half: unsealed from the database, or read from the operator's key file."""
     try:
+        if row.private_key_path.startswith("pkcs11:"):
+            if settings.hsm is None or settings.hsm.uri != row.private_key_path:
+                raise SigningUnavailable(f"the key {row.kid} is in an HSM ({row.private_key_path}) this machine is "
+                                         f"not configured for: set ASSESSOR_PKCS11_MODULE, _TOKEN, _KEY_LABEL, _PIN")
+            return HsmPrivateKey(settings.hsm)
         if row.private_key_sealed:
             return load_pem_private_key(unseal(row.private_key_sealed, kek=_kek(settings), kid=row.kid), password=None)
         if row.private_key_path:
@@ -189,6 +199,33 @@ def blocked_certificates(session: Session) -> list[tuple[int, str]]:
         latest.setdefault(event.attempt_id, event.detail)
     return [(attempt_id, why) for attempt_id, why in sorted(latest.items())
             if certificate_for_attempt(session, attempt_id=attempt_id) is None]
+
+
+def _hsm_key(settings: IssuerSettings) -> HsmPrivateKey:
+    key = HsmPrivateKey(settings.hsm)
+    try:
+        key.public_key()  # the token opens and holds a P-256 key under that label
+    except CertificateError as error:
+        raise SigningUnavailable(str(error)) from None
+    return key
+
+
+def _operator_key(session: Session, *, private, where: str, settings: IssuerSettings, now: datetime) -> SigningKey:
+    """The operator's own key (in an HSM): recorded by its public half and where it is, made the active key."""
+    kid = thumbprint(private.public_key())
+    row = session.exec(select(SigningKey).where(SigningKey.kid == kid)).first()
+    if row is None:
+        row = SigningKey(kid=kid, key_url=key_url(settings.issuer_id, kid), algorithm=ES256,
+                         public_jwk=json.dumps(public_jwk(private.public_key(), kid)), private_key_path=where,
+                         active=False, activates_at=now)
+        session.add(row)
+        session.flush()
+    if row.compromised_at is not None:
+        raise IssuingError(f"the key {where} was declared compromised: put a new key in the HSM")
+    if not row.active:
+        _make_active(session, row, settings=settings, now=now)
+        session.commit()
+    return row
 
 
 def seal_key_files(session: Session, *, settings: IssuerSettings, now: datetime | None = None) -> list[str]:
@@ -257,6 +294,8 @@ def active_key(session: Session, *, settings: IssuerSettings, now: datetime | No
     """The key that signs new certificates: the operator's key file, the announced key once its time has come,
     or a P-256 key made on first use (also replacing an Ed25519 key of an earlier version)."""
     now = now or utcnow()
+    if settings.hsm is not None:
+        return _operator_key(session, private=_hsm_key(settings), where=settings.hsm.uri, settings=settings, now=now)
     if settings.key_file is not None:
         private = load_private_key(settings.key_file)
         if algorithm_of(private) != ES256:
@@ -296,6 +335,9 @@ def rotate_key(session: Session, *, settings: IssuerSettings, now: datetime | No
     now = now or utcnow()
     if settings.key_file is not None:
         raise IssuingError("the signing key is given by ASSESSOR_SIGNING_KEY_FILE: rotate it by changing that file")
+    if settings.hsm is not None:
+        raise IssuingError("the signing key is in the HSM (ASSESSOR_PKCS11_*): rotate it there, then change "
+                           "ASSESSOR_PKCS11_KEY_LABEL")
     _promote_due(session, settings=settings, now=now)
     pending = session.exec(select(SigningKey).where(
         SigningKey.active == False, SigningKey.retired_at == None,  # noqa: E711,E712

@@ -15,12 +15,14 @@ from pathlib import Path
 import segno
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from assessor.certificates.blocking import run_to_completion
 from assessor.certificates.credential import CertificateData, score_text
+from assessor.certificates.hsm import HsmPrivateKey
 from assessor.certificates.keys import EDDSA, PrivateKey, algorithm_of
 from assessor.certificates.verify import CREDENTIAL_ATTACHMENT
 from assessor.errors import CertificateError
@@ -170,7 +172,7 @@ def seal_certificate(private_key: PrivateKey, issuer_name: str, kid: str, now: d
         x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Certificate seal"),
     ])
     public_key = private_key.public_key()
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -189,8 +191,25 @@ def seal_certificate(private_key: PrivateKey, issuer_name: str, kid: str, now: d
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(kid)]), critical=False)
-        .sign(private_key, None if algorithm_of(private_key) == EDDSA else hashes.SHA256())
     )
+    if isinstance(private_key, HsmPrivateKey):
+        return _signed_in_hsm(builder, private_key)
+    return builder.sign(private_key, None if algorithm_of(private_key) == EDDSA else hashes.SHA256())
+
+
+def _signed_in_hsm(builder, private_key: "HsmPrivateKey"):
+    """The certificate signed by the HSM: the builder lays out the to-be-signed part (signed first with a
+    throwaway P-256 key, which only fixes the algorithm), then the HSM signs that part."""
+    from asn1crypto import x509 as asn1_x509
+
+    draft = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    signature = private_key.sign(draft.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+    certificate = asn1_x509.Certificate({
+        "tbs_certificate": asn1_x509.TbsCertificate.load(draft.tbs_certificate_bytes),
+        "signature_algorithm": {"algorithm": "sha256_ecdsa"},
+        "signature_value": signature,
+    })
+    return x509.load_der_x509_certificate(certificate.dump())
 
 
 def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str) -> bytes:
@@ -198,12 +217,13 @@ def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str)
     PDF 1.7, which its PDF/A-3 claim needs (an Ed25519 one makes pyHanko declare PDF 2.0)."""
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
+    from pyhanko.sign import signers
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
     cert = seal_certificate(private_key, issuer_name, kid)
     signing_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    if isinstance(private_key, HsmPrivateKey):
+        return _seal_in_hsm(pdf, private_key, signing_cert, issuer_name=issuer_name)
     signing_key = asn1_keys.PrivateKeyInfo.load(
         private_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -214,24 +234,49 @@ def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str)
         signing_key=signing_key,
         cert_registry=SimpleCertificateStore.from_certs([signing_cert]),
     )
-    meta = signers.PdfSignatureMetadata(
+    return _sign_pdf(pdf, signer, issuer_name=issuer_name, eddsa=algorithm_of(private_key) == EDDSA)
+
+
+def _seal_meta(issuer_name: str, *, eddsa: bool):
+    from pyhanko.sign import fields, signers
+
+    return signers.PdfSignatureMetadata(
         field_name=SEAL_FIELD,
         certify=True,
         docmdp_permissions=fields.MDPPerm.NO_CHANGES,
         subfilter=fields.SigSeedSubFilter.PADES,
-        md_algorithm="sha512" if algorithm_of(private_key) == EDDSA else "sha256",
+        md_algorithm="sha512" if eddsa else "sha256",
         name=issuer_name,
         reason="Issuer seal: this certificate must not be changed",
     )
+
+
+def _sign_pdf(pdf: bytes, signer, *, issuer_name: str, eddsa: bool) -> bytes:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-        signer_class = signers.PdfSigner if algorithm_of(private_key) == EDDSA else _pdf17_signer_class()
-        pdf_signer = signer_class(meta, signer=signer)
+        signer_class = signers.PdfSigner if eddsa else _pdf17_signer_class()
+        pdf_signer = signer_class(_seal_meta(issuer_name, eddsa=eddsa), signer=signer)
         out = run_to_completion(pdf_signer.async_sign_pdf(writer, bytes_reserved=SEAL_RESERVED_BYTES,
                                                           output=io.BytesIO()))
     except Exception as exc:
         raise CertificateError(f"sealing the certificate failed: {exc}") from exc
     return out.getvalue()
+
+
+def _seal_in_hsm(pdf: bytes, private_key: "HsmPrivateKey", signing_cert, *, issuer_name: str) -> bytes:
+    """The same seal, signed in the HSM through pyHanko's PKCS#11 signer (the digest made here, the raw ECDSA
+    mechanism in the module)."""
+    from pyhanko.sign.pkcs11 import PKCS11Signer
+
+    from assessor.certificates.hsm import _LOCK
+
+    with _LOCK, private_key.session() as session:
+        signer = PKCS11Signer(session, signing_cert=signing_cert, key_label=private_key.settings.key_label,
+                              use_raw_mechanism=True, embed_roots=True)
+        return _sign_pdf(pdf, signer, issuer_name=issuer_name, eddsa=False)
 
 
 @lru_cache(maxsize=1)
