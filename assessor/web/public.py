@@ -3,6 +3,7 @@ certificate API, badge images, and what verifiers fetch (issuer profile, keys, J
 
 import base64
 import json
+import logging
 from datetime import timedelta
 from functools import lru_cache
 
@@ -24,6 +25,7 @@ from assessor.web.jsonbody import json_body
 bp = Blueprint("public", __name__)
 
 VALID, REVOKED, UNKNOWN = "valid", "revoked", "unknown"
+logger = logging.getLogger("assessor.web")
 _MINUTE = timedelta(minutes=1)
 # Documents that wallets and verifiers in other origins read from a browser: open to any origin, read only.
 OPEN_ENDPOINTS = frozenset({"certificate_api", "certificate_jwt", "jwks", "status_list", "issuer", "issuer_key",
@@ -242,7 +244,13 @@ def context():
 def status_list(number: int):
     if number != issuing.STATUS_LIST_ID:
         return jsonify({"error": "no such status list"}), 404
-    credential, token = issuing.status_list_credential(db(), settings=_settings(), number=number)
+    try:
+        credential, token = issuing.status_list_credential(db(), settings=_settings(), number=number)
+    except issuing.SigningUnavailable as error:  # this server cannot sign: verifiers are told to come back
+        logger.error("the status list cannot be signed here: %s", error)
+        response = jsonify({"error": "the status list is temporarily unavailable; try again later"})
+        response.status_code, response.headers["Retry-After"] = 503, "60"
+        return response
     accept = request.headers.get("Accept", "")
     if "application/vc+jwt" in accept or "application/jwt" in accept or request.args.get("format") == "jwt":
         return current_app.response_class(token, mimetype="application/vc+jwt",

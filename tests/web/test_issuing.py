@@ -315,3 +315,12 @@ def test_a_worker_that_cannot_sign_tells_the_admin_and_the_learner_and_the_certi
             time.sleep(0.1)
             db.expire_all()
     assert count(db, Certificate) == 1 and issuing.blocked_certificates(db) == []
+
+
+def test_a_web_server_that_cannot_sign_answers_the_status_list_with_503_not_500(app, db, client):
+    issuing.active_key(db, settings=settings(app))  # sealed under the app's secret
+    db.commit()
+    app.config["SECRET_KEY"] = "a web server set up with another secret"
+    response = client.get(f"/status/{issuing.STATUS_LIST_ID}")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "60"
+    assert "temporarily unavailable" in response.get_json()["error"]
