@@ -291,7 +291,7 @@ def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None
         click.echo(f"worker metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
     from assessor.pipeline import clean_stale_job_dirs
 
-    reaped = jobs.reap_on_start(huey)
+    reaped = jobs.reap_on_start(huey, sole_worker=bool(parent_pid))
     # A worker killed outright leaves its job dirs (and their sandbox mounts) behind.
     for job_dir in clean_stale_job_dirs(settings.work_root):
         click.echo(f"removed the work dir of a job that died: {job_dir}", err=True)

@@ -368,13 +368,16 @@ def queued_attempt_ids(huey: Huey) -> set[int]:
     return found
 
 
-def reap_on_start(huey: Huey) -> list[int]:
-    """Reap before the consumer starts, on an engine of its own (so no connection is inherited by a fork)."""
+def reap_on_start(huey: Huey, *, sole_worker: bool = False) -> list[int]:
+    """Reap before the consumer starts, on an engine of its own (so no connection is inherited by a fork).
+    `sole_worker` (the worker `serve` runs for its instance): whatever is still running was its predecessor's,
+    which is dead, so it is queued again at once instead of after the heartbeat's silence."""
     settings: JobSettings = huey.assessor_runtime.settings  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            reaped = reap_stale(session, settings=settings, requeue=huey.assessor_requeue)  # type: ignore[attr-defined]
+            reaped = reap_stale(session, settings=settings, requeue=huey.assessor_requeue,  # type: ignore[attr-defined]
+                                silent_seconds=0 if sole_worker else None)
             return reaped + requeue_orphans(session, huey, settings=settings)
     finally:
         engine.dispose()
@@ -628,12 +631,15 @@ def _minutes(seconds: float) -> str:
 
 
 def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None = None,
-               requeue: Callable[[int, float], None] | None = None, metrics: Metrics | None = None) -> list[int]:
-    """Running attempts whose worker stopped sending heartbeats go back to the queue (with `requeue`, while
-    tries remain) or end failed in the dead-letter list; those that ran past the time limit end failed."""
+               requeue: Callable[[int, float], None] | None = None, metrics: Metrics | None = None,
+               silent_seconds: float | None = None) -> list[int]:
+    """Running attempts whose worker stopped sending heartbeats (for `silent_seconds`, by default
+    stale_after_seconds) go back to the queue (with `requeue`, while tries remain) or end failed in the
+    dead-letter list; those that ran past the time limit end failed."""
     now = now or utcnow()
     timed_out_before = now - timedelta(seconds=settings.job_timeout_seconds)
-    silent_before = now - timedelta(seconds=settings.stale_after_seconds)
+    silent_before = now - timedelta(seconds=settings.stale_after_seconds if silent_seconds is None
+                                    else silent_seconds)
     reaped = []
     for attempt in session.exec(select(Attempt).where(Attempt.status == RUNNING)).all():
         started = attempt.started_at or attempt.created_at

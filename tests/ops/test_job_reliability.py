@@ -227,3 +227,17 @@ def test_orphans_are_found_while_other_jobs_wait_and_waiting_jobs_are_not_double
     assert jobs.queued_attempt_ids(huey) == {waiting.id, lost.id} and huey.pending_count() == 3
     assert jobs.requeue_orphans(db, huey, settings=settings) == []
     huey.flush()
+
+
+def test_the_embedded_workers_successor_queues_what_it_was_running_at_once(app, db, make_user, make_attempt, settings):
+    huey = jobs.make_huey(settings)
+    huey.flush()
+    running = make_attempt(make_user(), status=RUNNING)
+    running.tries, running.heartbeat_at, running.started_at = 1, utcnow(), utcnow()  # its worker was just killed
+    db.add(running)
+    db.commit()
+    assert jobs.reap_on_start(huey) == []                     # another worker might still be running it
+    assert jobs.reap_on_start(huey, sole_worker=True) == [running.id]   # serve's own worker: it is the only one
+    db.expire_all()
+    assert db.get(Attempt, running.id).status == QUEUED and jobs.queued_attempt_ids(huey) == {running.id}
+    huey.flush()
