@@ -8,7 +8,7 @@ import io
 import struct
 import zlib
 from functools import lru_cache
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from assessor.errors import CertificateError
 
@@ -89,7 +89,9 @@ def bake_png(png: bytes, token: str) -> bytes:
 
 
 def bake_svg(svg: str, token: str) -> str:
-    """The SVG with the credential as the first element inside its root, in the OB 3.0 namespace."""
+    """The SVG with the credential as the first element inside its root, in the OB 3.0 namespace: a VC-JWT goes in
+    the element's `verify` attribute and the element stays empty, as OB 3.0's baking section asks (the text is
+    for a credential with an embedded proof)."""
     start = svg.find("<svg")
     end = svg.find(">", start)
     if start < 0 or end < 0:
@@ -97,4 +99,5 @@ def bake_svg(svg: str, token: str) -> str:
     opening = svg[:end]
     if "xmlns:openbadges=" not in opening:
         opening += f' xmlns:openbadges="{SVG_NAMESPACE}"'
-    return f"{opening}><openbadges:credential>{escape(token)}</openbadges:credential>{svg[end + 1:]}"
+    verify = quoteattr(token)  # the attribute value with its own quotes, escaped for XML
+    return f"{opening}><openbadges:credential verify={verify}></openbadges:credential>{svg[end + 1:]}"
