@@ -163,7 +163,10 @@ class SigningUnavailable(IssuingError):
     never the learner's, so it is told to the admins and the certificate waits."""
 
 
-CERTIFICATE_BLOCKED = "certificate_blocked"  # the event that says an approved attempt's certificate waits
+CERTIFICATE_BLOCKED = "certificate_blocked"
+# A status list may be cached for STATUS_LIST_TTL_MS and is worth nothing after STATUS_LIST_VALIDITY.
+STATUS_LIST_TTL_MS = 5 * 60 * 1000
+STATUS_LIST_VALIDITY = timedelta(days=1)  # the event that says an approved attempt's certificate waits
 
 
 def _kek(settings: IssuerSettings) -> bytes:
@@ -731,21 +734,26 @@ def status_list_credential(session: Session, *, settings: IssuerSettings, number
                                                                   Certificate.revoked_at.is_not(None))).all()
     url = settings.status_list_url(number)
     now = now or utcnow()
+    until = now + STATUS_LIST_VALIDITY
     credential = {
         "@context": [CONTEXTS[0]],
         "id": url,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": settings.issuer_id,
         "validFrom": iso_utc(now),
+        # Freshness: a saved list older than this says nothing about a revocation since.
+        "validUntil": iso_utc(until),
         "credentialSubject": {
             "id": f"{url}#list",
             "type": "BitstringStatusList",
             "statusPurpose": "revocation",
             "encodedList": encode_bitstring(list(revoked)),
+            "ttl": STATUS_LIST_TTL_MS,
         },
     }
     key = active_key(session, settings=settings)
-    claims = {**credential, "iss": settings.issuer_id, "jti": url, "nbf": int(now.timestamp())}
+    claims = {**credential, "iss": settings.issuer_id, "jti": url, "nbf": int(now.timestamp()),
+              "exp": int(until.timestamp())}
     token = sign_claims(claims, private_key_of(key, settings), published_kid(key, settings))
     return credential, token
 

@@ -459,10 +459,11 @@ def verify_pdf(
 REVOKED = "revoked"
 
 
-def check_revocation(status_token: str, jwks: dict, credential: dict) -> Check:
+def check_revocation(status_token: str, jwks: dict, credential: dict, *, now: datetime | None = None) -> Check:
     """Whether the issuer's signed BitstringStatusListCredential (a VC-JWT) marks ``credential`` revoked.
 
-    ``ok`` is False for revoked and for a list that cannot be trusted or read (the detail says which)."""
+    ``ok`` is False for revoked and for a list that cannot be trusted, read, or is past its `validUntil` (a saved
+    list says nothing about a revocation since; the detail says which)."""
     entry = credential.get("credentialStatus") if isinstance(credential, dict) else None
     if not isinstance(entry, dict) or entry.get("statusPurpose") != "revocation":
         return Check("revocation", False, "the credential names no revocation status list")
@@ -476,6 +477,14 @@ def check_revocation(status_token: str, jwks: dict, credential: dict) -> Check:
         return Check("revocation", False, "the status list is not this issuer's revocation list")
     if payload.get("id") != entry.get("statusListCredential"):
         return Check("revocation", False, "the status list is not the one the credential names")
+    until = payload.get("validUntil")
+    if until is not None:
+        try:
+            expired = datetime.fromisoformat(str(until).replace("Z", "+00:00")) < (now or datetime.now(timezone.utc))
+        except ValueError:
+            return Check("revocation", False, "the status list's validUntil is not a date")
+        if expired:
+            return Check("revocation", False, f"the status list expired at {until}: fetch a fresh one from the issuer")
     try:
         index = int(entry.get("statusListIndex"))
         revoked = bit_is_set(decode_bitstring(subject.get("encodedList")), index)

@@ -251,12 +251,18 @@ def status_list(number: int):
         response = jsonify({"error": "the status list is temporarily unavailable; try again later"})
         response.status_code, response.headers["Retry-After"] = 503, "60"
         return response
+    # Signed by default (a verifier that asks for nothing in particular gets what it can verify); the unsecured
+    # JSON only to whoever asks for JSON by name, to read.
     accept = request.headers.get("Accept", "")
-    if "application/vc+jwt" in accept or "application/jwt" in accept or request.args.get("format") == "jwt":
-        return current_app.response_class(token, mimetype="application/vc+jwt",
-                                          headers={"Cache-Control": "no-cache"})
-    response = jsonify(credential)  # the same, unsecured, for reading; the JWT is the verifiable form
-    response.headers["Cache-Control"] = "no-cache"
+    wants_json = request.args.get("format") == "json" or (
+        request.args.get("format") != "jwt" and "application/vc+jwt" not in accept and "application/jwt" not in accept
+        and ("application/json" in accept or "application/ld+json" in accept))
+    if wants_json:
+        response = jsonify(credential)
+    else:
+        response = current_app.response_class(token, mimetype="application/vc+jwt")
+    response.headers["Cache-Control"] = f"max-age={issuing.STATUS_LIST_TTL_MS // 1000}"
+    response.headers["Vary"] = "Accept"
     return response
 
 

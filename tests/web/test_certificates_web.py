@@ -119,7 +119,7 @@ def test_verify_page_and_api_show_revocation_at_once(client, auth, db, certifica
     api = client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()
     assert api["status"] == "revoked" and api["revocation"]["reason"] == "copied work"
     assert api["revocation"]["revoked_at"].endswith("+00:00")
-    status = client.get("/status/1").get_json()
+    status = client.get("/status/1", headers={"Accept": "application/json"}).get_json()
     bits = issuing.decode_bitstring(status["credentialSubject"]["encodedList"])
     assert issuing.bit_is_set(bits, certificate.status_index)
     signed = client.get("/status/1", headers={"Accept": "application/vc+jwt"})
@@ -326,7 +326,7 @@ def test_cli_verify_reads_the_signed_status_list_and_reports_a_revocation(cli, c
     result = cli("verify", str(pdf), "--jwks", str(jwks), "--status-list", str(status))
     assert result.exit_code == 1 and result.output.startswith("revoked"), result.output
     # a status list that is not signed by the issuer is not taken on trust
-    status.write_bytes(client.get("/status/1").data)  # the unsigned JSON form
+    status.write_bytes(client.get("/status/1?format=json").data)  # the unsigned JSON form
     result = cli("verify", str(pdf), "--jwks", str(jwks), "--status-list", str(status))
     assert result.exit_code == 1 and result.output.startswith("unverified"), result.output
     # this instance's own records say revoked, with the reason
@@ -432,3 +432,26 @@ def test_a_revoked_certificate_is_no_longer_offered_for_download_or_linkedin(cli
     assert "This certificate was revoked" in page and "copied work" in page
     assert "Download the PDF" not in page and "linkedin.com" not in page
     assert certificate.public_id in page  # the verify link stays: it now says revoked
+
+
+def test_the_status_list_is_signed_by_default_fresh_and_a_stale_copy_is_refused(client, db, app, certificate):
+    from datetime import datetime, timedelta, timezone
+
+    from assessor.certificates.verify import check_revocation, verify_credential
+    from tests.web.certificate_helpers import settings
+
+    plain = client.get("/status/1")  # what a verifier gets when it asks for nothing in particular
+    assert plain.mimetype == "application/vc+jwt" and "Accept" in plain.headers["Vary"]
+    assert plain.headers["Cache-Control"] == f"max-age={issuing.STATUS_LIST_TTL_MS // 1000}"
+    readable = client.get("/status/1", headers={"Accept": "application/json"}).get_json()
+    assert readable["credentialSubject"]["ttl"] == issuing.STATUS_LIST_TTL_MS
+    until = datetime.fromisoformat(readable["validUntil"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < until - datetime.now(timezone.utc) <= issuing.STATUS_LIST_VALIDITY
+    jwks = client.get("/.well-known/jwks.json").get_json()
+    credential = verify_credential(certificate.token, jwks).credential
+    assert check_revocation(plain.get_data(as_text=True), jwks, credential).ok
+    # A copy saved two days ago (signed then, by the same key) is past its validUntil: it proves nothing now.
+    old = datetime.now(timezone.utc) - timedelta(days=2)
+    _credential, stale = issuing.status_list_credential(db, settings=settings(app), now=old)
+    verdict = check_revocation(stale, jwks, credential)
+    assert not verdict.ok and "expired" in verdict.detail and "fetch a fresh one" in verdict.detail
