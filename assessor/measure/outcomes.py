@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from assessor.measure.resultfiles import ResultChangedError, ResultFileError, read_channel_message
-from assessor.measure.strength import StrengthResult
+from assessor.measure.strength import StrengthResult, suspect
 from assessor.sandbox import SandboxResult
 
 OUTPUT_TAIL_CHARS = 8000
@@ -206,6 +206,16 @@ def coverage_totals(files: list[FileCoverage]) -> CoverageResult:
         excluded_lines=sum(f.excluded_lines for f in files), statements=statements, covered_lines=covered,
         branches=branches, covered_branches=covered_branches, files=files,
     )
+
+
+def suspect_flags(strength: StrengthResult | None, tests: TestCounts | None) -> list[Flag]:
+    """Covered lines whose changes no test noticed, with a suite that passed everything: the figures are suspect
+    (evidence for the mentor; every toolchain's sampling ends here)."""
+    all_passed = tests is not None and tests.total > 0 and tests.failed == 0 and tests.errors == 0
+    if strength is None or not suspect(strength, all_passed=all_passed):
+        return []
+    return [Flag("figures_suspect", f"{strength.summary()} although every test passed: the covered lines' figures "
+                                    f"are suspect")]
 
 
 def finish_run(run: TestRun, *, clean_exit_codes: frozenset[int] = frozenset({0}),

@@ -88,15 +88,12 @@ def test_commands_are_registered_on_the_main_cli():
     assert {"add", "list", "role", "courses"} <= set(users.commands)
 
 
-def test_serve_runs_waitress_and_a_worker_and_stops_both_on_sigterm(tmp_path, rubrics_dir):
+def _initialised_instance(tmp_path, rubrics_dir) -> tuple[int, dict, list[str]]:
+    """A free port, the environment of an instance made by `assessor init`, and the command that runs the CLI."""
     import os
-    import re
-    import signal
     import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -105,6 +102,18 @@ def test_serve_runs_waitress_and_a_worker_and_stops_both_on_sigterm(tmp_path, ru
            "ASSESSOR_WORK_ROOT": str(tmp_path / "work")}
     command = [sys.executable, "-c", "from assessor.cli import main; main()"]
     subprocess.run([*command, "init"], env=env, check=True, capture_output=True)
+    return port, env, command
+
+
+def test_serve_runs_waitress_and_a_worker_and_stops_both_on_sigterm(tmp_path, rubrics_dir):
+    import os
+    import re
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    port, env, command = _initialised_instance(tmp_path, rubrics_dir)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen([*command, "serve", "--port", str(port), "--workers", "1"], env=env,
@@ -141,20 +150,12 @@ def test_serve_restarts_a_killed_worker_and_a_killed_server_leaves_no_worker(tmp
     import os
     import re
     import signal
-    import socket
     import subprocess
-    import sys
     import time
     import urllib.error
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "ASSESSOR_INSTANCE": str(tmp_path / "inst"), "ASSESSOR_RUBRICS": str(rubrics_dir),
-           "ASSESSOR_WORK_ROOT": str(tmp_path / "work")}
-    command = [sys.executable, "-c", "from assessor.cli import main; main()"]
-    subprocess.run([*command, "init"], env=env, check=True, capture_output=True)
+    port, env, command = _initialised_instance(tmp_path, rubrics_dir)
     log = tmp_path / "serve.log"
 
     def ready() -> tuple[int, dict]:

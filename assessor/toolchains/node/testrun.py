@@ -10,12 +10,12 @@ from pathlib import Path
 
 from assessor.measure.outcomes import (
     Flag, Outcome, TestCounts, TestRun, absent_server_verdict, channel_message, checked_coverage_data,
-    coverage_totals, finish_run, unavailable_note,
+    coverage_totals, finish_run, suspect_flags, unavailable_note,
 )
 from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
 from assessor.measure.strength import (
     MIN_MUTANT_SECONDS, MIN_MUTATION_BUDGET_SECONDS, MUTANT_TIME_FACTOR, MUTATION_BUDGET_FACTOR, Mutant,
-    MutantResult, StrengthResult, choose_sample, suspect,
+    MutantResult, StrengthResult, choose_sample,
 )
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
@@ -134,9 +134,7 @@ def run_tests(request: NodeTestRequest, environment: Environment, *, work_dir: P
             strength = _sample_strength(request, environment, outcome, run=run, limits=limits,
                                         project_root=project_root, out_dir=out_dir,
                                         suite_seconds=result.wall_seconds)
-            if strength is not None and suspect(strength, all_passed=_all_passed(outcome.tests)):
-                outcome.flags.append(Flag("figures_suspect", f"{strength.summary()} although every test passed: "
-                                                             f"the covered lines' figures are suspect"))
+            outcome.flags += suspect_flags(strength, outcome.tests)
     ignored = sum(request.ignore_comments.values())
     if ignored:
         notes.append(f"{ignored} coverage-ignore comment{'s' if ignored != 1 else ''} (istanbul/c8/v8 ignore) in "
@@ -321,9 +319,6 @@ def _covered_lines(data: dict, *, project_root: Path, sources: list[str]) -> dic
         covered[relative] = sorted(line for line in lines if isinstance(line, int))
     return covered
 
-
-def _all_passed(tests: TestCounts | None) -> bool:
-    return tests is not None and tests.total > 0 and tests.failed == 0 and tests.errors == 0
 
 
 def _sample_strength(request: NodeTestRequest, environment: Environment, outcome: Outcome, *, run, limits,

@@ -10,12 +10,12 @@ from pathlib import Path
 from assessor.errors import MeasureError
 from assessor.measure.outcomes import (
     Flag, Outcome, TestCounts, TestRun, absent_server_verdict, channel_message, checked_coverage_data, finish_run,
-    unavailable_note,
+    suspect_flags, unavailable_note,
 )
 from assessor.measure.resultfiles import MAX_JUNIT_BYTES, ResultFileError, clear_out_dir, parse_junit
 from assessor.measure.strength import (
     MIN_MUTANT_SECONDS, MIN_MUTATION_BUDGET_SECONDS, MUTANT_TIME_FACTOR, MUTATION_BUDGET_FACTOR, Mutant,
-    MutantResult, StrengthResult, choose_sample, suspect, verdict_of,
+    MutantResult, StrengthResult, choose_sample, verdict_of,
 )
 from assessor.measure.workspace import copy_checkout, modified_sources
 from assessor.sandbox import SandboxLimits, SandboxResult, run_sandboxed, size_capped_dir
@@ -196,9 +196,7 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
         strength = None
         if request.mutants > 0:
             strength = _sample_strength(box, request, checked, outcome, suite_seconds=result.wall_seconds)
-            if strength is not None and suspect(strength, all_passed=_all_passed(outcome.tests)):
-                outcome.flags.append(Flag("figures_suspect", f"{strength.summary()} although every test passed: "
-                                                             f"the covered lines' figures are suspect"))
+            outcome.flags += suspect_flags(strength, outcome.tests)
     notes += request.services.absence_notes(statuses)
     notes += [note for note in [unavailable_note(outcome.tests)] if note]
     # The planted test fails on purpose, so pytest's exit code is 1 for a suite that otherwise passed.
@@ -210,9 +208,6 @@ def run_tests(checkout: Path, *, environment, work_dir: Path, limits: SandboxLim
                       clean_exit_codes=frozenset({0, 1}) if test_canary else frozenset({0}),
                       scrub=lambda output: canaries.scrub_output(output, test_canary))
 
-
-def _all_passed(tests: TestCounts | None) -> bool:
-    return tests is not None and tests.total > 0 and tests.failed == 0 and tests.errors == 0
 
 
 def _collection(result: SandboxResult) -> dict:
