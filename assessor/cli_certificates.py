@@ -89,7 +89,13 @@ def _status_source(credential: dict, jwks_source: str | None, status_source: str
     named = str((credential.get("credentialStatus") or {}).get("statusListCredential") or "")
     if jwks_source and jwks_source.startswith(("https://", "http://")) and named.startswith(("https://", "http://")):
         origin, path = urllib.parse.urlsplit(jwks_source), urllib.parse.urlsplit(named)
-        return urllib.parse.urlunsplit((origin.scheme, origin.netloc, path.path, path.query, ""))
+        query = path.query
+        issuer = credential.get("issuer")
+        issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+        if (origin.scheme, origin.netloc) != (path.scheme, path.netloc) and isinstance(issuer_id, str):
+            # Asked at its new address, the issuer answers with the list its earlier address published.
+            query = "&".join(filter(None, (query, urllib.parse.urlencode({"issuer": issuer_id}))))
+        return urllib.parse.urlunsplit((origin.scheme, origin.netloc, path.path, query, ""))
     return named or None
 
 

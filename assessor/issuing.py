@@ -12,14 +12,15 @@ worker can sign and none holds a key in clear; or the one file the operator name
 
 from __future__ import annotations
 
-import json
+import base64
 import hashlib
+import json
 import hmac
 import logging
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,30 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
                         key_label=str(config.get("PKCS11_KEY_LABEL") or ""), pin=str(config.get("PKCS11_PIN") or ""))
         if config.get("PKCS11_MODULE") else None,
     )
+
+
+def earlier_addresses(session: Session, *, settings: IssuerSettings) -> list[str]:
+    """Every public URL certificates were issued under, today's first: each id a certificate carries was fixed
+    then, so each of these addresses keeps answering for the certificates issued there."""
+    suffix = "/issuer"
+    found = [settings.public_url]
+    for issuer_id in session.exec(select(Certificate.issuer_id).distinct()).all():
+        if issuer_id and issuer_id.endswith(suffix) and issuer_id[:-len(suffix)] not in found:
+            found.append(issuer_id[:-len(suffix)])
+    return found
+
+
+def settings_as_of(session: Session, *, settings: IssuerSettings, issuer_id: str | None = None,
+                   address: str | None = None) -> IssuerSettings | None:
+    """The issuer as certificates issued under an earlier address name it: by the issuer id a verifier asks for,
+    else by the address the request came to, else today's. None for an issuer id that was never ours."""
+    known = earlier_addresses(session, settings=settings)
+    if issuer_id:
+        wanted = issuer_id.removesuffix("/issuer")
+        return replace(settings, public_url=wanted) if wanted in known and issuer_id.endswith("/issuer") else None
+    if address and address.rstrip("/") in known:
+        return replace(settings, public_url=address.rstrip("/"))
+    return settings
 
 
 def issuer_profile(settings: IssuerSettings) -> dict:
@@ -533,6 +558,21 @@ def module_lines(session: Session, *, email: str, course: str) -> tuple[ModuleLi
     return tuple(ModuleLine(row.module, row.title, row.score, row.max_score, row.completed_on) for row in rows)
 
 
+def _subject_id(session: Session, *, settings: IssuerSettings, user_id: int) -> str:
+    """The learner's subject id as their first certificate fixed it, so a move does not split one learner in two."""
+    first = session.exec(select(Certificate.token).where(Certificate.user_id == user_id)
+                         .order_by(Certificate.issued_at, Certificate.id)).first()
+    if first:
+        try:
+            segment = first.split(".")[1]
+            subject = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))).get("sub")
+        except (IndexError, ValueError, AttributeError):
+            subject = None
+        if isinstance(subject, str) and subject.startswith("urn:uuid:"):
+            return subject
+    return subject_id_for(settings.issuer_id, f"user-{user_id}")
+
+
 def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSettings, public_id: str,
                      status_index: int, issued_at: datetime) -> CertificateData:
     from assessor.reviews import final_score, get_review, review_levels
@@ -571,7 +611,7 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
     salt = secrets.token_hex(16)
     return CertificateData(
         certificate_id=uuid.UUID(public_id),
-        subject_id=subject_id_for(settings.issuer_id, f"user-{attempt.user_id}"),
+        subject_id=_subject_id(session, settings=settings, user_id=attempt.user_id),
         learner_name=learner_name,
         course=rubric.course[:100],
         capstone=rubric.title[:100],

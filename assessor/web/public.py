@@ -52,6 +52,18 @@ def _settings() -> issuing.IssuerSettings:
     return issuing.settings_from_config(current_app.config)
 
 
+def _issuer_as_asked() -> issuing.IssuerSettings | None:
+    """The issuer as the certificates a verifier holds name it: an earlier address answers as it did then."""
+    asked = request.args.get("issuer", type=str)
+    if asked is not None and len(asked) > 1000:
+        return None
+    return issuing.settings_as_of(db(), settings=_settings(), issuer_id=asked, address=request.host_url)
+
+
+def _unknown_issuer():
+    return jsonify({"error": "certificates were never issued under that issuer id here"}), 404
+
+
 def token_payload(token: str) -> dict:
     """The claims of one of our stored tokens (already trusted: we signed it)."""
     segment = token.split(".")[1]
@@ -223,7 +235,10 @@ def jwks():
 
 @bp.route("/issuer")
 def issuer():
-    return _json(issuing.issuer_profile(_settings()), mimetype="application/ld+json", max_age=3600)
+    settings = _issuer_as_asked()
+    if settings is None:
+        return _unknown_issuer()
+    return _json(issuing.issuer_profile(settings), mimetype="application/ld+json", max_age=3600)
 
 
 @bp.route("/issuer/keys/<thumb>")
@@ -244,8 +259,11 @@ def context():
 def status_list(number: int):
     if number != issuing.STATUS_LIST_ID:
         return jsonify({"error": "no such status list"}), 404
+    settings = _issuer_as_asked()
+    if settings is None:
+        return _unknown_issuer()
     try:
-        credential, token = issuing.status_list_credential(db(), settings=_settings(), number=number)
+        credential, token = issuing.status_list_credential(db(), settings=settings, number=number)
     except issuing.SigningUnavailable as error:  # this server cannot sign: verifiers are told to come back
         logger.error("the status list cannot be signed here: %s", error)
         response = jsonify({"error": "the status list is temporarily unavailable; try again later"})
@@ -262,7 +280,7 @@ def status_list(number: int):
     else:
         response = current_app.response_class(token, mimetype="application/vc+jwt")
     response.headers["Cache-Control"] = f"max-age={issuing.STATUS_LIST_TTL_MS // 1000}"
-    response.headers["Vary"] = "Accept"
+    response.headers["Vary"] = "Accept, Host"
     return response
 
 
