@@ -34,7 +34,7 @@ from sqlmodel import Session, select
 
 from assessor.certificates import CertificateData, CriterionResult, KeyRecord, build_jwks, issue
 from assessor.certificates.credential import (
-    CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine, identity_hash_for, iso_utc,
+    AchievementData, Alignment, CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine, identity_hash_for, iso_utc,
     sign_claims, subject_id_for,
 )
 from assessor.certificates.keys import (
@@ -47,7 +47,9 @@ from assessor.certificates.sealing import key_encryption_key, seal, unseal
 from assessor.certificates.render import render_certificate_pdf, seal_pdf
 from assessor.db import utcnow
 from assessor.errors import AssessorError, CertificateError
-from assessor.models import APPROVED, Attempt, Certificate, ModuleResult, Review, SigningKey, StoredReport, User
+from assessor.models import (
+    APPROVED, Attempt, Certificate, ModuleResult, Review, RubricSnapshot, SigningKey, StoredReport, User,
+)
 
 logger = logging.getLogger("assessor.issuing")
 
@@ -71,6 +73,7 @@ class IssuerSettings:
     key_file: Path | None = None  # operator-provided private key (overrides keys_dir)
     kek: bytes | None = field(default=None, repr=False)  # seals the private keys stored in the database
     hsm: HsmSettings | None = None  # the operator's key in an HSM (overrides keys_dir and key_file)
+    logo_url: str = ""  # the issuer's logo (an https image), shown on its profile and achievement pages
 
     @property
     def issuer_id(self) -> str:
@@ -96,6 +99,7 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         keys_dir=Path(config["KEYS_DIR"]),
         public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
+        logo_url=str(config.get("ISSUER_LOGO_URL") or ""),
         key_file=Path(key_file) if key_file else None,
         kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
         hsm=HsmSettings(module=str(config["PKCS11_MODULE"]), token_label=str(config.get("PKCS11_TOKEN") or ""),
@@ -130,8 +134,57 @@ def settings_as_of(session: Session, *, settings: IssuerSettings, issuer_id: str
 
 def issuer_profile(settings: IssuerSettings) -> dict:
     """The OB 3.0 Profile the issuer id dereferences to."""
-    return {"@context": list(CONTEXTS), "id": settings.issuer_id, "type": ["Profile"], "name": settings.issuer_name,
-            "url": settings.public_url + "/", "description": "Issues certificates for approved capstone projects."}
+    profile = {"@context": list(CONTEXTS), "id": settings.issuer_id, "type": ["Profile"],
+               "name": settings.issuer_name, "url": settings.public_url + "/",
+               "description": "Issues certificates for approved capstone projects."}
+    if settings.logo_url:
+        profile["image"] = {"id": settings.logo_url, "type": "Image", "caption": f"{settings.issuer_name} logo"}
+    return profile
+
+
+def course_modules(session: Session, *, course: str) -> tuple[tuple[str, str, float], ...]:
+    """The modules of a course as the operator recorded them: (module id, title, most points)."""
+    rows = session.exec(select(ModuleResult.module, ModuleResult.title, ModuleResult.max_score)
+                        .where(ModuleResult.course == course)).all()
+    latest: dict[str, tuple[str, str, float]] = {}
+    for module, title, max_score in rows:
+        latest[module] = (module, title, max_score)
+    return tuple(sorted(latest.values()))
+
+
+def achievement_data(session: Session, *, settings: IssuerSettings, rubric_id: str,
+                     version: str) -> AchievementData | None:
+    """The badge class of one rubric version, as certificates issued against it describe it (None: never used)."""
+    from assessor.rubric import parse_rubric
+
+    if len(rubric_id) > 64 or len(version) > 64:
+        return None
+    snapshot = session.exec(select(RubricSnapshot).where(RubricSnapshot.rubric_id == rubric_id,
+                                                         RubricSnapshot.version == version)
+                            .order_by(RubricSnapshot.created_at.desc())).first()
+    if snapshot is None:
+        return None
+    rubric = parse_rubric(snapshot.source.encode("utf-8"), source=f"{rubric_id} v{version}")
+    return AchievementData(
+        issuer_id=settings.issuer_id, issuer_name=settings.issuer_name, rubric_id=rubric.id,
+        rubric_version=rubric.version, course=rubric.course[:100], capstone=rubric.title[:100],
+        description=_capstone_description(rubric), pass_mark=float(rubric.pass_mark), max_total=100,
+        criteria=tuple(CriterionResult(c.id, c.title[:100], None, 0.0, 0.0,
+                                       tuple(LevelDescription(level.level, level.points, level.descriptor[:200])
+                                             for level in c.levels)) for c in rubric.criteria),
+        modules=course_modules(session, course=rubric.id), skills=_alignments(rubric),
+        image_url=settings.badge_url(rubric.id))
+
+
+def _capstone_description(rubric) -> str:
+    text = " ".join(rubric.description.split())
+    if not text:
+        return f"The {rubric.title} capstone of {rubric.course}, assessed against a rubric and approved by a mentor."
+    return text if len(text) <= 1000 else text[:999].rsplit(" ", 1)[0] + "…"
+
+
+def _alignments(rubric) -> tuple[Alignment, ...]:
+    return tuple(Alignment(skill.name, skill.url, skill.framework, skill.code) for skill in rubric.skills)
 
 
 # ------------------------------------------------------------------------------------------------------- keys
@@ -641,6 +694,8 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
         identity_hash=identity_hash_for(learner.email, salt) if learner else None,
         identity_salt=salt if learner else None,
         modules=module_lines(session, email=learner.email, course=rubric.id) if learner else (),
+        skills=_alignments(rubric),
+        achievement_description=_capstone_description(rubric),
     )
 
 

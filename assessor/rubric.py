@@ -83,6 +83,16 @@ class Criterion:
 
 
 @dataclass(frozen=True)
+class Skill:
+    """A skill or competency the capstone shows, as a framework names it (OB 3.0's Alignment)."""
+
+    name: str
+    url: str  # the framework's page for this skill
+    framework: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
 class Gate:
     id: str
     criterion: str
@@ -124,6 +134,7 @@ class Rubric:
     env: dict[str, str] = field(default_factory=dict)
     project_root: str | None = None
     integrity: IntegrityRules = field(default_factory=IntegrityRules)
+    skills: tuple[Skill, ...] = ()
 
     @property
     def mutants(self) -> int:
@@ -407,6 +418,21 @@ def _parse_integrity(table: Any, source: str) -> IntegrityRules:
     return IntegrityRules(similarity_percent=percent)
 
 
+MAX_SKILLS = 20
+
+
+def _parse_skill(table: Any, index: int, source: str) -> Skill:
+    fields = _Fields(table, f"skills[{index}]", source)
+    name = fields.get("name", str).strip()
+    url = fields.get("url", str).strip()
+    if not url.startswith("https://") or any(c.isspace() for c in url) or len(url) > 500:
+        raise fields.fail("url", f"{url!r} must be an https address (the skill's page in its framework)")
+    skill = Skill(name=name[:200], url=url, framework=fields.get("framework", str, required=False, default="").strip(),
+                  code=fields.get("code", str, required=False, default="").strip())
+    fields.reject_unknown()
+    return skill
+
+
 def _parse_project(table: Any, source: str) -> str | None:
     fields = _Fields(table, "project", source)
     root = fields.get("root", str, required=False)
@@ -455,9 +481,13 @@ def parse_rubric(data: bytes, *, source: str) -> Rubric:
         env=_parse_env(fields.get("env", dict, required=False, default={}), source),
         project_root=_parse_project(fields.get("project", dict, required=False, default={}), source),
         integrity=_parse_integrity(fields.get("integrity", dict, required=False, default={}), source),
+        skills=tuple(_parse_skill(raw, i, source) for i, raw in enumerate(fields.get("skills", list, required=False,
+                                                                                       default=[]))),
         sha256=hashlib.sha256(data).hexdigest(),
         path=source,
     )
+    if len(rubric.skills) > MAX_SKILLS:
+        raise fields.fail("skills", f"at most {MAX_SKILLS} skills")
     fields.reject_unknown()
     return rubric
 

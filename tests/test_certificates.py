@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import html
 import http.server
 import io
 import json
@@ -772,3 +773,21 @@ def test_a_sealed_certificate_says_its_version_archival_claim_and_seal_agree(sea
     out = io.BytesIO()
     stripped.write(out)
     assert "no PDF/A conformance" in archival_check(out.getvalue()).detail
+
+
+@pytest.mark.parametrize("capstone, course, title", [
+    ("Capstone 3: Backend Architecture Defense and Handover", "Backend Engineering: Scalable Architectures",
+     "Backend Architecture Defense and Handover"),
+    ("Capstone: A Background Job System You Can Trust", "Background Jobs & Workers",
+     "A Background Job System You Can Trust"),
+    ("Capstone project 2: Resilient Core", "Scalable Architectures", "Resilient Core"),
+    ("Observability Capstone", "Ops", "Observability Capstone"),
+    ("Capstone:", "Ops", "Capstone:"),
+])
+def test_each_capstones_badge_names_the_capstone_whole(capstone, course, title):
+    from assessor.certificates.badge import badge_svg, badge_texts
+
+    texts = badge_texts(course=course, capstone=capstone, issuer="Example Academy")
+    assert texts["title"] == title and texts["subtitle"] == course
+    drawn = html.unescape(" ".join(re.findall(r">([^<>]+)</tspan>", badge_svg(**texts))))
+    assert title in drawn and course in drawn  # nothing cut: every word of both is on the badge

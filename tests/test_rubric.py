@@ -268,7 +268,22 @@ INVALID = [
      ["integrity", "field 'similarity_percent'", "must be a number"]),
     ("integrity unknown key", variant("[limits]\n", "[integrity]\nthreshold = 50\n\n[limits]\n"),
      ["integrity", "field 'threshold'", "not a known field"]),
+    ("skill url not https", BASE + '\n[[skills]]\nname = "Caching"\nurl = "http://skills.example/caching"\n',
+     ["skills[0]", "field 'url'", "must be an https address"]),
+    ("skill without a name", BASE + '\n[[skills]]\nurl = "https://skills.example/caching"\n',
+     ["skills[0]", "field 'name'", "is required"]),
+    ("skill unknown field", BASE + '\n[[skills]]\nname = "Caching"\nurl = "https://skills.example/c"\nlevel = 3\n',
+     ["skills[0]", "field 'level'", "not a known field"]),
 ]
+
+
+def test_skills_are_read_as_alignments():
+    rubric = parse_rubric((BASE + '\n[[skills]]\nname = "Caching"\nurl = "https://skills.example/caching"\n'
+                           'framework = "Backend Skills"\ncode = "BE-7"\n').encode(), source="t.toml")
+    assert [(s.name, s.url, s.framework, s.code) for s in rubric.skills] == [
+        ("Caching", "https://skills.example/caching", "Backend Skills", "BE-7")]
+    assert parse_rubric(BASE.encode(), source="t.toml").skills == ()
+
 
 
 @pytest.mark.parametrize("text, fragments", [case[1:] for case in INVALID], ids=[case[0] for case in INVALID])

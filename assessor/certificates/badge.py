@@ -5,6 +5,7 @@ root, each holding the compact VC-JWT."""
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from functools import lru_cache
@@ -19,25 +20,38 @@ SIZE = 400
 COLOURS = {"ring": "#2f4f6f", "face": "#f4f7fa", "text": "#1d2733", "muted": "#5a6b7d"}
 
 
-def _lines(text: str, width: int) -> list[str]:
-    """Words wrapped to `width` characters, at most three lines."""
+TITLE_WIDTH, SUBTITLE_WIDTH = 22, 34
+# "Capstone 3: Backend Architecture Defense and Handover" names the capstone after the colon.
+_NUMBERED_CAPSTONE = re.compile(r"^\s*capstone(\s+(project\s+)?\d+)?\s*:\s*", re.IGNORECASE)
+
+
+def badge_texts(*, course: str, capstone: str, issuer: str) -> dict:
+    """What a capstone's badge says: the capstone by its own name, its course beneath, the issuer above."""
+    name = _NUMBERED_CAPSTONE.sub("", capstone).strip() or capstone.strip() or course
+    return {"title": name, "subtitle": course, "issuer": issuer}
+
+
+def _lines(text: str, width: int, most: int = 3) -> list[str]:
+    """Words wrapped to `width` characters, at most `most` lines."""
     lines: list[str] = []
     for word in text.split():
         if lines and len(lines[-1]) + 1 + len(word) <= width:
             lines[-1] += " " + word
         else:
             lines.append(word[:width])
-    if len(lines) > 3:
-        lines = lines[:3]
+    if len(lines) > most:
+        lines = lines[:most]
         lines[-1] = lines[-1][: width - 1] + "…"
     return lines
 
 
 def badge_svg(*, title: str, subtitle: str, issuer: str) -> str:
     """The course badge: a ringed disc with the course, the capstone and the issuer (all escaped)."""
-    rows = _lines(title, 18)
-    first = 190 - 18 * (len(rows) - 1)
-    title_text = "".join(f'<tspan x="200" y="{first + 36 * i}">{escape(row)}</tspan>' for i, row in enumerate(rows))
+    rows = _lines(title, TITLE_WIDTH)
+    first = 190 - 16 * (len(rows) - 1)
+    title_text = "".join(f'<tspan x="200" y="{first + 32 * i}">{escape(row)}</tspan>' for i, row in enumerate(rows))
+    under = "".join(f'<tspan x="200" y="{292 + 20 * i}">{escape(row)}</tspan>'
+                    for i, row in enumerate(_lines(subtitle, SUBTITLE_WIDTH, 2)))
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{SIZE}" height="{SIZE}" viewBox="0 0 400 400" '
         f'role="img" aria-label="{escape(title, {chr(34): "&quot;"})}">'
@@ -45,10 +59,10 @@ def badge_svg(*, title: str, subtitle: str, issuer: str) -> str:
         f'<circle cx="200" cy="200" r="172" fill="{COLOURS["face"]}"/>'
         f'<text x="200" y="96" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="16" '
         f'letter-spacing="2" fill="{COLOURS["muted"]}">{escape(issuer.upper()[:28])}</text>'
-        f'<text text-anchor="middle" font-family="DejaVu Serif, serif" font-size="30" '
+        f'<text text-anchor="middle" font-family="DejaVu Serif, serif" font-size="26" '
         f'fill="{COLOURS["text"]}">{title_text}</text>'
-        f'<text x="200" y="300" text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="17" '
-        f'fill="{COLOURS["muted"]}">{escape(subtitle[:32])}</text>'
+        f'<text text-anchor="middle" font-family="DejaVu Sans, sans-serif" font-size="15" '
+        f'fill="{COLOURS["muted"]}">{under}</text>'
         f'</svg>'
     )
 
@@ -62,13 +76,14 @@ def badge_png(*, title: str, subtitle: str, issuer: str) -> bytes:
     draw = ImageDraw.Draw(image)
     draw.ellipse((8, 8, 392, 392), fill=COLOURS["ring"])
     draw.ellipse((28, 28, 372, 372), fill=COLOURS["face"])
-    small, large = ImageFont.load_default(size=16), ImageFont.load_default(size=28)
+    small, large = ImageFont.load_default(size=15), ImageFont.load_default(size=26)
     draw.text((200, 96), issuer.upper()[:28], font=small, fill=COLOURS["muted"], anchor="ms")
-    rows = _lines(title, 18)
-    first = 190 - 18 * (len(rows) - 1)
+    rows = _lines(title, TITLE_WIDTH)
+    first = 190 - 16 * (len(rows) - 1)
     for i, row in enumerate(rows):
-        draw.text((200, first + 36 * i), row, font=large, fill=COLOURS["text"], anchor="ms")
-    draw.text((200, 300), subtitle[:32], font=small, fill=COLOURS["muted"], anchor="ms")
+        draw.text((200, first + 32 * i), row, font=large, fill=COLOURS["text"], anchor="ms")
+    for i, row in enumerate(_lines(subtitle, SUBTITLE_WIDTH, 2)):
+        draw.text((200, 292 + 20 * i), row, font=small, fill=COLOURS["muted"], anchor="ms")
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

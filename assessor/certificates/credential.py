@@ -123,6 +123,48 @@ class ModuleResult:
 
 
 @dataclass(frozen=True)
+class Alignment:
+    """A skill the capstone shows, in a framework's words (OB 3.0 ``Alignment``)."""
+
+    name: str
+    url: str
+    framework: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class AchievementData:
+    """What every learner who passes one capstone earns: the same for all of them (the badge class)."""
+
+    issuer_id: str
+    issuer_name: str
+    rubric_id: str
+    rubric_version: str
+    course: str
+    capstone: str
+    description: str
+    pass_mark: float
+    max_total: float
+    criteria: tuple[CriterionResult, ...]  # only their ids, names and levels are read
+    modules: tuple[tuple[str, str, float], ...] = ()  # (module id, title, max score) of the course
+    skills: tuple[Alignment, ...] = ()
+    image_url: str = ""
+
+    @property
+    def achievement_id(self) -> str:
+        return f"{self.issuer_id}/achievements/{self.rubric_id}/{self.rubric_version}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.course}: {self.capstone}"
+
+    @property
+    def criteria_narrative(self) -> str:
+        return (f"Scored at least {score_text(self.pass_mark)} of {score_text(self.max_total)} points on rubric "
+                f"{self.rubric_id} v{self.rubric_version}, with the assessment approved by a mentor.")
+
+
+@dataclass(frozen=True)
 class CertificateData:
     certificate_id: uuid.UUID
     subject_id: str  # urn:uuid from subject_id_for(); never the email
@@ -155,6 +197,8 @@ class CertificateData:
     identity_salt: str | None = None
     modules: tuple[ModuleResult, ...] = ()
     description: str = field(default="")
+    skills: tuple[Alignment, ...] = ()
+    achievement_description: str = ""  # the capstone's own description (the rubric's), the same for everyone
 
     @property
     def credential_id(self) -> str:
@@ -279,46 +323,69 @@ def _criterion_result(achievement_id: str, criterion: CriterionResult) -> dict:
     return result
 
 
+def build_achievement(data: AchievementData) -> dict:
+    """The OB 3.0 ``Achievement`` (the badge class): what its id dereferences to, and what each credential embeds."""
+    achievement_id = data.achievement_id
+    result_descriptions = [_criterion_description(achievement_id, c) for c in data.criteria]
+    result_descriptions.append({"id": f"{achievement_id}#total", "type": ["ResultDescription"],
+                                "name": "Capstone score", "resultType": "RubricScore", "valueMin": "0",
+                                "valueMax": score_text(data.max_total), "requiredValue": score_text(data.pass_mark)})
+    for module, title, max_score in data.modules:
+        result_descriptions.append({"id": f"{achievement_id}#module-{_slug(module)}", "type": ["ResultDescription"],
+                                    "name": title, "resultType": "RawScore", "valueMin": "0",
+                                    "valueMax": score_text(max_score)})
+    achievement = {
+        "id": achievement_id,
+        "type": ["Achievement"],
+        "achievementType": "Certificate",
+        "name": data.name,
+        "description": data.description,
+        "criteria": {"id": achievement_id, "narrative": data.criteria_narrative},
+        "creator": {"id": data.issuer_id, "type": ["Profile"], "name": data.issuer_name},
+        "resultDescription": result_descriptions,
+    }
+    if data.skills:
+        achievement["alignment"] = [
+            {"type": ["Alignment"], "targetName": skill.name, "targetUrl": skill.url, "targetType": "ceasn:Competency",
+             **({"targetFramework": skill.framework} if skill.framework else {}),
+             **({"targetCode": skill.code} if skill.code else {})}
+            for skill in data.skills
+        ]
+    if data.image_url:
+        achievement["image"] = {"id": data.image_url, "type": "Image", "caption": f"{data.name} badge"}
+    return achievement
+
+
+def achievement_of(data: CertificateData) -> AchievementData:
+    return AchievementData(
+        issuer_id=data.issuer_id, issuer_name=data.issuer_name, rubric_id=data.rubric_id,
+        rubric_version=data.rubric_version, course=data.course, capstone=data.capstone,
+        description=data.achievement_description or (
+            f"The {data.capstone} capstone of {data.course}, assessed against rubric {data.rubric_id} "
+            f"v{data.rubric_version} and approved by a mentor."),
+        pass_mark=data.pass_mark, max_total=data.max_total, criteria=data.criteria,
+        modules=tuple((m.module, m.title, m.max_score) for m in data.modules), skills=data.skills,
+        image_url=data.image_url)
+
+
 def build_credential(data: CertificateData) -> dict:
     """The unsigned OpenBadgeCredential (W3C VC 2.0 shape) for a passed assessment."""
     _check(data)
-    achievement_id = f"{data.issuer_id}/achievements/{data.rubric_id}/{data.rubric_version}"
+    achievement = build_achievement(achievement_of(data))
+    achievement_id = achievement["id"]
     total_id, modules_id = f"{achievement_id}#total", f"{achievement_id}#module-"
     description = data.description or (
         f"Completed the {data.capstone} capstone of {data.course}, assessed against rubric "
         f"{data.rubric_id} v{data.rubric_version} and approved by a mentor."
         + (f" Course modules passed: {len(data.modules)}." if data.modules else "")
     )
-    result_descriptions = [_criterion_description(achievement_id, c) for c in data.criteria]
-    result_descriptions.append({"id": total_id, "type": ["ResultDescription"], "name": "Capstone score",
-                                "resultType": "RubricScore", "valueMin": "0", "valueMax": score_text(data.max_total),
-                                "requiredValue": score_text(data.pass_mark)})
     results = [_criterion_result(achievement_id, c) for c in data.criteria]
     results.append({"type": ["Result"], "resultDescription": total_id, "value": score_text(data.total),
                     "status": "Completed"})
     for module in data.modules:
-        module_id = modules_id + _slug(module.module)
-        result_descriptions.append({"id": module_id, "type": ["ResultDescription"], "name": module.title,
-                                    "resultType": "RawScore", "valueMin": "0",
-                                    "valueMax": score_text(module.max_score)})
-        results.append({"type": ["Result"], "resultDescription": module_id, "value": score_text(module.score),
-                        "status": "Completed", "completedOn": module.completed_on.isoformat()})
-    achievement = {
-        "id": achievement_id,
-        "type": ["Achievement"],
-        "achievementType": "Certificate",
-        "name": f"{data.course}: {data.capstone}",
-        "description": description,
-        "criteria": {
-            "narrative": (
-                f"Scored at least {score_text(data.pass_mark)} of {score_text(data.max_total)} points on rubric "
-                f"{data.rubric_id} v{data.rubric_version}, with the assessment approved by a mentor."
-            )
-        },
-        "resultDescription": result_descriptions,
-    }
-    if data.image_url:
-        achievement["image"] = {"id": data.image_url, "type": "Image", "caption": f"{data.course} badge"}
+        results.append({"type": ["Result"], "resultDescription": modules_id + _slug(module.module),
+                        "value": score_text(module.score), "status": "Completed",
+                        "completedOn": module.completed_on.isoformat()})
     subject = {"id": data.subject_id, "type": ["AchievementSubject"], "name": data.learner_name,
                "achievement": achievement, "result": results}
     if data.identity_hash:

@@ -13,8 +13,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from assessor import issuing, ratelimit, verification
 from assessor.certificates import identity_matches
 from assessor.certificates import verify as v
-from assessor.certificates.badge import badge_png, badge_svg, bake_png, bake_svg
-from assessor.certificates.credential import EXTENSION_CONTEXT_PATH, JWT_CLAIMS, extension_context
+from assessor.certificates.badge import badge_png, badge_svg, badge_texts, bake_png, bake_svg
+from assessor.certificates.credential import (
+    CONTEXTS, EXTENSION_CONTEXT_PATH, JWT_CLAIMS, build_achievement, extension_context,
+)
 from assessor.certificates.describe import describe
 from assessor.errors import RubricError
 from assessor.models import Attempt
@@ -29,6 +31,7 @@ logger = logging.getLogger("assessor.web")
 _MINUTE = timedelta(minutes=1)
 # Documents that wallets and verifiers in other origins read from a browser: open to any origin, read only.
 OPEN_ENDPOINTS = frozenset({"certificate_api", "certificate_jwt", "jwks", "status_list", "issuer", "issuer_key",
+                            "achievement",
                             "context", "verify_api", "badge", "certificate_badge"})
 
 
@@ -143,7 +146,7 @@ def check_identity(public_id: str):
 def _badge_texts(credential: dict) -> dict:
     achievement = credential["credentialSubject"]["achievement"]
     course, _, capstone = achievement["name"].partition(": ")
-    return {"title": course, "subtitle": capstone or "Capstone", "issuer": credential["issuer"].get("name", "")}
+    return badge_texts(course=course, capstone=capstone, issuer=credential["issuer"].get("name", ""))
 
 
 @bp.route("/verify/<public_id>/badge.<any(png, svg):kind>")
@@ -171,7 +174,7 @@ def badge(rubric_id: str, kind: str):
         rubric = None
     if rubric is None:
         abort(404)
-    texts = {"title": rubric.course, "subtitle": rubric.title, "issuer": _settings().issuer_name}
+    texts = badge_texts(course=rubric.course, capstone=rubric.title, issuer=_settings().issuer_name)
     if kind == "png":
         response = current_app.response_class(badge_png(**texts), mimetype="image/png")
     else:
@@ -239,6 +242,27 @@ def issuer():
     if settings is None:
         return _unknown_issuer()
     return _json(issuing.issuer_profile(settings), mimetype="application/ld+json", max_age=3600)
+
+
+@bp.route("/issuer/achievements/<rubric_id>/<version>")
+def achievement(rubric_id: str, version: str):
+    """The badge class every certificate of this capstone names: a page for people, JSON-LD for machines."""
+    settings = _issuer_as_asked()
+    data = issuing.achievement_data(db(), settings=settings, rubric_id=rubric_id, version=version) if settings else None
+    wants_html = request.accept_mimetypes.best_match(
+        ["application/ld+json", "application/json", "text/html"]) == "text/html"
+    if data is None:
+        if wants_html:
+            return render_template("public/achievement.html", data=None, rubric_id=rubric_id, version=version), 404
+        return jsonify({"error": "no capstone with that rubric and version was ever assessed here"}), 404
+    document = {"@context": list(CONTEXTS), **build_achievement(data)}
+    if wants_html:
+        response = current_app.response_class(render_template(
+            "public/achievement.html", data=data, document=document, logo_url=settings.logo_url))
+    else:
+        response = _json(document, mimetype="application/ld+json", max_age=3600)
+    response.headers["Vary"] = "Accept, Host"
+    return response
 
 
 @bp.route("/issuer/keys/<thumb>")

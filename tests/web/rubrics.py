@@ -7,6 +7,12 @@ course = "Test Course"
 version = "1.0.0"
 pass_mark = 60
 
+[[skills]]
+name = "Test-driven development"
+url = "https://skills.example.org/tdd"
+framework = "Backend skills"
+code = "BE-3"
+
 [[criteria]]
 id = "tests"
 kind = "tests"

@@ -117,6 +117,9 @@ def test_every_earlier_certificate_verifies_after_the_service_moves(app, db, cli
         assert revoked_by_list(status_token, credential) is is_revoked
         # the issuer id still dereferences to the issuer's profile, from the address it names
         assert json.loads(fetch(credential["issuer"]["id"], "application/ld+json"))["id"] == credential["issuer"]["id"]
+        # and so does the achievement id, to the badge class the credential embeds
+        achievement = credential["credentialSubject"]["achievement"]
+        assert json.loads(fetch(achievement["id"], "application/ld+json"))["id"] == achievement["id"]
 
     # a list asked for at the new address on behalf of the old issuer is the old issuer's; a stranger's is refused
     asked = claims(fetch(f"{new}/status/1?issuer={old}/issuer").decode())

@@ -422,3 +422,24 @@ def test_an_employer_checks_the_identity_without_it_being_shown(client, certific
     assert client.post(f"{url}/identity", data={"email": LEARNER_EMAIL}).status_code == 400  # CSRF is on
     assert client.post("/verify/00000000-0000-4000-8000-000000000000/identity",
                        data={"csrf_token": token, "email": LEARNER_EMAIL}).status_code == 404
+
+
+def test_the_achievement_id_is_a_page_for_people_and_json_for_machines(client, app, certificate, db):
+    achievement_id = payload_of(certificate.token)["credentialSubject"]["achievement"]["id"]
+    path = achievement_id.removeprefix(app.config["PUBLIC_URL"])
+    document = client.get(path).get_json(force=True)  # a machine asks for nothing in particular
+    embedded = payload_of(certificate.token)["credentialSubject"]["achievement"]
+    assert document["id"] == achievement_id and document["type"] == ["Achievement"]
+    # the served badge class is the one every credential embeds (less nothing, plus its contexts)
+    assert {key: value for key, value in document.items() if key != "@context"} == embedded
+    assert document["alignment"][0]["targetName"] == "Test-driven development"
+    assert document["criteria"]["id"] == achievement_id and "pass" not in document["name"].lower()
+    page = client.get(path, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    text = page.get_data(as_text=True)
+    assert page.mimetype == "text/html" and "Accept" in page.headers["Vary"]
+    for level in embedded["resultDescription"][0]["rubricCriterionLevel"]:
+        assert level["name"] in text
+    assert "Test-driven development" in text and embedded["name"].split(": ")[1] in text
+    assert client.get(path.replace("/achievements/test-capstone/", "/achievements/nope/")).status_code == 404
+    missing = client.get(path + "9", headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "was ever assessed here" in missing.get_data(as_text=True)
