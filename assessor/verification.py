@@ -8,13 +8,14 @@ from sqlmodel import Session
 
 from assessor import issuing
 from assessor.certificates import Check, verify_credential, verify_pdf
+from assessor.certificates.verify import extract_credential_token
 from assessor.certificates import verify as engine
 
 REVOKED, NOT_ISSUED = issuing.REVOKED, issuing.NOT_ISSUED
 
 # What each outcome means, in plain words for someone who never heard of us.
 MEANINGS = {
-    engine.VALID: ("Genuine", "This certificate was issued by us, has not been changed and is not revoked."),
+    engine.VALID: ("Valid", "This certificate was issued by us, has not been changed and is not revoked."),
     REVOKED: ("Revoked", "This certificate was issued by us but has since been revoked: it is no longer valid."),
     NOT_ISSUED: ("Never issued", "We have no record of issuing this certificate, whatever its signature says."),
     engine.TAMPERED: ("Tampered", "The certificate has been changed after it was issued."),
@@ -38,6 +39,43 @@ TONES = {engine.VALID: "good", engine.NOT_YET_VALID: "warn", engine.UNSEALED: "w
 ICONS = {"good": "✓", "warn": "!", "bad": "✗"}
 
 
+# The engine's checks, grouped into the few questions an employer asks, in the words shown on every page.
+# (question, words when it holds, words when it does not)
+PLAIN_CHECKS = (
+    ({"format", "header", "key", "signature", "claims", "key status", "dates"},
+     "Signed by the issuer", "It carries the issuer's digital signature, and nothing in it changed since it was signed.",
+     "It does not carry a valid signature of ours: it was changed, or was never signed by us."),
+    ({"pdf", "seal", "archival format"},
+     "The PDF file", "The PDF is the one we sealed, unchanged, in the archival PDF/A format.",
+     "The PDF file was changed after we sealed it, or is not one of our PDFs."),
+    ({"issued record"},
+     "In our records", "We issued exactly this certificate.",
+     "We have no record of issuing this certificate as it stands."),
+    ({"revocation"},
+     "Still valid", "It has not been revoked.",
+     "It has been revoked."),
+)
+
+
+@dataclass(frozen=True)
+class PlainCheck:
+    question: str
+    ok: bool
+    words: str
+    technical: tuple[Check, ...]  # the engine's own checks, shown folded
+
+
+def plain_checks(checks: tuple[Check, ...]) -> list[PlainCheck]:
+    """The checks made, as the questions they answer; a question is answered yes only when all of its checks pass."""
+    grouped = []
+    for names, question, yes, no in PLAIN_CHECKS:
+        members = tuple(check for check in checks if check.name in names)
+        if members:
+            ok = all(check.ok for check in members)
+            grouped.append(PlainCheck(question, ok, yes if ok else no, members))
+    return grouped
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str
@@ -45,6 +83,11 @@ class Outcome:
     checks: tuple[Check, ...]
     credential: dict | None = None  # set when the signature verified (also for a revoked certificate)
     certificate: object | None = None  # our record, when there is one
+    original: object | None = None  # a changed PDF whose credential is one we issued: that certificate's record
+
+    @property
+    def questions(self) -> list[PlainCheck]:
+        return plain_checks(self.checks)
 
     @property
     def title(self) -> str:
@@ -63,7 +106,7 @@ class Outcome:
         return MEANINGS.get(self.status, ("", "This certificate could not be verified."))[1]
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "title": self.title, "reason": self.reason,
+        return {"status": self.status, "title": self.title, "meaning": self.meaning, "reason": self.reason,
                 "checks": [check.as_dict() for check in self.checks],
                 "credential_id": (self.credential or {}).get("id")}
 
@@ -77,7 +120,8 @@ def verify_submission(session: Session, *, settings: issuing.IssuerSettings, pdf
     else:
         verdict = verify_credential(token or "", keys, retired=keys)
     if not verdict.ok:
-        return Outcome(verdict.status, verdict.reason, verdict.checks)
+        return Outcome(verdict.status, verdict.reason, verdict.checks,
+                       original=_original_of(session, pdf, keys) if pdf is not None else None)
     record = issuing.check_record(session, credential=verdict.credential, token=verdict.token)
     checks = verdict.checks + (Check("issued record", record.status in ("valid", REVOKED), record.reason
                                      if record.status != REVOKED else "this is the certificate we issued"),)
@@ -85,6 +129,18 @@ def verify_submission(session: Session, *, settings: issuing.IssuerSettings, pdf
         checks += (Check("revocation", record.status == "valid",
                          record.reason if record.status == REVOKED else "not revoked"),)
     return Outcome(record.status, record.reason, checks, verdict.credential, record.certificate)
+
+
+def _original_of(session: Session, pdf: bytes, keys: dict):
+    """The certificate a changed PDF was made from, when the credential it still carries is one we issued."""
+    token, problem = extract_credential_token(pdf)
+    if problem is not None or not token:
+        return None
+    verdict = verify_credential(token, keys, retired=keys)
+    if not verdict.ok:
+        return None
+    record = issuing.check_record(session, credential=verdict.credential, token=verdict.token)
+    return record.certificate if record.status in ("valid", REVOKED) else None
 
 
 def verify_issued(session: Session, *, settings: issuing.IssuerSettings, certificate) -> Outcome:

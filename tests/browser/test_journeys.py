@@ -236,7 +236,7 @@ def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_serv
             files=[{"name": "certificate.pdf", "mimeType": "application/pdf", "buffer": pdf}])
         employer.get_by_role("button", name="Check").click()
         expect(employer.locator("[data-verdict]")).to_have_attribute("data-verdict", "valid")
-        expect(employer.locator("#verdict")).to_contain_text("Genuine")
+        expect(employer.locator("#verdict")).to_contain_text("Valid")
         journey["genuine_colour"] = employer.locator("#verdict").evaluate("e => getComputedStyle(e).borderTopColor")
         shoot(employer, "readme-verify-upload")
     finally:
@@ -261,11 +261,20 @@ def test_a_forged_certificate_is_not_valid(live_server, page, journey):
     verdict = page.locator("[data-verdict]")
     expect(verdict).to_be_visible()
     assert verdict.get_attribute("data-verdict") != "valid"
-    expect(page.locator("#verdict")).not_to_contain_text("Genuine")
+    expect(page.locator("#verdict")).not_to_contain_text("Valid")
     # not the same grey box as a genuine one: its own colour and icon
     colour = page.locator("#verdict").evaluate("e => getComputedStyle(e).borderTopColor")
     assert colour != journey.get("genuine_colour") and colour != "rgb(217, 217, 222)"
     expect(page.locator("#verdict .verdict-icon")).to_have_text(re.compile("[✗!]"))
+    # the credential inside is still ours: the employer is led to the genuine record
+    original = page.locator("#original a")
+    expect(original).to_be_visible()
+    assert "/verify/" in original.get_attribute("href")
+    # plain words first, the technical checks folded; on a phone nothing widens the page
+    expect(page.locator(".plain-checks")).to_contain_text("The PDF file")
+    expect(page.locator("details.technical")).not_to_have_attribute("open", "")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
 
 def test_sign_in_failures_say_what_went_wrong(live_server, page):

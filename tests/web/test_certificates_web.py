@@ -455,3 +455,33 @@ def test_the_status_list_is_signed_by_default_fresh_and_a_stale_copy_is_refused(
     _credential, stale = issuing.status_list_credential(db, settings=settings(app), now=old)
     verdict = check_revocation(stale, jwks, credential)
     assert not verdict.ok and "expired" in verdict.detail and "fetch a fresh one" in verdict.detail
+
+
+JARGON = ("JWS", "ES256", "kid", "jti", "nbf", "iss,", "base64")
+
+
+def _outside_technical_details(page: str) -> str:
+    return re.sub(r'<details class="checks technical">.*?</details>', "", page, flags=re.S)
+
+
+def test_an_employer_reads_plain_words_first_and_a_changed_pdf_leads_to_the_original(client, certificate):
+    valid = client.get(f"/verify/{certificate.public_id}").get_data(as_text=True)
+    summary = re.search(r'<p class="lead" id="summary">(.*?)</p>', valid, re.S).group(1)
+    assert "Ada Lovelace" in summary and "Mona Mentor" in summary and "still valid" in summary
+    visible = _outside_technical_details(valid)
+    assert not [word for word in JARGON if word in visible], visible
+    assert "Signed by the issuer" in visible and "Still valid" in visible
+    # the same vocabulary on the upload page
+    uploaded = upload(client, pdf=certificate.pdf).get_data(as_text=True)
+    assert ">Valid<" in uploaded and "Genuine" not in uploaded and "The PDF file" in uploaded
+    assert not [word for word in JARGON if word in _outside_technical_details(uploaded)]
+    # a PDF changed around a genuine credential: not valid, and a link to the record we keep
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(certificate.pdf)))
+    writer.add_metadata({"/Title": "Certificate of Excellence (edited)"})
+    changed = io.BytesIO()
+    writer.write(changed)
+    page = upload(client, pdf=changed.getvalue()).get_data(as_text=True)
+    assert 'data-verdict="valid"' not in page
+    assert f'href="/verify/{certificate.public_id}"' in re.search(r'id="original">(.*?)</p>', page, re.S).group(1)
+    # a PDF that was never ours leads nowhere
+    assert 'id="original"' not in upload(client, pdf=b"%PDF-1.7\n%%EOF\n").get_data(as_text=True)

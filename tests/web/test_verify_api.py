@@ -46,7 +46,7 @@ def _resign(certificate, db, app, **changes) -> str:
 def test_a_genuine_credential_and_pdf(client, certificate):
     response = verify(client, credential=certificate.token)
     body = response.get_json()
-    assert response.status_code == 200 and body["status"] == "valid" and body["title"] == "Genuine"
+    assert response.status_code == 200 and body["status"] == "valid" and body["title"] == "Valid"
     assert body["credential_id"] == f"urn:uuid:{certificate.public_id}"
     assert body["verify_url"] == f"{PUBLIC}/verify/{certificate.public_id}"
     names = [check["check"] for check in body["checks"]]
