@@ -1,8 +1,9 @@
 """Certificate commands: `assessor verify`, `assessor certificates|keys|modules|api-tokens ...`.
 
 `assessor verify FILE.pdf|FILE.jwt [--jwks FILE|URL] [--status-list FILE|URL] [--offline]` needs only what the
-issuer publishes: exit 0 valid, 1 not valid (revoked, tampered ... with the reason), 2 bad input. Without --jwks
-it asks this instance's database (keys, issued records, revocations).
+issuer publishes: exit 0 valid, 1 not valid (revoked, tampered ... with the reason), 2 bad input, 3 genuine but
+not checked for revocation (--offline). Without --jwks it asks this instance's database (keys, issued records,
+revocations).
 """
 
 import json
@@ -14,6 +15,8 @@ from pathlib import Path
 import click
 
 EXIT_VALID, EXIT_INVALID, EXIT_BAD_INPUT = 0, 1, 2
+# A script that treats 0 as "valid" must not take "signature fine, revocation never asked" for it.
+EXIT_REVOCATION_UNCHECKED = 3
 MAX_JWKS_BYTES = 1024 * 1024
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
@@ -128,7 +131,8 @@ def _print_credential(credential: dict) -> None:
 @click.option("--offline", is_flag=True, help="Check the signature and seal only, without reading the status list.")
 def verify(file: Path, jwks_source: str | None, status_source: str | None, offline: bool) -> None:
     """Check a certificate PDF or credential (JWT): signature and seal with the issuer's public keys, then
-    revocation with the issuer's status list. Exit 0 valid, 1 not valid (revoked, tampered ...), 2 bad input."""
+    revocation with the issuer's status list. Exit 0 valid, 1 not valid (revoked, tampered ...), 2 bad input,
+    3 genuine with revocation not checked (--offline)."""
     from assessor.certificates import verify_credential, verify_pdf
     from assessor.certificates.verify import check_revocation
     from assessor.errors import CertificateError
@@ -152,9 +156,9 @@ def verify(file: Path, jwks_source: str | None, status_source: str | None, offli
         click.echo(f"{verdict.status}: {verdict.reason}")
         sys.exit(EXIT_INVALID)
     if offline:
-        click.echo(f"valid: {verdict.reason} (offline: revocation not checked)")
+        click.echo(f"genuine, revocation not checked (offline): {verdict.reason}")
         _print_credential(verdict.credential)
-        sys.exit(EXIT_VALID)
+        sys.exit(EXIT_REVOCATION_UNCHECKED)
     source = _status_source(verdict.credential, jwks_source, status_source)
     if source is None:
         click.echo("unverified: the credential names no status list; give one with --status-list")

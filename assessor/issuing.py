@@ -44,7 +44,7 @@ from assessor.certificates.keys import (
 from assessor.certificates import status
 from assessor.certificates.hsm import HsmPrivateKey, HsmSettings
 from assessor.certificates.sealing import key_encryption_key, seal, unseal
-from assessor.certificates.render import render_certificate_pdf, seal_pdf
+from assessor.certificates.render import load_seal_chain, render_certificate_pdf, seal_pdf
 from assessor.db import utcnow
 from assessor.errors import AssessorError, CertificateError
 from assessor.models import (
@@ -74,6 +74,7 @@ class IssuerSettings:
     kek: bytes | None = field(default=None, repr=False)  # seals the private keys stored in the database
     hsm: HsmSettings | None = None  # the operator's key in an HSM (overrides keys_dir and key_file)
     logo_url: str = ""  # the issuer's logo (an https image), shown on its profile and achievement pages
+    seal_chain_file: Path | None = None  # a CA-issued certificate for the signing key, then its intermediates (PEM)
 
     @property
     def issuer_id(self) -> str:
@@ -100,6 +101,7 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         public_url=str(config.get("PUBLIC_URL") or "https://localhost").rstrip("/"),
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
         logo_url=str(config.get("ISSUER_LOGO_URL") or ""),
+        seal_chain_file=Path(config["SEAL_CERTIFICATE_FILE"]) if config.get("SEAL_CERTIFICATE_FILE") else None,
         key_file=Path(key_file) if key_file else None,
         kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
         hsm=HsmSettings(module=str(config["PKCS11_MODULE"]), token_label=str(config.get("PKCS11_TOKEN") or ""),
@@ -699,6 +701,18 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
     )
 
 
+def _seal_chain(settings: IssuerSettings):
+    if settings.seal_chain_file is None:
+        return ()
+    try:
+        return load_seal_chain(settings.seal_chain_file.read_bytes())
+    except OSError as error:
+        raise IssuingError(f"cannot read the seal certificate {settings.seal_chain_file} "
+                           f"(ASSESSOR_SEAL_CERTIFICATE_FILE): {error.strerror}") from None
+    except CertificateError as error:
+        raise IssuingError(f"{settings.seal_chain_file} (ASSESSOR_SEAL_CERTIFICATE_FILE): {error}") from None
+
+
 def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSettings) -> Certificate:
     """The attempt's certificate, issued now if it has none (idempotent, also under races)."""
     from assessor.submissions import record_event
@@ -716,6 +730,7 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
     key = active_key(session, settings=settings)
     private = private_key_of(key, settings)
     kid = published_kid(key, settings)
+    chain = _seal_chain(settings)
     for _ in range(3):
         public_id = str(uuid.uuid4())
         index = _free_index(session)
@@ -724,7 +739,8 @@ def issue_certificate(session: Session, *, attempt_id: int, settings: IssuerSett
                                 status_index=index, issued_at=issued_at)
         try:
             _credential, token = issue(data, private, kid)
-            pdf = seal_pdf(render_certificate_pdf(data, token), private, issuer_name=settings.issuer_name, kid=kid)
+            pdf = seal_pdf(render_certificate_pdf(data, token), private, issuer_name=settings.issuer_name, kid=kid,
+                           chain=chain)
         except CertificateError as error:  # e.g. ASSESSOR_PUBLIC_URL is not https: retrying will not help
             raise IssuingError(f"cannot issue the certificate of attempt {attempt_id}: {error}") from error
         certificate = Certificate(public_id=public_id, attempt_id=attempt.id, user_id=attempt.user_id, kid=key.kid,

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 
 request_id: ContextVar[str | None] = ContextVar("assessor_request_id", default=None)
 attempt_id: ContextVar[int | None] = ContextVar("assessor_attempt_id", default=None)
+# Libraries whose warnings describe the input being read, not a fault of ours, while it is read (see `quieted`).
+quiet_loggers: ContextVar[tuple[str, ...]] = ContextVar("assessor_quiet_loggers", default=())
 
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s [request=%(request_id)s attempt=%(attempt_id)s] %(message)s"
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "attempt_id"}
@@ -20,6 +22,9 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "reque
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        quiet = quiet_loggers.get()
+        if quiet and record.levelno < logging.ERROR and record.name.split(".")[0] in quiet:
+            return False
         record.request_id = request_id.get() or "-"
         record.attempt_id = attempt_id.get() if attempt_id.get() is not None else "-"
         return True
@@ -67,6 +72,17 @@ def configure(fmt: str | None = None, level: int | None = None) -> None:
     root.setLevel(level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+@contextmanager
+def quieted(*library_loggers: str) -> Iterator[None]:
+    """Drop these libraries' warnings in this context only: a hostile upload makes pypdf complain, and the
+    verdict already says what is wrong with the file."""
+    token = quiet_loggers.set(quiet_loggers.get() + library_loggers)
+    try:
+        yield
+    finally:
+        quiet_loggers.reset(token)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from sqlmodel import Session
 from assessor import issuing
 from assessor.certificates import Check, verify_credential, verify_pdf
 from assessor.certificates.verify import extract_credential_token
+from assessor.logs import quieted
 from assessor.certificates import verify as engine
 
 REVOKED, NOT_ISSUED = issuing.REVOKED, issuing.NOT_ISSUED
@@ -133,7 +134,8 @@ def verify_submission(session: Session, *, settings: issuing.IssuerSettings, pdf
 
 def _original_of(session: Session, pdf: bytes, keys: dict):
     """The certificate a changed PDF was made from, when the credential it still carries is one we issued."""
-    token, problem = extract_credential_token(pdf)
+    with quieted("pypdf", "pyhanko"):
+        token, problem = extract_credential_token(pdf)
     if problem is not None or not token:
         return None
     verdict = verify_credential(token, keys, retired=keys)

@@ -556,6 +556,16 @@ def test_many_criteria_and_a_long_name_still_fit_one_page(issuer):
     assert len(reader.pages) == 1
     text = reader.pages[0].extract_text()
     assert "Criterion 11" in text and "Module 15" in text
+    assert any(data.verify_url in line for line in text.splitlines())  # dense, and still whole
+
+
+def test_the_verify_address_is_printed_whole_on_one_line_and_is_a_link(pdf):
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    url = make_data().verify_url
+    assert any(url in line for line in page.extract_text().splitlines())  # never broken mid-id
+    links = [annotation.get_object()["/A"]["/URI"] for annotation in page.get("/Annots", [])
+             if annotation.get_object().get("/Subtype") == "/Link"]
+    assert url in links
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

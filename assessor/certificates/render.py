@@ -136,6 +136,7 @@ def render_certificate_pdf(data: CertificateData, token: str, *, fetcher: DataOn
         return html.write_pdf(
             stylesheets=[_stylesheet()],
             pdf_variant="pdf/a-3b",
+            pdf_tags=True,  # a structure tree, so screen readers read the certificate in order
             attachments=[attachment],
             uncompressed_pdf=False,
             finisher=_describe_attachment,
@@ -212,18 +213,40 @@ def _signed_in_hsm(builder, private_key: "HsmPrivateKey"):
     return x509.load_der_x509_certificate(certificate.dump())
 
 
-def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str) -> bytes:
+def load_seal_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
+    """The operator's seal certificate (issued by a CA for the issuer key) followed by its intermediates."""
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(pem))
+    except ValueError as error:
+        raise CertificateError(f"the seal certificate file is not PEM certificates: {error}") from None
+    if not chain:
+        raise CertificateError("the seal certificate file holds no certificate")
+    return chain
+
+
+def _public_der(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str,
+             chain: tuple[x509.Certificate, ...] = ()) -> bytes:
     """Certify the PDF (PAdES, DocMDP: no changes allowed) with the issuer key. A P-256 seal keeps the file at
-    PDF 1.7, which its PDF/A-3 claim needs (an Ed25519 one makes pyHanko declare PDF 2.0)."""
+    PDF 1.7, which its PDF/A-3 claim needs (an Ed25519 one makes pyHanko declare PDF 2.0). With a ``chain`` (a
+    CA-issued certificate for this key, then its intermediates) PDF readers that trust the CA show the seal as
+    trusted; without one the seal carries a self-signed certificate that only the issuer's JWKS vouches for."""
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
     from pyhanko.sign import signers
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    cert = seal_certificate(private_key, issuer_name, kid)
+    if chain and _public_der(chain[0].public_key()) != _public_der(private_key.public_key()):
+        raise CertificateError("the seal certificate was issued for another key than the issuer's signing key: "
+                               "ask the CA for a certificate of the current key")
+    cert = chain[0] if chain else seal_certificate(private_key, issuer_name, kid)
     signing_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    others = [asn1_x509.Certificate.load(extra.public_bytes(serialization.Encoding.DER)) for extra in chain[1:]]
     if isinstance(private_key, HsmPrivateKey):
-        return _seal_in_hsm(pdf, private_key, signing_cert, issuer_name=issuer_name)
+        return _seal_in_hsm(pdf, private_key, signing_cert, issuer_name=issuer_name, others=others)
     signing_key = asn1_keys.PrivateKeyInfo.load(
         private_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -232,7 +255,7 @@ def seal_pdf(pdf: bytes, private_key: PrivateKey, *, issuer_name: str, kid: str)
     signer = signers.SimpleSigner(
         signing_cert=signing_cert,
         signing_key=signing_key,
-        cert_registry=SimpleCertificateStore.from_certs([signing_cert]),
+        cert_registry=SimpleCertificateStore.from_certs([signing_cert, *others]),
     )
     return _sign_pdf(pdf, signer, issuer_name=issuer_name, eddsa=algorithm_of(private_key) == EDDSA)
 
@@ -266,7 +289,7 @@ def _sign_pdf(pdf: bytes, signer, *, issuer_name: str, eddsa: bool) -> bytes:
     return out.getvalue()
 
 
-def _seal_in_hsm(pdf: bytes, private_key: "HsmPrivateKey", signing_cert, *, issuer_name: str) -> bytes:
+def _seal_in_hsm(pdf: bytes, private_key: "HsmPrivateKey", signing_cert, *, issuer_name: str, others=()) -> bytes:
     """The same seal, signed in the HSM through pyHanko's PKCS#11 signer (the digest made here, the raw ECDSA
     mechanism in the module)."""
     from pyhanko.sign.pkcs11 import PKCS11Signer
@@ -275,7 +298,7 @@ def _seal_in_hsm(pdf: bytes, private_key: "HsmPrivateKey", signing_cert, *, issu
 
     with _LOCK, private_key.session() as session:
         signer = PKCS11Signer(session, signing_cert=signing_cert, key_label=private_key.settings.key_label,
-                              use_raw_mechanism=True, embed_roots=True)
+                              use_raw_mechanism=True, embed_roots=True, ca_chain=list(others) or None)
         return _sign_pdf(pdf, signer, issuer_name=issuer_name, eddsa=False)
 
 

@@ -25,6 +25,7 @@ from assessor.certificates.keys import (
 )
 from assessor.certificates.status import bit_is_set, decode_bitstring
 from assessor.errors import CertificateError
+from assessor.logs import quieted
 
 MAX_TOKEN_CHARS = 64 * 1024
 MAX_PDF_BYTES = 8 * 1024 * 1024
@@ -427,7 +428,12 @@ def verify_pdf(
     problem = _pdf_shape_problem(pdf_bytes)
     if problem:
         return _pdf_verdict(problem.status, problem.reason)
-    pdf_bytes = bytes(pdf_bytes)
+    with quieted("pypdf", "pyhanko"):
+        return _checked_pdf(bytes(pdf_bytes), jwks, require_seal=require_seal, now=now, retired=retired)
+
+
+def _checked_pdf(pdf_bytes: bytes, jwks: dict, *, require_seal: bool, now: datetime | None,
+                 retired: dict | None) -> Verdict:
     try:
         token, problem = extract_credential_token(pdf_bytes)
         if problem:
@@ -440,7 +446,9 @@ def verify_pdf(
     except CertificateError:
         raise
     except Exception as exc:  # never let a hostile file surface as a 500
-        log.warning("certificate PDF check failed: %s", exc, exc_info=True)
+        # A hostile or broken upload is expected input, not our failure: one quiet line, the trace only in debug.
+        log.info("certificate PDF could not be checked: %s: %s", type(exc).__name__, str(exc)[:200])
+        log.debug("certificate PDF check failed", exc_info=True)
         return _pdf_verdict(MALFORMED, f"cannot check the PDF: {type(exc).__name__}")
     if seal is None:
         if require_seal:

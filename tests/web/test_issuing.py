@@ -324,3 +324,97 @@ def test_a_web_server_that_cannot_sign_answers_the_status_list_with_503_not_500(
     response = client.get(f"/status/{issuing.STATUS_LIST_ID}")
     assert response.status_code == 503 and response.headers["Retry-After"] == "60"
     assert "temporarily unavailable" in response.get_json()["error"]
+
+
+def _test_ca():
+    """A CA of our own making, standing in for a commercial one (the signing is the same)."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Seal CA")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def _seal_certificate_for(public_key, ca_key, ca_cert):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Capstone Academy")]))
+            .issuer_name(ca_cert.subject).public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=10))
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+
+
+def test_a_seal_certificate_from_a_ca_makes_the_seal_trusted_by_readers_that_trust_that_ca(db, app, approved,
+                                                                                       tmp_path):
+    import io
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+    from asn1crypto import x509 as asn1_x509
+
+    from assessor.certificates import generate_key, load_private_key
+
+    operator = generate_key(tmp_path / "operator")
+    ca_key, ca_cert = _test_ca()
+    leaf = _seal_certificate_for(load_private_key(operator.path).public_key(), ca_key, ca_cert)
+    chain_file = tmp_path / "seal-chain.pem"
+    chain_file.write_bytes(leaf.public_bytes(Encoding.PEM))
+    app.config["SIGNING_KEY_FILE"] = str(operator.path)
+    app.config["SEAL_CERTIFICATE_FILE"] = str(chain_file)
+    certificate = issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+
+    root = asn1_x509.Certificate.load(ca_cert.public_bytes(Encoding.DER))
+    signature = PdfFileReader(io.BytesIO(certificate.pdf)).embedded_signatures[0]
+    status = validate_pdf_signature(signature, ValidationContext(trust_roots=[root]))
+    assert status.intact and status.valid and status.trusted, status.pretty_print_details()
+    untrusted = validate_pdf_signature(signature, ValidationContext(trust_roots=[]))
+    assert untrusted.intact and not untrusted.trusted  # trusted because of the CA, not by accident
+    # our own verifier still ties the seal to the issuer's published key
+    jwks = issuing.jwks(db, settings=settings(app))
+    assert verify_pdf(certificate.pdf, jwks, retired=jwks).ok
+
+
+def test_a_seal_certificate_for_another_key_stops_issuing_with_the_reason(db, app, approved, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from assessor.certificates import generate_key
+
+    operator = generate_key(tmp_path / "operator")
+    ca_key, ca_cert = _test_ca()
+    stranger = _seal_certificate_for(ec.generate_private_key(ec.SECP256R1()).public_key(), ca_key, ca_cert)
+    chain_file = tmp_path / "seal-chain.pem"
+    chain_file.write_bytes(stranger.public_bytes(Encoding.PEM))
+    app.config["SIGNING_KEY_FILE"] = str(operator.path)
+    app.config["SEAL_CERTIFICATE_FILE"] = str(chain_file)
+    with pytest.raises(issuing.IssuingError, match="another key than the issuer's signing key"):
+        issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    chain_file.write_text("not a certificate")
+    with pytest.raises(issuing.IssuingError, match="ASSESSOR_SEAL_CERTIFICATE_FILE"):
+        issuing.issue_certificate(db, attempt_id=approved.id, settings=settings(app))
+    assert issuing.certificate_for_attempt(db, attempt_id=approved.id) is None

@@ -332,6 +332,29 @@ def test_the_sealed_pdf_is_pdf_a_3b_with_one_jwt_attachment(certificate):
         assert list(pdf.attachments) == ["credential.jwt"]
 
 
+def _structure_roles(node, found: list, depth: int = 0) -> list:
+    if depth > 40 or len(found) > 2000:
+        return found
+    if isinstance(node, pikepdf.Array):
+        for kid in node:
+            _structure_roles(kid, found, depth + 1)
+    elif isinstance(node, pikepdf.Dictionary):
+        if "/S" in node:
+            found.append(str(node["/S"]))
+        if "/K" in node:
+            _structure_roles(node["/K"], found, depth + 1)
+    return found
+
+
+def test_the_pdf_is_tagged_for_screen_readers_and_stays_pdf_a_3b(certificate):
+    with pikepdf.open(io.BytesIO(certificate.pdf)) as pdf:
+        assert bool(pdf.Root["/MarkInfo"]["/Marked"]) and str(pdf.Root["/Lang"]) == "en"
+        roles = set(_structure_roles(pdf.Root["/StructTreeRoot"]["/K"], []))
+        assert {"/H1", "/P", "/Table"} <= roles, roles
+        with pdf.open_metadata() as xmp:
+            assert (xmp.get("pdfaid:part"), xmp.get("pdfaid:conformance")) == ("3", "B")
+
+
 def test_pyhanko_finds_an_intact_ecdsa_seal_by_the_issuers_key(certificate, served_jwks):
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     from pyhanko.pdf_utils.reader import PdfFileReader
