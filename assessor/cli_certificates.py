@@ -228,6 +228,9 @@ def certificates_issue(attempt_id: int) -> None:
             certificate = issue_certificate(session, attempt_id=attempt_id, settings=_settings(app))
         except IssuingError as error:
             _fail(str(error))
+        from assessor.wallet import add_wallet_form
+
+        add_wallet_form(session, certificate=certificate, settings=_settings(app))
         click.echo(f"{certificate.public_id}  {_settings(app).verify_url(certificate.public_id)}")
 
 
@@ -329,10 +332,18 @@ def ensure_key(app) -> str:
     """`assessor init`: create the first signing key if there is none (returns a line to print)."""
     from assessor.issuing import active_key
 
+    from assessor.errors import CertificateError
+    from assessor.wallet import fetch_contexts
+
     with _session(app) as session:
         row = active_key(session, settings=_settings(app))
         where = row.private_key_path or "sealed in the database"
-        return f"signing key {row.kid} ({where})"
+    try:
+        fetch_contexts(_settings(app))
+        contexts = "JSON-LD contexts cached (credentials for wallets)"
+    except CertificateError as error:
+        contexts = f"JSON-LD contexts not cached yet ({error}); credentials for wallets wait for them"
+    return f"signing key {row.kid} ({where})\n{contexts}"
 
 
 @click.group()

@@ -75,6 +75,7 @@ class IssuerSettings:
     hsm: HsmSettings | None = None  # the operator's key in an HSM (overrides keys_dir and key_file)
     logo_url: str = ""  # the issuer's logo (an https image), shown on its profile and achievement pages
     seal_chain_file: Path | None = None  # a CA-issued certificate for the signing key, then its intermediates (PEM)
+    jsonld_cache: Path | None = None  # the published JSON-LD contexts, cached (for the Data Integrity form)
 
     @property
     def issuer_id(self) -> str:
@@ -102,6 +103,7 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
         logo_url=str(config.get("ISSUER_LOGO_URL") or ""),
         seal_chain_file=Path(config["SEAL_CERTIFICATE_FILE"]) if config.get("SEAL_CERTIFICATE_FILE") else None,
+        jsonld_cache=Path(config.get("JSONLD_CACHE_DIR") or Path(config.get("CACHE_DIR") or config["KEYS_DIR"]) / "jsonld"),
         key_file=Path(key_file) if key_file else None,
         kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
         hsm=HsmSettings(module=str(config["PKCS11_MODULE"]), token_label=str(config.get("PKCS11_TOKEN") or ""),
@@ -231,7 +233,7 @@ def _new_key(session: Session, *, settings: IssuerSettings, active: bool,
                                 serialization.NoEncryption())
     row = SigningKey(kid=kid, key_url=key_url(settings.issuer_id, kid), algorithm=ES256,
                      public_jwk=json.dumps(public_jwk(private.public_key(), kid)), private_key_path="",
-                     private_key_sealed=seal(pem, kek=_kek(settings), kid=kid), active=active,
+                     private_key_sealed=seal(pem, kek=sealing_key(settings), kid=kid), active=active,
                      activates_at=activates_at)
     session.add(row)
     session.flush()
@@ -249,7 +251,8 @@ STATUS_LIST_TTL_MS = 5 * 60 * 1000
 STATUS_LIST_VALIDITY = timedelta(days=1)  # the event that says an approved attempt's certificate waits
 
 
-def _kek(settings: IssuerSettings) -> bytes:
+def sealing_key(settings: IssuerSettings) -> bytes:
+    """The key-encryption key that seals this issuer's private keys in the database."""
     if settings.kek is None:
         raise SigningUnavailable("no key-encryption key is configured (ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
     return settings.kek
@@ -264,7 +267,7 @@ def private_key_of(row: SigningKey, settings: IssuerSettings):
                                          f"not configured for: set ASSESSOR_PKCS11_MODULE, _TOKEN, _KEY_LABEL, _PIN")
             return HsmPrivateKey(settings.hsm)
         if row.private_key_sealed:
-            return load_pem_private_key(unseal(row.private_key_sealed, kek=_kek(settings), kid=row.kid), password=None)
+            return load_pem_private_key(unseal(row.private_key_sealed, kek=sealing_key(settings), kid=row.kid), password=None)
         if row.private_key_path:
             return load_private_key(row.private_key_path)
     except CertificateError as error:
@@ -325,7 +328,7 @@ def seal_key_files(session: Session, *, settings: IssuerSettings, now: datetime 
         private = load_private_key(path)
         pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-        row.private_key_sealed = seal(pem, kek=_kek(settings), kid=row.kid)
+        row.private_key_sealed = seal(pem, kek=sealing_key(settings), kid=row.kid)
         row.private_key_path = ""
         session.add(row)
         session.commit()
@@ -560,7 +563,7 @@ class CertificateStatus:
 _PLACEHOLDERS = {"qmark": "?", "numeric": ":1", "named": ":public_id", "format": "%s", "pyformat": "%s"}
 
 
-def _as_utc(value) -> datetime | None:
+def as_utc(value) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):  # SQLite hands back the stored text
@@ -591,7 +594,7 @@ def certificate_status(engine, *, public_id: str) -> CertificateStatus | None:
         connection.close()  # back to the pool (rolled back there)
     if row is None:
         return None
-    return CertificateStatus(row[0], row[1], _as_utc(row[2]), _as_utc(row[3]), row[4])
+    return CertificateStatus(row[0], row[1], as_utc(row[2]), as_utc(row[3]), row[4])
 
 
 def _free_index(session: Session) -> int:

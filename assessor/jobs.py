@@ -252,6 +252,10 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
             except IssuingError as error:  # not certifiable: retrying would not change that
                 logger.warning("no certificate for attempt %s: %s", attempt_id, error)
                 return
+            if certificate.credential_ld is None:
+                from assessor.wallet import add_wallet_form
+
+                add_wallet_form(session, certificate=certificate, settings=settings.issuer)
             if had is None:
                 attempt = session.get(Attempt, attempt_id)
                 notifications.certificate_issued(session, user=session.get(User, certificate.user_id),

@@ -297,6 +297,19 @@ class SigningKey(SQLModel, table=True):
     compromise_reason: str | None = Field(default=None, max_length=500)
 
 
+class DidKey(SQLModel, table=True):
+    """An Ed25519 key of the issuer's did:web, for the Data Integrity form of each credential; its private half
+    sealed like the signing keys'. Keys are never removed from the DID document: what they signed keeps verifying."""
+
+    __tablename__ = "did_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fragment: str = Field(max_length=64, unique=True)  # the key's id in the DID document, after '#'
+    public_multibase: str = Field(max_length=128)
+    private_key_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Certificate(SQLModel, table=True):
     """One certificate per approved, passing attempt (the unique attempt_id makes issuing idempotent)."""
 
@@ -317,6 +330,9 @@ class Certificate(SQLModel, table=True):
     revoked_at: datetime | None = None
     revoked_reason: str | None = Field(default=None, max_length=500)
     revoked_by: int | None = Field(default=None, foreign_key="users.id")
+    # The same credential with a Data Integrity proof by the issuer's did:web, made once (at issue, or when first
+    # asked for by a certificate issued before it existed) and kept.
+    credential_ld: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ModuleResult(SQLModel, table=True):

@@ -11,6 +11,15 @@ from assessor.rubric import Criterion, Level
 
 from tests.mailserver import inbox  # noqa: F401  (fixture: a real SMTP server)
 
+def pytest_configure(config):
+    """Every app and CLI the tests start shares one cache of the published JSON-LD contexts (fetched once)."""
+    import os
+
+    from tests.jsonld_contexts import cache_dir
+
+    os.environ.setdefault("ASSESSOR_JSONLD_CACHE_DIR", str(cache_dir()))
+
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Learner",
     "GIT_AUTHOR_EMAIL": "learner@example.org",

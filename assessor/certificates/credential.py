@@ -28,8 +28,10 @@ VC_V2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_V3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 CONTEXTS = [VC_V2_CONTEXT, OB_V3_CONTEXT]  # always first, in this order (OB 3.0 requires it)
 EXTENSION_CONTEXT_PATH = "/contexts/capstone-v1.jsonld"
+SCHEMA_VALIDATOR_TYPE = "1EdTechJsonSchemaValidator2019"
+SCHEMA_VALIDATOR_IRI = "https://purl.imsglobal.org/spec/vccs/v1p0/context.json#1EdTechJsonSchemaValidator2019"
 OB_SCHEMA = {"id": "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json",
-             "type": "1EdTechJsonSchemaValidator2019"}
+             "type": SCHEMA_VALIDATOR_TYPE}
 CREDENTIAL_TYPES = ["VerifiableCredential", "OpenBadgeCredential"]
 JWT_CLAIMS = ("iss", "jti", "nbf", "sub")
 MAX_NAME_CHARS = 120
@@ -64,7 +66,10 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 
 def extension_context(url: str) -> dict:
     """The JSON-LD context document the product serves at ``url`` (its EXTENSION_CONTEXT_PATH)."""
-    terms: dict = {"@version": 1.1, "@protected": True}
+    terms: dict = {"@version": 1.1, "@protected": True,
+                   # OB 3.0's credentialSchema type, which neither VC 2.0's nor OB 3.0's context defines: without
+                   # it a JSON-LD processor in safe mode (every Data Integrity verifier) refuses the credential.
+                   SCHEMA_VALIDATOR_TYPE: {"@id": SCHEMA_VALIDATOR_IRI}}
     for term, _meaning in EXTENSION_TERMS.items():
         definition: dict = {"@id": f"{EXTENSION_VOCABULARY}{term}"}
         if term in _DATE_TERMS:

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from assessor import integrity, line_comments, reviews, submissions
 from assessor.attempt_summary import summarise
+from assessor.certificates.render import qr_svg
 from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
@@ -165,7 +166,9 @@ def _certificate_context(attempt, rubric, result) -> dict | None:
         "startTask": "CERTIFICATION_NAME", "name": f"{rubric.course}: {rubric.title}", **issuer,
         "issueYear": issued.year, "issueMonth": issued.month, "certUrl": verify_url, "certId": certificate.public_id,
     })
-    return {"certificate": certificate, "verify_url": verify_url, "linkedin_url": linkedin}
+    wallet_url = f"{settings.public_url}/api/v1/certificates/{certificate.public_id}/credential.json"
+    return {"certificate": certificate, "verify_url": verify_url, "linkedin_url": linkedin, "wallet_url": wallet_url,
+            "wallet_qr": qr_svg(wallet_url)}
 
 
 @bp.route("/certificates/<public_id>.pdf")

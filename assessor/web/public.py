@@ -10,7 +10,7 @@ from functools import lru_cache
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from assessor import issuing, ratelimit, verification
+from assessor import issuing, ratelimit, verification, wallet
 from assessor.certificates import identity_matches
 from assessor.certificates import verify as v
 from assessor.certificates.badge import badge_png, badge_svg, badge_texts, bake_png, bake_svg
@@ -31,7 +31,7 @@ logger = logging.getLogger("assessor.web")
 _MINUTE = timedelta(minutes=1)
 # Documents that wallets and verifiers in other origins read from a browser: open to any origin, read only.
 OPEN_ENDPOINTS = frozenset({"certificate_api", "certificate_jwt", "jwks", "status_list", "issuer", "issuer_key",
-                            "achievement",
+                            "achievement", "did_document", "certificate_ld",
                             "context", "verify_api", "badge", "certificate_badge"})
 
 
@@ -222,6 +222,25 @@ def certificate_jwt(public_id: str):
     return current_app.response_class(row.token, mimetype="application/vc+jwt")
 
 
+@bp.route("/api/v1/certificates/<public_id>/credential.json")
+def certificate_ld(public_id: str):
+    """The same credential with a Data Integrity proof by the issuer's did:web: what a wallet imports."""
+    certificate = issuing.get_certificate(db(), public_id=public_id)
+    if certificate is None:
+        return jsonify({"id": public_id, "status": UNKNOWN}), 404
+    try:
+        document = wallet.credential_for(db(), certificate=certificate, settings=_settings())
+    except wallet.WalletUnavailable as error:
+        logger.warning("the credential for wallets of %s cannot be made now: %s", public_id, error)
+        response = jsonify({"error": "the credential for wallets is not available yet; try again later"})
+        response.status_code, response.headers["Retry-After"] = 503, "300"
+        return response
+    response = _json(document, mimetype="application/ld+json", max_age=300)
+    if request.args.get("download"):
+        response.headers["Content-Disposition"] = f'attachment; filename="certificate-{public_id}.json"'
+    return response
+
+
 # ------------------------------------------------------------------------------------------- what verifiers fetch
 
 def _json(document: dict, *, mimetype: str = "application/json", max_age: int | None = None):
@@ -265,6 +284,16 @@ def achievement(rubric_id: str, version: str):
     return response
 
 
+@bp.route("/.well-known/did.json")
+@bp.route("/did.json")
+def did_document():
+    """The issuer's did:web document at the address asked (each address is its own DID, fixed at issue time)."""
+    settings = _issuer_as_asked()
+    if settings is None:
+        return _unknown_issuer()
+    return _json(wallet.did_document(db(), settings=settings), mimetype="application/did+ld+json", max_age=300)
+
+
 @bp.route("/issuer/keys/<thumb>")
 def issuer_key(thumb: str):
     """Where each key's id points: its public JWK."""
@@ -293,13 +322,24 @@ def status_list(number: int):
         response = jsonify({"error": "the status list is temporarily unavailable; try again later"})
         response.status_code, response.headers["Retry-After"] = 503, "60"
         return response
-    # Signed by default (a verifier that asks for nothing in particular gets what it can verify); the unsecured
-    # JSON only to whoever asks for JSON by name, to read.
+    # Signed by default (a verifier that asks for nothing in particular gets what it can verify); JSON-LD with a
+    # Data Integrity proof by the issuer's DID to whoever asks for JSON-LD (wallets and their verifiers); the
+    # unsecured JSON only to whoever asks for plain JSON by name, to read.
     accept = request.headers.get("Accept", "")
-    wants_json = request.args.get("format") == "json" or (
-        request.args.get("format") != "jwt" and "application/vc+jwt" not in accept and "application/jwt" not in accept
-        and ("application/json" in accept or "application/ld+json" in accept))
-    if wants_json:
+    asked = request.args.get("format")
+    wants_jwt = asked == "jwt" or "application/vc+jwt" in accept or "application/jwt" in accept
+    wants_ld = asked == "ld" or (not asked and not wants_jwt and "ld+json" in accept)
+    wants_json = asked == "json" or (not asked and not wants_jwt and not wants_ld and "application/json" in accept)
+    if wants_ld:
+        try:
+            response = _json(wallet.status_list(db(), settings=settings, number=number), mimetype="application/ld+json",
+                             max_age=issuing.STATUS_LIST_TTL_MS // 1000)
+        except wallet.WalletUnavailable as error:
+            logger.warning("the status list for wallets cannot be made now: %s", error)
+            response = jsonify({"error": "the status list as JSON-LD is not available yet; ask for application/vc+jwt"})
+            response.status_code, response.headers["Retry-After"] = 503, "300"
+            return response
+    elif wants_json:
         response = jsonify(credential)
     else:
         response = current_app.response_class(token, mimetype="application/vc+jwt")

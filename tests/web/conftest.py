@@ -17,6 +17,7 @@ from assessor.scoring import decide, score_measured, score_pending
 from assessor.submissions import record_event, snapshot_rubric, store_report
 from assessor.web import create_app
 
+from tests.jsonld_contexts import cache_dir as jsonld_cache_dir
 from tests.web.rubrics import OTHER_RUBRIC, TEST_RUBRIC
 
 PASSWORD = "correct horse battery"
@@ -44,6 +45,7 @@ def app_config(tmp_path, rubrics_dir) -> dict:
         "RUBRICS_DIR": str(rubrics_dir),
         "WORK_ROOT": str(tmp_path / "work"),
         "CACHE_DIR": str(tmp_path / "cache"),
+        "JSONLD_CACHE_DIR": str(jsonld_cache_dir()),  # the published contexts, fetched once for every test
         "ALLOW_LOCAL_SOURCES": True,
         "LOCAL_SOURCE_ROOTS": str(tmp_path),  # where make_repo puts the test repositories
         "WTF_CSRF_ENABLED": True,  # on in every test: the rules are tested with it

@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 from assessor import issuing
 from assessor.cli_certificates import register
 
+from tests.node_verifiers import verify_data_integrity
 from tests.web.certificate_helpers import approve, settings
 
 
@@ -125,3 +126,12 @@ def test_every_earlier_certificate_verifies_after_the_service_moves(app, db, cli
     asked = claims(fetch(f"{new}/status/1?issuer={old}/issuer").decode())
     assert asked["issuer"] == f"{old}/issuer" and asked["id"] == f"{old}/status/1"
     assert client.get("/status/1?issuer=https://elsewhere.example/issuer").status_code == 404
+
+    # the credential for wallets of an earlier certificate names the DID of the address it was issued under, and
+    # digitalbazaar's verifier resolves that DID and its status list at the old address
+    for certificate, is_revoked in ((kept, False), (revoked, True)):
+        ld = json.loads(fetch(f"{new}/api/v1/certificates/{certificate.public_id}/credential.json",
+                              "application/ld+json"))
+        assert ld["issuer"]["id"] == f"did:web:127.0.0.1%3A{port}"
+        verdict = verify_data_integrity(ld, web=old)
+        assert verdict["verified"] and verdict["revoked"] is is_revoked, verdict
