@@ -74,6 +74,17 @@ def test_the_wallet_credential_is_the_same_certificate_signed_by_the_issuers_did
     forged = json.loads(json.dumps(credential))
     forged["credentialSubject"]["name"] = "Eve"
     assert not verify_data_integrity(forged, web=web)["verified"]
+    # a second, independent implementation of the cryptosuite agrees (openbadgeslib, Python)
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from openbadgeslib.ob3.ldp import OB3VerificationError, verify_data_integrity_proof
+
+    method = next(m for m in document["verificationMethod"] if m["id"] == proof["verificationMethod"])
+    pem = dataintegrity.public_key_of(method["publicKeyMultibase"]).public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    ours = {credential["@context"][-1]: fetch(credential["@context"][-1])}
+    verify_data_integrity_proof(credential, pem, extra_contexts=ours)
+    with pytest.raises(OB3VerificationError):
+        verify_data_integrity_proof(forged, pem, extra_contexts=ours)
     # revoked: the same verifier reads the bit from the list, which it checks is signed by the same DID
     issuing.revoke(db, certificate_id=certificate.public_id, admin=make_user("admin"), reason="copied capstone")
     verdict = verify_data_integrity(credential, web=web)
