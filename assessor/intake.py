@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -84,6 +85,20 @@ class SourcePolicy:
     # Local sources are limited to these folders (and what is under them); None: any folder (the CLI).
     local_roots: tuple[Path, ...] | None = None
     resolve_hosts: bool = True                                # check the addresses a host name resolves to
+    # ssh only to these hosts (the git hosts whose keys the operator configured); None: any host ssh is allowed to.
+    ssh_hosts: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class GitCredentials:
+    """What a private repository needs, held only while git runs: written into the clone's own temporary folder
+    (0600), never into the checkout, the environment of anything else, or a message."""
+
+    ssh_private_key: bytes | None = field(default=None, repr=False)  # OpenSSH private key
+    known_hosts: tuple[str, ...] = ()  # the operator's lines for the host ("[host]:port ssh-ed25519 AAAA...")
+    token: str | None = field(default=None, repr=False)  # an https access token, sent only to token_host
+    token_host: str | None = None
+    token_user: str = "x-access-token"  # the user name the host expects beside a token (GitLab: oauth2)
 
 
 @dataclass(frozen=True)
@@ -157,6 +172,8 @@ def _check_remote_url(text: str, scheme: str, policy: SourcePolicy) -> str:
         raise IntakeError("the repository URL is not a valid URL (check the host and port)") from None
     user = _check_userinfo(parts.netloc, scheme)
     host = _check_host(parts.hostname or "", policy)
+    if scheme == "ssh":
+        _check_ssh_host(host, policy)
     if parts.query or parts.fragment or "?" in text or "#" in text:
         raise IntakeError("the repository URL must not contain '?' or '#'")
     path = _check_url_path(parts.path)
@@ -171,6 +188,12 @@ def _require_scheme(scheme: str, policy: SourcePolicy) -> None:
     accepted = ", ".join(f"{name}://" for name in sorted(policy.allowed_schemes & REMOTE_SCHEMES)) or "none"
     label = "ssh (user@host:path)" if scheme == "ssh" else f"{scheme}://"
     raise IntakeError(f"{label} repository URLs are not accepted here (accepted: {accepted})")
+
+
+def _check_ssh_host(host: str, policy: SourcePolicy) -> None:
+    if policy.ssh_hosts is not None and host not in policy.ssh_hosts:
+        accepted = ", ".join(sorted(policy.ssh_hosts)) or "none"
+        raise IntakeError(f"ssh is accepted only for the git hosts configured here ({accepted}), not {host}")
 
 
 def _check_userinfo(netloc: str, scheme: str) -> str | None:
@@ -317,6 +340,7 @@ def _check_scp_like(text: str, policy: SourcePolicy) -> str:
     if user and not _SSH_USER.match(user):
         raise _credentials_refused()
     host = _check_host(host, policy)
+    _check_ssh_host(host, policy)
     if not path or path.startswith("-") or not _URL_PATH.match(path):
         raise IntakeError("the ssh repository address has an empty or invalid path")
     user_part = f"{user}@" if user else ""
@@ -388,7 +412,8 @@ def _shown(text: str, limit: int = 60) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePolicy = SourcePolicy(),
-          limits: CloneLimits = CloneLimits(), history: HistoryLimits | None = None) -> Checkout:
+          limits: CloneLimits = CloneLimits(), history: HistoryLimits | None = None,
+          credentials: GitCredentials | None = None) -> Checkout:
     """Shallow-clone `source` at `ref` into `dest` (must not exist or be empty). Raises IntakeError; on any failure dest is removed.
 
     With `history`, the commits before it are fetched too (as many as the limits allow) and read for authorship."""
@@ -400,7 +425,7 @@ def clone(source: str, dest: Path, *, ref: str | None = None, policy: SourcePoli
     _claim_destination(dest)
     try:
         with tempfile.TemporaryDirectory(prefix="intake-home-") as scratch:
-            session = _GitSession(dest, Path(scratch), policy, limits, pinned)
+            session = _GitSession(dest, Path(scratch), policy, limits, pinned, credentials)
             commit = _fetch_and_checkout(session, url, ref)
             file_count, size_bytes = session.enforce_limits()
             committed_at = session.commit_date(commit)
@@ -511,7 +536,7 @@ class _GitSession:
     """Runs git in a clean, locked-down environment under one shared time budget and a size watch."""
 
     def __init__(self, dest: Path, scratch: Path, policy: SourcePolicy, limits: CloneLimits,
-                 pinned: PinnedHost | None = None):
+                 pinned: PinnedHost | None = None, credentials: GitCredentials | None = None):
         self.dest = dest
         self.scratch = scratch
         self.limits = limits
@@ -519,7 +544,7 @@ class _GitSession:
         self.git = shutil.which("git")
         if self.git is None:
             raise IntakeError("git is not installed on the assessment server")
-        self.env = _clean_environment(scratch, policy)
+        self.env = _clean_environment(scratch, policy, credentials)
         self.config = [arg for setting in _git_config(policy, pinned) for arg in ("-c", setting)]
 
     def run(self, *args: str, cwd: Path | None = None, whole_output: bool = False) -> _GitResult:
@@ -605,12 +630,45 @@ def _git_config(policy: SourcePolicy, pinned: PinnedHost | None = None) -> list[
     return settings
 
 
-def _clean_environment(scratch: Path, policy: SourcePolicy) -> dict[str, str]:
+def _ssh_command(scratch: Path, credentials: GitCredentials | None) -> str:
+    """ssh that trusts only the host keys the operator configured (never on first use), reads no config of its
+    own, and offers only the repository's key when there is one."""
+    keys = scratch / "ssh"
+    keys.mkdir(mode=0o700)
+    known_hosts = keys / "known_hosts"
+    known_hosts.write_text("".join(f"{line.strip()}\n" for line in (credentials.known_hosts if credentials else ())))
+    options = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+               "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+               "-o", "UpdateHostKeys=no", "-o", "ConnectTimeout=20", "-o", "ForwardAgent=no",
+               "-o", "PermitLocalCommand=no", "-o", "ClearAllForwardings=yes"]
+    if credentials is not None and credentials.ssh_private_key:
+        identity = keys / "id"
+        descriptor = os.open(identity, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(credentials.ssh_private_key)
+        options += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", str(identity)]
+    return " ".join(options)
+
+
+def _token_config(credentials: GitCredentials | None) -> dict[str, str]:
+    """The token as an Authorization header scoped to its own host (git config from the environment, so it is
+    in no command line and no URL); redirects are never followed, so it cannot be carried to another host."""
+    if credentials is None or not credentials.token or not credentials.token_host:
+        return {}
+    basic = base64.b64encode(f"{credentials.token_user}:{credentials.token}".encode()).decode("ascii")
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"http.https://{credentials.token_host}/.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+
+
+def _clean_environment(scratch: Path, policy: SourcePolicy,
+                       credentials: GitCredentials | None = None) -> dict[str, str]:
     home = scratch / "home"
     templates = scratch / "templates"
     home.mkdir()
     templates.mkdir()
     env = {name: os.environ[name] for name in _PASSED_THROUGH_ENV if name in os.environ}
+    if credentials is not None and credentials.ssh_private_key:
+        env.pop("SSH_AUTH_SOCK", None)  # the repository's own key, not whatever an agent holds
     env.update({
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -624,9 +682,11 @@ def _clean_environment(scratch: Path, policy: SourcePolicy) -> dict[str, str]:
         "GIT_ASKPASS": shutil.which("true") or "/bin/true",
         "SSH_ASKPASS": shutil.which("true") or "/bin/true",
         "SSH_ASKPASS_REQUIRE": "never",
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+        "GIT_SSH_COMMAND": _ssh_command(scratch, credentials),
+        "GIT_SSH_VARIANT": "ssh",
         "GIT_LFS_SKIP_SMUDGE": "1",
         "GIT_ALLOW_PROTOCOL": ":".join(_allowed_protocols(policy)),
+        **_token_config(credentials),
     })
     return env
 
@@ -641,7 +701,8 @@ def _allowed_protocols(policy: SourcePolicy) -> list[str]:
 _LS_REMOTE_LINE = re.compile(r"^([0-9a-f]{40})\t(\S+)$")
 
 
-def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeout_seconds: float = 30.0) -> str | None:
+def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeout_seconds: float = 30.0,
+                   credentials: GitCredentials | None = None) -> str | None:
     """The commit `ref` (default HEAD) names in the remote, by `git ls-remote` without cloning; None when unsure.
 
     A full SHA is its own answer; an abbreviated one, an unknown ref or an unreachable host give None, so the
@@ -670,7 +731,7 @@ def resolve_commit(source: str, ref: str | None, *, policy: SourcePolicy, timeou
         patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
         process = subprocess.Popen(
             [git, *config, "ls-remote", "--end-of-options", url, *patterns], cwd=scratch,
-            env=_clean_environment(Path(scratch), policy), stdin=subprocess.DEVNULL,
+            env=_clean_environment(Path(scratch), policy, credentials), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         try:
@@ -752,6 +813,9 @@ _NO_CONNECTION = ("failed to connect", "connection refused", "couldn't connect t
 _TLS = ("ssl certificate problem", "server certificate verification failed", "ssl_connect", "gnutls_handshake",
         "tls connect error")
 _SSH_REFUSED = ("permission denied (publickey", "host key verification failed")
+_HOST_KEY_CHANGED = ("remote host identification has changed", "host key verification failed",
+                     "no matching host key type", "host key for", "is not in the known_hosts")
+_KEY_NOT_ADDED = ("permission denied (publickey",)
 _NO_REPOSITORY = ("repository not found", "does not appear to be a git repository", "not found",
                   "authentication failed", "could not read username", "could not read password",
                   "returned error: 401", "returned error: 403", "returned error: 404", "not valid: is this a git")
@@ -795,6 +859,12 @@ def _explain_fetch_failure(stderr: str, url: str, ref: str | None) -> str:
     if _mentions(stderr, _REDIRECTED):
         return (f"{host} answered with a redirect, which is not followed: if the repository has moved, submit its "
                 f"new URL")
+    if _mentions(stderr, _HOST_KEY_CHANGED):
+        return (f"{host} did not present the host key configured for it: its key changed, or this is not {host}. "
+                f"Nothing was fetched; the operator checks the host's published keys")
+    if _mentions(stderr, _KEY_NOT_ADDED):
+        return (f"{host} refused the deploy key: add the key shown on your repositories page to the repository "
+                f"(read-only), or check that it is the key of this repository")
     if _mentions(stderr, _SSH_REFUSED):
         return f"the ssh server {host} refused the connection (unknown host key or no access)"
     if _mentions(stderr, _MISSING_REF):
@@ -802,6 +872,9 @@ def _explain_fetch_failure(stderr: str, url: str, ref: str | None) -> str:
             return "the repository is empty: its default branch has no commits"
         return f"no branch, tag or commit {_shown(ref)} in the repository"
     if _mentions(stderr, _NO_REPOSITORY):
+        if not url.startswith(("https://", "http://", "git://", "file://")):
+            return (f"repository not found at {shown_url}: was it renamed or moved? (a deploy key opens only the "
+                    f"repository it was added to)")
         return f"repository not found at {shown_url} (check the URL, and that the repository is public)"
     return f"git could not fetch the repository: {_one_line(stderr)}"
 

@@ -92,6 +92,7 @@ class JobSettings:
     public_url: str = "https://localhost"  # the links in e-mails
     mail: Any = None                    # assessor.mail.MailSettings
     compare_with_samples: bool = True   # near copies of the shipped samples are flagged too (not in the demo)
+    git_hosts: tuple = ()               # assessor.repository_access.GitHost: hosts trusted by their host keys
 
 
 def _flag(value: Any) -> bool:
@@ -109,12 +110,23 @@ def _names(value: Any) -> list[str]:
 
 
 def source_policy_from_config(config: Mapping[str, Any]) -> SourcePolicy:
+    from assessor.repository_access import parse_git_hosts
+
     schemes = frozenset(_names(config.get("ALLOWED_SCHEMES")) or ["https"])
     hosts = _names(config.get("ALLOWED_HOSTS"))
     roots = [Path(root) for root in _paths(config.get("LOCAL_SOURCE_ROOTS"))]
+    internal = frozenset(_names(config.get("INTERNAL_HOSTS")))
+    git_hosts = parse_git_hosts(config.get("GIT_HOSTS"))
+    ssh_hosts = None
+    if git_hosts:
+        # ssh to the hosts whose keys the operator published here, and to no other.
+        names = frozenset(host.host for host in git_hosts)
+        schemes, ssh_hosts = schemes | {"ssh"}, names
+        hosts = hosts + sorted(names) if hosts else hosts
+        internal |= frozenset(host.host for host in git_hosts if host.internal)
     return SourcePolicy(allowed_schemes=schemes, allowed_hosts=frozenset(hosts) or None,
                         allow_local=_flag(config.get("ALLOW_LOCAL_SOURCES", False)),
-                        internal_hosts=frozenset(_names(config.get("INTERNAL_HOSTS"))),
+                        internal_hosts=internal, ssh_hosts=ssh_hosts,
                         # The web app takes local sources only from folders the operator named (the demo's own).
                         local_roots=tuple(roots))
 
@@ -149,7 +161,14 @@ def settings_from_config(config: Mapping[str, Any]) -> JobSettings:
         mail=mail_settings_from_config(config),
         compare_with_samples=_flag(config.get("INTEGRITY_SAMPLES", True)),
         min_free_disk_mb=int(config.get("MIN_FREE_DISK_MB", 1024)),
+        git_hosts=_git_hosts(config),
     )
+
+
+def _git_hosts(config: Mapping[str, Any]) -> tuple:
+    from assessor.repository_access import parse_git_hosts
+
+    return parse_git_hosts(config.get("GIT_HOSTS"))
 
 
 def _issuer_settings(config: Mapping[str, Any]):
@@ -537,7 +556,10 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     with sessions() as session:
         attempt = session.get(Attempt, attempt_id)
         rubric = attempt_rubric(session, attempt=attempt)
-    commit = resolve_commit(source, ref, settings.source_policy)
+        credentials = _credentials(session, attempt, source, settings)
+    # A private repository's key goes to git only, and only when there is one (the engine's default otherwise).
+    with_key = {"credentials": credentials} if credentials is not None else {}
+    commit = resolve_commit(source, ref, settings.source_policy, **with_key)
     if commit:
         with sessions() as session:
             stored = find_stored_report(session, commit=commit, attempt=session.get(Attempt, attempt_id))
@@ -561,7 +583,7 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     pipeline_settings = PipelineSettings(
         work_root=settings.work_root, cache_dir=settings.cache_dir, source_policy=settings.source_policy,
         unsafe_no_sandbox=settings.unsafe_no_sandbox, wall_seconds=settings.wall_seconds, keep_sources=True)
-    report = assess(source, rubric, settings=pipeline_settings, ref=ref, progress=progress)
+    report = assess(source, rubric, settings=pipeline_settings, ref=ref, progress=progress, **with_key)
     if timer is not None:
         timer.close()
     killed_by = (getattr(report, "sandbox", None) or {}).get("killed_by")
@@ -585,6 +607,15 @@ def _assess_attempt(attempt_id, source, ref, *, sessions, settings: JobSettings,
     # The report waits for the database rather than being thrown away after minutes of work.
     reused = patiently(lambda: record(report), settings=settings, what=f"storing the report of attempt {attempt_id}")
     return "reused" if reused else "scored"
+
+
+def _credentials(session, attempt: Attempt, source: str, settings: JobSettings):
+    from assessor.repository_access import credentials_for
+
+    if not settings.git_hosts:
+        return None
+    kek = settings.issuer.kek if settings.issuer is not None else None
+    return credentials_for(session, user_id=attempt.user_id, source=source, hosts=settings.git_hosts, kek=kek)
 
 
 def _find_near_copies(session, report, rubric, attempt_id: int, *, samples: bool):
@@ -671,9 +702,9 @@ def reap_stale(session: Session, *, settings: JobSettings, now: datetime | None 
 
 
 def resolve_remote_commit(source: str, ref: str | None, policy: SourcePolicy,
-                          timeout: float = LS_REMOTE_TIMEOUT) -> str | None:
+                          timeout: float = LS_REMOTE_TIMEOUT, credentials=None) -> str | None:
     """The commit an attempt points at, resolved without cloning (see `intake.resolve_commit`)."""
-    return resolve_commit(source, ref, policy=policy, timeout_seconds=timeout)
+    return resolve_commit(source, ref, policy=policy, timeout_seconds=timeout, credentials=credentials)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -297,6 +297,24 @@ class SigningKey(SQLModel, table=True):
     compromise_reason: str | None = Field(default=None, max_length=500)
 
 
+class RepositoryKey(SQLModel, table=True):
+    """A learner's read-only deploy key (or access token) for one private repository on one git host; the secret
+    sealed under the key-encryption key, bound to this learner, host and repository."""
+
+    __tablename__ = "repository_keys"
+    __table_args__ = (UniqueConstraint("user_id", "host", "repository"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    host: str = Field(max_length=255)
+    repository: str = Field(max_length=255)  # owner/name
+    kind: str = Field(max_length=16)  # deploy_key | token
+    public_key: str = Field(sa_column=Column(Text, nullable=False))  # what the learner adds (a token: its last 4)
+    secret_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+
+
 class DidKey(SQLModel, table=True):
     """An Ed25519 key of the issuer's did:web, for the Data Integrity form of each credential; its private half
     sealed like the signing keys'. Keys are never removed from the DID document: what they signed keeps verifying."""

@@ -18,7 +18,7 @@ from typing import Any
 from assessor import facts, sources, toolchains
 from assessor.authorship import HistoryLimits
 from assessor.errors import EnvironmentBuildError, SandboxError
-from assessor.intake import CloneLimits, SourcePolicy, check_source, clone
+from assessor.intake import CloneLimits, GitCredentials, SourcePolicy, check_source, clone
 from assessor.manifest import merged, read_manifest
 from assessor.measure.artifacts import check_artifacts
 from assessor.report import Report, RubricRef, integrity_section
@@ -94,7 +94,7 @@ class _StageClock:
 
 
 def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str | None = None,
-           progress: Progress = _ignore_progress) -> Report:
+           progress: Progress = _ignore_progress, credentials: GitCredentials | None = None) -> Report:
     """Assess one capstone against one rubric. Raises the stage's AssessorError for bad input."""
     check_source(source, settings.source_policy)
     runs_tests = any(criterion.kind in ("tests", "coverage") for criterion in rubric.criteria)
@@ -110,7 +110,7 @@ def assess(source: str, rubric: Rubric, *, settings: PipelineSettings, ref: str 
     try:
         with clock.stage("cloning", f"cloning {source}" + (f" at {ref}" if ref else "")):
             checkout = clone(source, job_dir / "checkout", ref=ref, policy=settings.source_policy,
-                             limits=settings.clone_limits, history=settings.history)
+                             limits=settings.clone_limits, history=settings.history, credentials=credentials)
             # Read before any learner code runs, so what the code view shows is exactly the assessed commit.
             source_files = sources.snapshot(checkout.path) if settings.keep_sources else None
         with clock.stage("measuring", f"measuring commit {checkout.commit[:12]}"):

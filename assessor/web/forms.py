@@ -58,6 +58,19 @@ class SubmitForm(FlaskForm):
     replace_pending = BooleanField("Replace the attempt waiting for review with this one once it is assessed")
 
 
+class RepositoryKeyForm(FlaskForm):
+    host = SelectField("Git host", validate_choice=True)
+    repository = StringField("Repository (owner/name)", [DataRequired(message="give the repository as owner/name"),
+                                                         Length(max=200)])
+
+
+class RepositoryTokenForm(FlaskForm):
+    host = SelectField("Git host", validate_choice=True)
+    repository = StringField("Repository (owner/name)", [DataRequired(message="give the repository as owner/name"),
+                                                         Length(max=200)])
+    token = PasswordField("Read-only access token", [DataRequired(message="paste the token"), Length(max=400)])
+
+
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 

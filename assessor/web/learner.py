@@ -81,7 +81,8 @@ def submit():
                 session.commit()
             return redirect(url_for("learner.attempt", attempt_id=attempt.id))
     status = 400 if form.errors else 200
-    return render_template("learner/submit.html", form=form, has_rubrics=bool(offered), pending=pending), status
+    return render_template("learner/submit.html", form=form, has_rubrics=bool(offered), pending=pending,
+                           private_repositories=bool(job_settings().git_hosts)), status
 
 
 @bp.route("/attempts/<int:attempt_id>/choose-for-review", methods=["POST"])
