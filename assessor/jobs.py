@@ -469,7 +469,26 @@ def _claim(attempt_id: int, sessions) -> tuple[int, str, str | None] | None:
         return try_number, attempt.source_url, attempt.ref
 
 
+SIBLING_WAIT_SECONDS = 30.0
+
+
+def _sibling_running(attempt_id: int, sessions) -> bool:
+    """Another attempt of the same capstone by the same learner is being assessed (a push queued beside it)."""
+    with sessions() as session:
+        attempt = session.get(Attempt, attempt_id)
+        if attempt is None:
+            return False
+        return session.exec(select(Attempt.id).where(Attempt.submission_id == attempt.submission_id,
+                                                     Attempt.id != attempt_id, Attempt.status == RUNNING)).first() \
+            is not None
+
+
 def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:
+    # One running attempt per learner and capstone: a push that arrived meanwhile waits its turn, unclaimed.
+    if requeue is not None and _sibling_running(attempt_id, sessions):
+        logger.info("attempt %s waits for the learner's running attempt of the same capstone", attempt_id)
+        requeue(attempt_id, SIBLING_WAIT_SECONDS)
+        return "waiting"
     claimed = patiently(lambda: _claim(attempt_id, sessions), settings=settings, what=f"claiming attempt {attempt_id}")
     if claimed is None:
         logger.info("attempt %s is not queued any more (another worker has it, or it is finished); skipped",

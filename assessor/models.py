@@ -157,6 +157,8 @@ class Attempt(SQLModel, table=True):
     heartbeat_at: datetime | None = None
     finished_at: datetime | None = None
     self_assessed_at: datetime | None = None  # the learner submitted the self-assessment (else: none or a draft)
+    origin: str = Field(default="form", max_length=16)  # form | push: how it was submitted
+    pushed_by: str | None = Field(default=None, max_length=100)  # the pusher the git host named
 
     @property
     def finished(self) -> bool:
@@ -295,6 +297,38 @@ class SigningKey(SQLModel, table=True):
     destroyed_at: datetime | None = None
     compromised_at: datetime | None = None  # nothing it signed from then on is trusted
     compromise_reason: str | None = Field(default=None, max_length=500)
+
+
+class RepositoryLink(SQLModel, table=True):
+    """A learner's repository linked to a capstone: a signed push to `branch` (or a tag matching `tag_pattern`)
+    submits an attempt. The webhook secret is sealed, bound to the link."""
+
+    __tablename__ = "repository_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    rubric_id: str = Field(max_length=64)
+    source_url: str = Field(max_length=1100)
+    provider: str = Field(max_length=16)  # github | gitlab | gitea
+    branch: str | None = Field(default=None, max_length=255)
+    tag_pattern: str | None = Field(default=None, max_length=255)
+    secret_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    last_delivery_at: datetime | None = None
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """Each delivery a link accepted, by the host's delivery id: a replayed one changes nothing."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("link_id", "delivery_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="repository_links.id", index=True)
+    delivery_id: str = Field(max_length=100)
+    outcome: str = Field(max_length=200)
+    attempt_id: int | None = Field(default=None, foreign_key="attempts.id")
+    received_at: datetime = Field(default_factory=utcnow)
 
 
 class RepositoryKey(SQLModel, table=True):

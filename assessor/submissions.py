@@ -113,9 +113,10 @@ def check_ref(ref: str | None) -> str | None:
 
 
 def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str, ref: str | None,
-                   policy: SourcePolicy, max_running: int = 2) -> Attempt:
+                   policy: SourcePolicy, max_running: int = 2, pushed_by: str | None = None) -> Attempt:
     """Validate the source with the engine's own rules and record a queued attempt. Nothing is stored when
-    the source or ref is refused (SubmissionError with the engine's message)."""
+    the source or ref is refused (SubmissionError with the engine's message). A push (`pushed_by`) may queue
+    beside a running attempt of the same capstone: it waits for it (see jobs)."""
     try:
         url = check_source(source, policy)
         pin_host(url, policy)  # an internal address is refused here, before any job exists
@@ -129,7 +130,7 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
                               f"wait for one to finish before submitting another", field="source")
     submission = session.exec(select(Submission).where(
         Submission.user_id == user.id, Submission.rubric_id == rubric.id)).first()
-    if submission is not None:
+    if submission is not None and pushed_by is None:
         busy = session.exec(select(Attempt.id).where(
             Attempt.submission_id == submission.id, Attempt.status.in_((QUEUED, RUNNING)))).first()
         if busy is not None:
@@ -145,12 +146,13 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
     attempt = Attempt(
         submission_id=submission.id, user_id=user.id, number=number, rubric_id=rubric.id,
         rubric_version=rubric.version, rubric_sha256=rubric.sha256, course=rubric.course,
-        source_url=url, ref=ref,
+        source_url=url, ref=ref, origin="push" if pushed_by is not None else "form", pushed_by=pushed_by,
     )
     session.add(attempt)
     session.flush()
+    how = f"pushed by {pushed_by}: " if pushed_by is not None else ""
     record_event(session, attempt=attempt, kind="submitted", actor=user,
-                 detail=f"{url}" + (f" at {ref}" if ref else "") + f" against {rubric.id} v{rubric.version}")
+                 detail=how + f"{url}" + (f" at {ref}" if ref else "") + f" against {rubric.id} v{rubric.version}")
     return attempt
 
 

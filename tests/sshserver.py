@@ -82,10 +82,15 @@ class GitSshServer:
         return f"ssh://{self.account.pw_name}@127.0.0.1:{self.port}/{name}.git"
 
     def push(self, name: str, repo: Path, ref: str = "main") -> None:
-        """The learner pushes: the served copy takes the repository's `ref` (as root or the tests' user)."""
-        subprocess.run(["git", "-C", str(repo), "push", "-q", "--force", str(self.repositories / f"{name}.git"),
-                        f"{ref}:{ref}"], check=True, capture_output=True)
-        self._give_to_account()
+        """The learner pushes: the served copy takes the repository's `ref`."""
+        bare = self.repositories / f"{name}.git"
+        # git will not write into a repository another account owns: own it for the push, then give it back.
+        self._give_to(os.geteuid(), os.getegid())
+        try:
+            subprocess.run(["git", "-C", str(repo), "push", "-q", "--force", str(bare), f"{ref}:{ref}"], check=True,
+                           capture_output=True)
+        finally:
+            self._give_to_account()
 
     def replace_host_key(self) -> None:
         """The server now presents another key (a changed or spoofed host): restart with a new one."""
@@ -96,10 +101,13 @@ class GitSshServer:
         self.start()
 
     def _give_to_account(self) -> None:
+        self._give_to(self.account.pw_uid, self.account.pw_gid)
+        self.root.chmod(0o755)
+
+    def _give_to(self, uid: int, gid: int) -> None:
         if os.geteuid() == 0:
             for path in [self.root, *self.root.rglob("*")]:
-                os.chown(path, self.account.pw_uid, self.account.pw_gid, follow_symlinks=False)
-        self.root.chmod(0o755)
+                os.chown(path, uid, gid, follow_symlinks=False)
 
     def start(self) -> None:
         config = self.root / "sshd_config"

@@ -71,6 +71,15 @@ class RepositoryTokenForm(FlaskForm):
     token = PasswordField("Read-only access token", [DataRequired(message="paste the token"), Length(max=400)])
 
 
+class RepositoryLinkForm(FlaskForm):
+    rubric = SelectField("Capstone", validate_choice=True)
+    source = StringField("Repository address", [DataRequired(message="give the repository's address"),
+                                                Length(max=1024)])
+    provider = SelectField("Git host software", validate_choice=True)
+    branch = StringField("Branch (a push to it is assessed)", [Optional(), Length(max=255)])
+    tag_pattern = StringField("or tags matching (for example v*)", [Optional(), Length(max=255)])
+
+
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 

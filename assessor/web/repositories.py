@@ -3,11 +3,16 @@
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from assessor import repository_access
+from assessor import repository_access, webhooks
 from assessor.certificates.sealing import key_encryption_key
+from assessor.errors import RubricError
 from assessor.repository_access import DEPLOY_KEY_STEPS, RepositoryAccessError
-from assessor.web.extensions import db, job_settings
-from assessor.web.forms import ActionForm, RepositoryKeyForm, RepositoryTokenForm, attach_error, choice
+from assessor.web.extensions import db, job_settings, rubrics
+from assessor.web.forms import (
+    ActionForm, RepositoryKeyForm, RepositoryLinkForm, RepositoryTokenForm, attach_error, choice,
+)
+
+PROVIDER_NAMES = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea or Forgejo"}
 
 bp = Blueprint("repositories", __name__, url_prefix="/learner/repositories")
 
@@ -29,13 +34,25 @@ def _forms():
     return hosts, key_form, token_form
 
 
-def _page(key_form, token_form, *, status: int = 200, added=None):
+def _link_form() -> RepositoryLinkForm:
+    form = RepositoryLinkForm(prefix="link")
+    try:
+        offered = rubrics()
+    except RubricError:
+        offered = []
+    form.rubric.choices = [choice(rubric.id, f"{rubric.course}: {rubric.title}") for rubric in offered]
+    form.provider.choices = [choice(name, label) for name, label in PROVIDER_NAMES.items()]
+    return form
+
+
+def _page(key_form, token_form, *, status: int = 200, added=None, link_form=None, new_link=None):
     hosts = job_settings().git_hosts
     rows = repository_access.keys_of(db(), user=current_user)
     by_host = {host.host: host for host in hosts}
     return render_template("learner/repositories.html", rows=rows, hosts=by_host, key_form=key_form,
                            token_form=token_form, added=added, steps=DEPLOY_KEY_STEPS,
-                           delete_form=ActionForm()), status
+                           links=webhooks.links_of(db(), user=current_user), link_form=link_form or _link_form(),
+                           new_link=new_link, hook_steps=webhooks.HOOK_STEPS, providers=PROVIDER_NAMES), status
 
 
 @bp.route("/")
@@ -102,4 +119,54 @@ def delete(key_id: int):
     except RepositoryAccessError:
         abort(404)
     flash("Removed: the key is deleted here. Remove it from the repository's deploy keys on the host too.", "success")
+    return redirect(url_for("repositories.index"))
+
+
+def _hook_url(link) -> str:
+    return f"{job_settings().public_url}{url_for('hooks.receive', link_id=link.id)}"
+
+
+@bp.route("/links", methods=["POST"])
+@login_required
+def add_link():
+    _hosts, key_form, token_form = _forms()
+    form = _link_form()
+    if form.validate_on_submit():
+        try:
+            link, secret = webhooks.create_link(
+                db(), user=current_user, rubric_id=form.rubric.data, source=form.source.data,
+                provider=form.provider.data, branch=form.branch.data, tag_pattern=form.tag_pattern.data,
+                policy=job_settings().source_policy, kek=_kek())
+        except webhooks.WebhookError as error:
+            db().rollback()
+            attach_error(form, "source", str(error))
+        else:
+            return _page(key_form, token_form, status=201, link_form=_link_form(),
+                         new_link={"link": link, "secret": secret, "url": _hook_url(link)})
+    return _page(key_form, token_form, status=400, link_form=form)
+
+
+@bp.route("/links/<int:link_id>/secret", methods=["POST"])
+@login_required
+def new_link_secret(link_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    link = next((link for link in webhooks.links_of(db(), user=current_user) if link.id == link_id), None)
+    if link is None:
+        abort(404)
+    secret = webhooks.new_secret(db(), link=link, kek=_kek())
+    _hosts, key_form, token_form = _forms()
+    return _page(key_form, token_form, new_link={"link": link, "secret": secret, "url": _hook_url(link)})
+
+
+@bp.route("/links/<int:link_id>/delete", methods=["POST"])
+@login_required
+def delete_link(link_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        webhooks.remove_link(db(), user=current_user, link_id=link_id)
+    except webhooks.WebhookError:
+        abort(404)
+    flash("The link is removed: pushes no longer submit. Remove the webhook on the host too.", "success")
     return redirect(url_for("repositories.index"))
