@@ -4,6 +4,7 @@ employer (verify page from the link, upload the PDF; a forged PDF is caught). Pl
 labels on every form field."""
 
 import io
+import json
 import re
 import subprocess
 import time
@@ -214,7 +215,15 @@ def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_serv
     journey["pdf"] = pdf
     (ARTIFACTS / "certificate.pdf").write_bytes(pdf)  # for the README's picture of the certificate
     verify_link = page.get_by_label("Verify link").input_value()
-    expect(page.get_by_role("button", name="Copy link")).to_be_visible()  # shown once its script runs
+    expect(page.locator('button[data-copy="verify-link"]')).to_be_visible()  # shown once its script runs
+    # keeping it in a wallet: the link a wallet imports, its QR code, and the file
+    wallet_link = page.get_by_role("textbox", name="Wallet link").input_value()
+    assert wallet_link.endswith("/credential.json")
+    expect(page.locator("#wallet .wallet-qr svg")).to_be_visible()
+    with page.expect_download() as wallet_download:
+        page.get_by_role("link", name="Download the credential (JSON)").click()
+    credential = json.loads(wallet_download.value.path().read_text())
+    assert credential["proof"]["cryptosuite"] == "eddsa-rdfc-2022" and credential["issuer"]["id"].startswith("did:web:")
     verify_path = urlsplit(verify_link).path
     assert re.fullmatch(r"/verify/[\w-]+", verify_path), verify_link
     journey["verify_path"] = verify_path

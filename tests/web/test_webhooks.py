@@ -116,11 +116,11 @@ def test_a_signed_push_submits_an_attempt_that_says_where_it_came_from(app, db, 
     assert attempt.status == "scored", attempt.failure_reason  # cloned with the deploy key, assessed
     assert (attempt.origin, attempt.pushed_by, attempt.commit) == ("push", "ada-l", commit)
     page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
-    origin = re.search(r'<dd id="origin">(.*?)</dd>', page, re.S).group(1)
+    origin = re.search(r'<span id="origin">(.*?)</span>', page, re.S).group(1)
     assert "by a push from ada-l" in origin and commit[:12] in origin
-    auth.as_(make_user("mentor", courses=["other-capstone"]))  # the mentor sees it too
+    auth.as_(make_user("mentor", courses=["other-capstone"]))  # the mentor sees it on the attempt's timeline
     page = client.get(f"/mentor/attempts/{attempt.id}").get_data(as_text=True)
-    assert "by a push from ada-l" in re.search(r'<dd id="origin">(.*?)</dd>', page, re.S).group(1)
+    assert f"pushed by ada-l: {linked.address} at {commit}" in page
 
 
 def test_refused_deliveries_change_nothing(app, db, client, auth, make_user, make_repo, git_ssh_server):  # noqa: F811
