@@ -27,6 +27,7 @@ def register(main: click.Group) -> None:
     main.add_command(keys)
     main.add_command(modules)
     main.add_command(api_tokens)
+    main.add_command(lti_group)
 
 
 def _fail(message: str) -> None:
@@ -433,3 +434,51 @@ def api_tokens_revoke(token_id: int) -> None:
         except ApiTokenError as error:
             _fail(str(error))
         click.echo(f"revoked API key {row.id} ({row.name})")
+
+
+@click.group("lti")
+def lti_group() -> None:
+    """LTI 1.3: the platforms (LMSs) courses launch from, and what to give them."""
+
+
+@lti_group.command("add-platform")
+@click.option("--name", default="", help="How the admin pages name it.")
+@click.option("--issuer", required=True, help="The platform's issuer, as its launches name it.")
+@click.option("--client-id", required=True, help="The client id the platform gave this tool.")
+@click.option("--auth-login-url", required=True, help="The platform's OIDC authentication URL.")
+@click.option("--auth-token-url", required=True, help="The platform's OAuth 2 access token URL.")
+@click.option("--key-set-url", required=True, help="The platform's public key set (JWKS) URL.")
+@click.option("--deployment", "deployments", multiple=True, required=True, help="A deployment id (repeatable).")
+def lti_add_platform(name, issuer, client_id, auth_login_url, auth_token_url, key_set_url, deployments) -> None:
+    from assessor import lti
+
+    app = _app()
+    with _session(app) as session:
+        try:
+            platform = lti.register_platform(session, name=name, issuer=issuer, client_id=client_id,
+                                             auth_login_url=auth_login_url, auth_token_url=auth_token_url,
+                                             key_set_url=key_set_url, deployment_ids=list(deployments))
+        except lti.LtiError as error:
+            _fail(str(error))
+        click.echo(f"registered platform {platform.id}: {platform.name} ({platform.issuer}, client {platform.client_id})")
+
+
+@lti_group.command("platforms")
+def lti_platforms() -> None:
+    from assessor import lti
+
+    app = _app()
+    with _session(app) as session:
+        for platform in lti.platforms(session):
+            click.echo(f"{platform.id}  {platform.name}  {platform.issuer}  client {platform.client_id}  "
+                       f"deployments {', '.join(json.loads(platform.deployment_ids))}")
+
+
+@lti_group.command("urls")
+def lti_urls() -> None:
+    """What the LMS administrator enters for this tool."""
+    app = _app()
+    base = str(app.config.get("PUBLIC_URL") or "https://localhost").rstrip("/")
+    for label, path in (("OIDC login URL", "/lti/login"), ("launch / redirect URL", "/lti/launch"),
+                        ("deep linking URL", "/lti/launch"), ("key set (JWKS) URL", "/lti/jwks.json")):
+        click.echo(f"{label}: {base}{path}")

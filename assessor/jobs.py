@@ -63,6 +63,9 @@ CERTIFICATE_TASK_NAME = "assessor.issue_certificate"
 MAIL_TASK_NAME = "assessor.send_mail"
 MAIL_RETRY_NAME = "assessor.send_mail_periodic"
 DIGEST_NAME = "assessor.mentor_digest"
+GRADES_TASK_NAME = "assessor.send_grades"
+GRADES_PERIODIC_NAME = "assessor.send_grades_periodic"
+GRADE_RETRY_BASE_SECONDS = 30
 LS_REMOTE_TIMEOUT = 30.0
 
 # Attempts this process is assessing right now (id -> try number), so a stopping worker can hand them back.
@@ -302,6 +305,29 @@ def make_huey(settings: JobSettings, *, name: str = "assessor", metrics: Metrics
             session.commit()
         send_mail_task()
 
+    # Scores back to the course's LMS (LTI Assignment and Grade Services): each pending one, retried with backoff.
+    @huey.task(name=GRADES_TASK_NAME, retries=0)
+    def send_grades_task() -> None:
+        from assessor import lti
+
+        kek = settings.issuer.kek if settings.issuer is not None else None
+        if kek is None:
+            return
+        with runtime.session() as session:
+            waiting = [(send.id, send.tries) for send in lti.pending_grades(session)]
+            retry_in = None
+            for send_id, tries in waiting:
+                if lti.send_grade(session, send_id=send_id, kek=kek) == "retry":
+                    delay = min(GRADE_RETRY_BASE_SECONDS * 2 ** tries, 3600)
+                    retry_in = delay if retry_in is None else min(retry_in, delay)
+        if retry_in is not None:
+            send_grades_task.schedule(delay=retry_in)
+
+    @huey.periodic_task(crontab(minute="*/5"), name=GRADES_PERIODIC_NAME)
+    def send_grades_periodic() -> None:
+        send_grades_task.call_local()
+
+    huey.assessor_grades_task = send_grades_task  # type: ignore[attr-defined]
     huey.assessor_certificate_task = issue_certificate_task  # type: ignore[attr-defined]
     huey.assessor_mail_task = send_mail_task  # type: ignore[attr-defined]
     huey.assessor_digest_task = mentor_digest_task  # type: ignore[attr-defined]
@@ -335,6 +361,14 @@ def enqueue_certificate(huey: Huey, attempt_id: int) -> str:
     task = huey.assessor_certificate_task.s(attempt_id)  # type: ignore[attr-defined]
     huey.enqueue(task)
     return task.id
+
+
+def enqueue_grades(huey: Huey) -> None:
+    """Send the scores waiting for the course's LMS soon (the periodic task sends them later if the queue is down)."""
+    try:
+        huey.enqueue(huey.assessor_grades_task.s())  # type: ignore[attr-defined]
+    except Exception:
+        logger.warning("could not queue sending the grades; the periodic send will pick them up", exc_info=True)
 
 
 def enqueue_mail(huey: Huey) -> None:

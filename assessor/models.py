@@ -157,7 +157,7 @@ class Attempt(SQLModel, table=True):
     heartbeat_at: datetime | None = None
     finished_at: datetime | None = None
     self_assessed_at: datetime | None = None  # the learner submitted the self-assessment (else: none or a draft)
-    origin: str = Field(default="form", max_length=16)  # form | push: how it was submitted
+    origin: str = Field(default="form", max_length=16, sa_column_kwargs={"server_default": "form"})  # form | push
     pushed_by: str | None = Field(default=None, max_length=100)  # the pusher the git host named
 
     @property
@@ -297,6 +297,94 @@ class SigningKey(SQLModel, table=True):
     destroyed_at: datetime | None = None
     compromised_at: datetime | None = None  # nothing it signed from then on is trusted
     compromise_reason: str | None = Field(default=None, max_length=500)
+
+
+class LtiPlatform(SQLModel, table=True):
+    """An LMS registered as an LTI 1.3 platform: where its launches come from and its keys and services live."""
+
+    __tablename__ = "lti_platforms"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    issuer: str = Field(max_length=500)
+    client_id: str = Field(max_length=255)
+    auth_login_url: str = Field(max_length=1000)  # the platform's OIDC authorization endpoint
+    auth_token_url: str = Field(max_length=1000)  # its OAuth 2 token endpoint (grades)
+    key_set_url: str = Field(max_length=1000)  # its JWKS
+    deployment_ids: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LtiToolKey(SQLModel, table=True):
+    """The tool's own RSA key (LTI 1.3 asks for RS256): signs deep-linking answers and grade-service tokens; its
+    public half is served at /lti/jwks.json. The private half is sealed like the issuer keys."""
+
+    __tablename__ = "lti_tool_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(max_length=64, unique=True)
+    public_pem: str = Field(sa_column=Column(Text, nullable=False))
+    private_sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LtiAccount(SQLModel, table=True):
+    """A platform's user (its `sub`) linked to an account here."""
+
+    __tablename__ = "lti_accounts"
+    __table_args__ = (UniqueConstraint("platform_id", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_id: int = Field(foreign_key="lti_platforms.id", index=True)
+    subject: str = Field(max_length=255)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LtiGradeTarget(SQLModel, table=True):
+    """Where a learner's grade for a capstone goes back to: the platform's line item from the launch."""
+
+    __tablename__ = "lti_grade_targets"
+    __table_args__ = (UniqueConstraint("platform_id", "user_id", "rubric_id", "lineitem_url"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_id: int = Field(foreign_key="lti_platforms.id")
+    user_id: int = Field(foreign_key="users.id", index=True)
+    rubric_id: str = Field(max_length=64)
+    subject: str = Field(max_length=255)
+    lineitem_url: str = Field(max_length=1000)
+    scopes: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LtiGradeSend(SQLModel, table=True):
+    """One score to send to one line item (after a decision or a regrade), with its delivery."""
+
+    __tablename__ = "lti_grade_sends"
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_id: int = Field(foreign_key="lti_grade_targets.id", index=True)
+    attempt_id: int = Field(foreign_key="attempts.id")
+    score: float
+    maximum: float = 100.0
+    comment: str = Field(default="", max_length=1000)
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    tries: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class LtiLaunchValue(SQLModel, table=True):
+    """PyLTI1p3's launch data (state, nonce, launch claims) kept server-side, so a launch from another site needs
+    no session cookie."""
+
+    __tablename__ = "lti_launch_values"
+
+    key: str = Field(primary_key=True, max_length=255)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    expires_at: datetime
 
 
 class RepositoryLink(SQLModel, table=True):

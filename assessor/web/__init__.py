@@ -87,7 +87,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         raise AssessorError(f"no secret key in {instance}: run `assessor init` first (or set ASSESSOR_SECRET_KEY)")
 
-    from assessor.web import admin, auth, extensions, hooks, learner, mentor, repositories, security
+    from assessor.web import admin, admin_lti, auth, extensions, hooks, learner, lti, mentor, repositories, security
 
     security.install_converters(app)
     extensions.init_app(app)
@@ -99,6 +99,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     learner.init_app(app)
     repositories.init_app(app)
     hooks.init_app(app)
+    lti.init_app(app)
+    admin_lti.init_app(app)
     mentor.init_app(app)
     admin.init_app(app)
     from assessor.web import admin_certificates, admin_modules, api, code, public

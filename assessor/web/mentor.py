@@ -3,11 +3,11 @@
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import integrity, line_comments, notifications, reviews, submissions
+from assessor import integrity, line_comments, lti, notifications, reviews, submissions
 from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
-from assessor.jobs import enqueue_certificate, enqueue_mail
+from assessor.jobs import enqueue_certificate, enqueue_grades, enqueue_mail
 from assessor.source_store import has_sources
 from assessor.web.extensions import db, huey, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm
@@ -204,8 +204,12 @@ def save(attempt_id: int):
     if decided.decision in (APPROVED, CHANGES_REQUESTED):
         notifications.review_decided(session, attempt=attempt, approved=decided.decision == APPROVED,
                                      base_url=public_url())
+        graded = lti.queue_grades(session, attempt=attempt, score=decided.final_percent or 0.0,
+                                  comment="Approved" if decided.decision == APPROVED else "Changes requested")
         session.commit()
         enqueue_mail(huey())
+        if graded:
+            enqueue_grades(huey())
     if decided.decision == APPROVED and decided.final_outcome == "pass":
         _queue_certificate(attempt.id)
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
