@@ -519,7 +519,8 @@ def _sibling_running(attempt_id: int, sessions) -> bool:
 
 def _run_attempt(attempt_id, *, sessions, settings: JobSettings, assess, resolve_commit, metrics, requeue) -> str:
     # One running attempt per learner and capstone: a push that arrived meanwhile waits its turn, unclaimed.
-    if requeue is not None and _sibling_running(attempt_id, sessions):
+    if requeue is not None and patiently(lambda: _sibling_running(attempt_id, sessions), settings=settings,
+                                         what=f"checking attempt {attempt_id}'s turn"):
         logger.info("attempt %s waits for the learner's running attempt of the same capstone", attempt_id)
         requeue(attempt_id, SIBLING_WAIT_SECONDS)
         return "waiting"

@@ -88,6 +88,9 @@ class TestPlatform:
             "iss": self.issuer, "login_hint": login_hint, "target_link_uri": f"{self.tool_url}/lti/launch",
             "lti_message_hint": message_hint, "client_id": self.client_id})
 
+    def course_page(self, user: str, hint: str) -> str:
+        return f"{self.url}/course?" + urlencode({"user": user, "hint": hint})
+
     def id_token(self, user: PlatformUser, *, nonce: str, message_hint: str) -> str:
         now = int(time.time())
         claims = {
@@ -130,7 +133,11 @@ class TestPlatform:
     def wsgi(self, environ, start_response):
         request = Request(environ)
         path = request.path
-        if path == "/jwks":
+        if path == "/course":  # the LMS's course page: the activity link starts the tool's login
+            link = html.escape(self.login_initiation(request.args["user"], request.args["hint"]))
+            response = Response(f'<h1>Backend Engineering</h1><a href="{link}">Open the capstone</a>',
+                                mimetype="text/html")
+        elif path == "/jwks":
             response = Response(json.dumps({"keys": [_public_jwk(self.key, self.kid)]}), mimetype="application/json")
         elif path == "/auth":
             response = self._authorize(request)
@@ -156,7 +163,8 @@ class TestPlatform:
         token = self.id_token(user, nonce=args["nonce"], message_hint=args.get("lti_message_hint", ""))
         page = (f'<form id="launch" method="post" action="{html.escape(args["redirect_uri"])}">'
                 f'<input type="hidden" name="id_token" value="{token}">'
-                f'<input type="hidden" name="state" value="{html.escape(args["state"])}"></form>')
+                f'<input type="hidden" name="state" value="{html.escape(args["state"])}"></form>'
+                f"<script>document.getElementById('launch').submit()</script>")
         return Response(page, mimetype="text/html")
 
     def _token(self, request: Request) -> Response:

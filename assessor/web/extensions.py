@@ -85,6 +85,14 @@ def public_url() -> str:
     return job_settings().public_url
 
 
+def sealing_key() -> bytes:
+    """The key-encryption key this app seals secrets with (deploy keys, webhook secrets, the LTI tool key)."""
+    from assessor.certificates.sealing import key_encryption_key
+
+    config = current_app.config
+    return key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY"))
+
+
 def huey():
     """The app's queue, made on first use."""
     queue = current_app.extensions.get("assessor.huey")

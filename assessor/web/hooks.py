@@ -3,10 +3,9 @@
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from assessor import submissions, webhooks
-from assessor.certificates.sealing import key_encryption_key
 from assessor.jobs import enqueue_attempt
 from assessor.submissions import find_available
-from assessor.web.extensions import csrf, db, huey, job_settings, rubrics
+from assessor.web.extensions import csrf, db, huey, job_settings, rubrics, sealing_key
 
 bp = Blueprint("hooks", __name__)
 
@@ -23,7 +22,7 @@ def _answer(status: str, code: int, **extra):
 @csrf.exempt  # signed by the git host with the link's own secret instead
 def receive(link_id: int):
     config = current_app.config
-    kek = key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY"))
+    kek = sealing_key()
     session = db()
     body = request.get_data(cache=False)
     try:

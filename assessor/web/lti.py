@@ -11,10 +11,9 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
 from assessor import lti
-from assessor.certificates.sealing import key_encryption_key
 from assessor.errors import RubricError
 from assessor.submissions import find_available
-from assessor.web.extensions import csrf, db, job_settings, rubrics
+from assessor.web.extensions import csrf, db, job_settings, rubrics, sealing_key
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 logger = logging.getLogger("assessor.lti")
@@ -25,13 +24,9 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def _kek() -> bytes:
-    config = current_app.config
-    return key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY"))
-
 
 def _tool():
-    return lti.ToolConf(db(), kek=_kek()), lti.DatabaseLaunchStorage(db())
+    return lti.ToolConf(db(), kek=sealing_key()), lti.DatabaseLaunchStorage(db())
 
 
 # PyLTI1p3's reasons, in words a learner or instructor can act on (the library's own text follows in brackets).
@@ -67,7 +62,7 @@ def _launch_url() -> str:
 
 @bp.route("/jwks.json")
 def jwks():
-    return jsonify(lti.tool_jwks(db(), kek=_kek()))
+    return jsonify(lti.tool_jwks(db(), kek=sealing_key()))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,13 +1,12 @@
 """A learner's private repositories: the deploy keys (and tokens) they add to their git host, and removing them."""
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from assessor import repository_access, webhooks
-from assessor.certificates.sealing import key_encryption_key
 from assessor.errors import RubricError
 from assessor.repository_access import DEPLOY_KEY_STEPS, RepositoryAccessError
-from assessor.web.extensions import db, job_settings, rubrics
+from assessor.web.extensions import db, job_settings, rubrics, sealing_key
 from assessor.web.forms import (
     ActionForm, RepositoryKeyForm, RepositoryLinkForm, RepositoryTokenForm, attach_error, choice,
 )
@@ -20,10 +19,6 @@ bp = Blueprint("repositories", __name__, url_prefix="/learner/repositories")
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
-
-def _kek() -> bytes:
-    config = current_app.config
-    return key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY"))
 
 
 def _forms():
@@ -81,7 +76,7 @@ def add_key():
         host = repository_access.find_host(hosts, key_form.host.data)
         try:
             row = repository_access.add_deploy_key(db(), user=current_user, host=host,
-                                                   repository=key_form.repository.data, kek=_kek())
+                                                   repository=key_form.repository.data, kek=sealing_key())
         except RepositoryAccessError as error:
             db().rollback()
             attach_error(key_form, "repository", str(error))
@@ -98,7 +93,7 @@ def add_token():
         host = repository_access.find_host(hosts, token_form.host.data)
         try:
             repository_access.add_token(db(), user=current_user, host=host, repository=token_form.repository.data,
-                                        token=token_form.token.data, kek=_kek())
+                                        token=token_form.token.data, kek=sealing_key())
         except RepositoryAccessError as error:
             db().rollback()
             attach_error(token_form, "repository" if "repository" in str(error) else "token", str(error))
@@ -136,7 +131,7 @@ def add_link():
             link, secret = webhooks.create_link(
                 db(), user=current_user, rubric_id=form.rubric.data, source=form.source.data,
                 provider=form.provider.data, branch=form.branch.data, tag_pattern=form.tag_pattern.data,
-                policy=job_settings().source_policy, kek=_kek())
+                policy=job_settings().source_policy, kek=sealing_key())
         except webhooks.WebhookError as error:
             db().rollback()
             attach_error(form, "source", str(error))
@@ -154,7 +149,7 @@ def new_link_secret(link_id: int):
     link = next((link for link in webhooks.links_of(db(), user=current_user) if link.id == link_id), None)
     if link is None:
         abort(404)
-    secret = webhooks.new_secret(db(), link=link, kek=_kek())
+    secret = webhooks.new_secret(db(), link=link, kek=sealing_key())
     _hosts, key_form, token_form = _forms()
     return _page(key_form, token_form, new_link={"link": link, "secret": secret, "url": _hook_url(link)})
 

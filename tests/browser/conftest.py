@@ -2,6 +2,7 @@
 loopback port, on a temporary instance), and Playwright driving Debian's Chromium (/usr/bin/chromium, headless;
 no browser download). Every test leaves a full-page screenshot in tests/browser/artifacts/."""
 
+import json
 import os
 import re
 import shutil
@@ -83,7 +84,20 @@ def _wait_until_up(url: str, process: subprocess.Popen, deadline: float) -> None
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def git_host():
+    """A real ssh git server (tests/sshserver.py) the live server trusts by its host key: private repositories."""
+    from tests.sshserver import GitSshServer
+
+    root = Path(tempfile.mkdtemp(prefix="test-sshd-"))
+    server = GitSshServer(root)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, git_host):
     """`assessor demo` on a free 127.0.0.1 port with its own instance folder and work root."""
     ARTIFACTS.mkdir(exist_ok=True)
     instance = tmp_path_factory.mktemp("browser") / "instance"
@@ -91,8 +105,10 @@ def live_server(tmp_path_factory):
     work_root = Path(tempfile.mkdtemp(prefix="assessor-browser-work-", dir="/tmp"))
     work_root.chmod(0o711)
     port = free_port()
+    hosts = [{"host": "127.0.0.1", "kind": "github", "name": "Course git", "port": git_host.port,
+              "ssh_user": git_host.account.pw_name, "host_keys": [git_host.host_key], "internal": True}]
     env = {**os.environ, "ASSESSOR_INSTANCE": str(instance), "ASSESSOR_WORK_ROOT": str(work_root),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "ASSESSOR_GIT_HOSTS": json.dumps(hosts)}
     env.pop("ASSESSOR_ALLOW_LOCAL_SOURCES", None)  # the demo command itself must allow them
     log = ARTIFACTS / "server.log"
     with open(log, "w") as log_file:
@@ -173,3 +189,25 @@ def sign_in(page, server: LiveServer, role: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+@pytest.fixture(scope="session")
+def lms(live_server):
+    """The test LMS (tests/lti_platform.py), registered in the live server's instance with `assessor lti
+    add-platform`; its learner is the demo learner, linked by the e-mail address the LMS sends."""
+    from tests.lti_platform import LEARNER, PlatformUser, TestPlatform
+
+    platform = TestPlatform(tool_url=live_server.url.rstrip("/"))
+    platform.users = {"learner": PlatformUser("lms-learner-1", "Demo Learner", live_server.accounts["learner"][0],
+                                              (LEARNER,))}
+    registration = platform.registration()
+    command = [sys.executable, "-c", "from assessor.cli import main; main()", "lti", "add-platform",
+               "--name", registration["name"], "--issuer", registration["issuer"],
+               "--client-id", registration["client_id"], "--auth-login-url", registration["auth_login_url"],
+               "--auth-token-url", registration["auth_token_url"], "--key-set-url", registration["key_set_url"],
+               "--deployment", registration["deployment_ids"][0]]
+    done = subprocess.run(command, env={**os.environ, "ASSESSOR_INSTANCE": str(live_server.instance)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "registered platform" in done.stdout, done.stderr
+    yield platform
+    platform.stop()

@@ -122,7 +122,24 @@ def test_learner_submits_watches_the_stages_reads_the_report_and_self_assesses(l
     expect(page).to_have_url(attempt_url)
 
 
-def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page, journey):
+def test_the_learner_opens_the_capstone_from_the_course_in_the_lms(live_server, browser, lms, journey):
+    if "attempt_url" not in journey:
+        pytest.skip("the learner's submission did not complete")
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(lms.course_page("learner", f"resource:{RUBRIC_ID}"))
+        page.get_by_role("link", name="Open the capstone").click()  # login, the LMS's form, the signed launch
+        expect(page).to_have_url(re.compile(rf"/learner/submit\?rubric={RUBRIC_ID}$"))
+        # the LMS's learner is the demo learner (the same e-mail), signed in without a password
+        expect(page.get_by_role("button", name=re.compile("Sign out"))).to_contain_text(
+            live_server.accounts["learner"][0])
+        journey["lms"] = True
+    finally:
+        context.close()
+
+
+def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page, journey, lms):
     attempt_url = journey.get("attempt_url")
     if not attempt_url:
         pytest.skip("the learner journey did not submit an attempt")
@@ -194,6 +211,12 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
     finally:
         learner_context.close()
     journey["approved"] = True
+    if journey.get("lms"):  # the learner came from the LMS: the final score goes back to its gradebook
+        deadline = time.monotonic() + 60
+        while not lms.scores and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert lms.scores and lms.scores[-1]["userId"] == "lms-learner-1", lms.scores
+        assert lms.scores[-1]["scoreMaximum"] == 100 and lms.scores[-1]["gradingProgress"] == "FullyGraded"
 
 
 def test_learner_downloads_the_certificate_and_an_employer_verifies_it(live_server, browser, page, journey):
