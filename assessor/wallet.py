@@ -92,22 +92,25 @@ def fetch_contexts(settings: IssuerSettings) -> None:
         contexts.published_contexts(settings.jsonld_cache, fetch=True)
 
 
-def _sign(session: Session, settings: IssuerSettings, document: dict, *, created: datetime) -> dict:
-    loader = _loader(session, settings)
+def _sign(session: Session, settings: IssuerSettings, document: dict, *, created: datetime,
+          fetch: bool = False) -> dict:
+    loader = _loader(session, settings, fetch=fetch)
     row, private = _key(session, settings)
     return dataintegrity.add_proof(document, private, verification_method=f"{did_of(settings)}#{row.fragment}",
                                    created=created, loader=loader)
 
 
-def credential_for(session: Session, *, certificate: Certificate, settings: IssuerSettings) -> dict:
+def credential_for(session: Session, *, certificate: Certificate, settings: IssuerSettings,
+                   fetch: bool = False) -> dict:
     """The certificate's credential with a Data Integrity proof, made once and kept (by the DID of the address it
-    was issued under, so it survives a move like the rest)."""
+    was issued under, so it survives a move like the rest). With `fetch`, contexts missing from the cache are
+    fetched first (once per instance)."""
     if certificate.credential_ld:
         return json.loads(certificate.credential_ld)
     issued_under = issuing.settings_as_of(session, settings=settings, issuer_id=certificate.issuer_id) or settings
     claims = _claims(certificate.token)
     signed = _sign(session, issued_under, _as_ld(claims, issued_under),
-                   created=issuing.as_utc(certificate.issued_at))
+                   created=issuing.as_utc(certificate.issued_at), fetch=fetch)
     row = session.get(Certificate, certificate.id)
     row.credential_ld = json.dumps(signed, separators=(",", ":"), ensure_ascii=False)
     session.add(row)

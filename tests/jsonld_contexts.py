@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
@@ -28,11 +29,15 @@ def _tarball(package: str, directory: Path) -> Path:
     path = directory / name
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
-        completed = subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(directory), package],
-                                   capture_output=True, text=True, timeout=120)
-        if completed.returncode != 0 or not path.exists():
-            raise RuntimeError(f"npm pack {package} failed (the npm registry is needed once, then cached in "
-                               f"{directory}): {completed.stderr.strip()[-500:]}")
+        # Packed beside, then renamed: the service under test may be reading the same cache.
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".packing-") as scratch:
+            completed = subprocess.run(["npm", "pack", "--silent", "--pack-destination", scratch, package],
+                                       capture_output=True, text=True, timeout=120)
+            packed = Path(scratch) / path.name
+            if completed.returncode != 0 or not packed.exists():
+                raise RuntimeError(f"npm pack {package} failed (the npm registry is needed once, then cached in "
+                                   f"{directory}): {completed.stderr.strip()[-500:]}")
+            os.replace(packed, path)
     return path
 
 

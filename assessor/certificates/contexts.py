@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,14 +43,18 @@ def _tarball(package: str, directory: Path, *, fetch: bool) -> Path:
         raise CertificateError(f"{package} is not cached in {directory} yet (`assessor init` fetches it)")
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
-        try:
-            completed = subprocess.run(["npm", "pack", "--silent", "--pack-destination", str(directory), package],
-                                       capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise CertificateError(f"cannot fetch {package} from the npm registry: {error}") from None
-        if completed.returncode != 0 or not path.exists():
-            raise CertificateError(f"cannot fetch {package} from the npm registry: "
-                                   f"{completed.stderr.strip()[-300:]}")
+        # Packed beside, then renamed: another process reading the cache never sees half a tarball.
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".packing-") as scratch:
+            try:
+                completed = subprocess.run(["npm", "pack", "--silent", "--pack-destination", scratch, package],
+                                           capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise CertificateError(f"cannot fetch {package} from the npm registry: {error}") from None
+            packed = Path(scratch) / path.name
+            if completed.returncode != 0 or not packed.exists():
+                raise CertificateError(f"cannot fetch {package} from the npm registry: "
+                                       f"{completed.stderr.strip()[-300:]}")
+            os.replace(packed, path)
     return path
 
 

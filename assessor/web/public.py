@@ -229,7 +229,8 @@ def certificate_ld(public_id: str):
     if certificate is None:
         return jsonify({"id": public_id, "status": UNKNOWN}), 404
     try:
-        document = wallet.credential_for(db(), certificate=certificate, settings=_settings())
+        # Made here when the worker has not made it yet (the first request may wait for the contexts, once).
+        document = wallet.credential_for(db(), certificate=certificate, settings=_settings(), fetch=True)
     except wallet.WalletUnavailable as error:
         logger.warning("the credential for wallets of %s cannot be made now: %s", public_id, error)
         response = jsonify({"error": "the credential for wallets is not available yet; try again later"})
