@@ -266,6 +266,9 @@ def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None
     still running then are handed back to the queue for another worker."""
     from assessor import jobs, logs
 
+    # Started in the background by a shell (`serve &`, nohup), the worker inherits SIGINT ignored; SIGINT is
+    # how it is told to stop at once.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if parent_pid:
         from assessor.embedded_worker import stop_with_parent
 

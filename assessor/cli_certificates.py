@@ -460,7 +460,8 @@ def lti_add_platform(name, issuer, client_id, auth_login_url, auth_token_url, ke
                                              key_set_url=key_set_url, deployment_ids=list(deployments))
         except lti.LtiError as error:
             _fail(str(error))
-        click.echo(f"registered platform {platform.id}: {platform.name} ({platform.issuer}, client {platform.client_id})")
+        click.echo(f"registered platform {platform.id}: {platform.name} "
+                   f"({platform.issuer}, client {platform.client_id})")
 
 
 @lti_group.command("platforms")

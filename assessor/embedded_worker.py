@@ -76,7 +76,7 @@ class EmbeddedWorker:
             stop_child(child)
 
 
-def stop_with_parent(parent: int, interval: float = 1.0) -> None:
+def stop_with_parent(parent: int, interval: float = 1.0, repeat_every: float = 5.0) -> None:
     """In the worker: when `parent`, the process that started it, is gone (killed outright, perhaps before this
     worker had even started), stop at once, handing running jobs back (SIGINT), so a new `serve` never finds an
     old worker beside its own."""
@@ -85,6 +85,10 @@ def stop_with_parent(parent: int, interval: float = 1.0) -> None:
         while os.getppid() == parent:
             time.sleep(interval)
         logger.warning("the server that started this worker is gone; stopping")
-        os.kill(os.getpid(), signal.SIGINT)
+        # A SIGINT landing while the worker is still starting up can be lost (the consumer has not set its
+        # handlers yet), so it is sent again until the worker has stopped.
+        while True:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(repeat_every)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -34,7 +34,8 @@ from sqlmodel import Session, select
 
 from assessor.certificates import CertificateData, CriterionResult, KeyRecord, build_jwks, issue
 from assessor.certificates.credential import (
-    AchievementData, Alignment, CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine, identity_hash_for, iso_utc,
+    AchievementData, Alignment, CONTEXTS, EXTENSION_CONTEXT_PATH, LevelDescription, ModuleResult as ModuleLine,
+    identity_hash_for, iso_utc,
     sign_claims, subject_id_for,
 )
 from assessor.certificates.keys import (
@@ -103,7 +104,8 @@ def settings_from_config(config: Mapping[str, Any]) -> IssuerSettings:
         issuer_name=str(config.get("ISSUER_NAME") or "Capstone Assessor"),
         logo_url=str(config.get("ISSUER_LOGO_URL") or ""),
         seal_chain_file=Path(config["SEAL_CERTIFICATE_FILE"]) if config.get("SEAL_CERTIFICATE_FILE") else None,
-        jsonld_cache=Path(config.get("JSONLD_CACHE_DIR") or Path(config.get("CACHE_DIR") or config["KEYS_DIR"]) / "jsonld"),
+        jsonld_cache=Path(config.get("JSONLD_CACHE_DIR")
+                          or Path(config.get("CACHE_DIR") or config["KEYS_DIR"]) / "jsonld"),
         key_file=Path(key_file) if key_file else None,
         kek=key_encryption_key(configured=config.get("KEY_ENCRYPTION_KEY"), secret_key=config.get("SECRET_KEY")),
         hsm=HsmSettings(module=str(config["PKCS11_MODULE"]), token_label=str(config.get("PKCS11_TOKEN") or ""),
@@ -254,7 +256,8 @@ STATUS_LIST_VALIDITY = timedelta(days=1)  # the event that says an approved atte
 def sealing_key(settings: IssuerSettings) -> bytes:
     """The key-encryption key that seals this issuer's private keys in the database."""
     if settings.kek is None:
-        raise SigningUnavailable("no key-encryption key is configured (ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
+        raise SigningUnavailable("no key-encryption key is configured "
+                                 "(ASSESSOR_KEY_ENCRYPTION_KEY or ASSESSOR_SECRET_KEY)")
     return settings.kek
 
 
@@ -267,7 +270,8 @@ def private_key_of(row: SigningKey, settings: IssuerSettings):
                                          f"not configured for: set ASSESSOR_PKCS11_MODULE, _TOKEN, _KEY_LABEL, _PIN")
             return HsmPrivateKey(settings.hsm)
         if row.private_key_sealed:
-            return load_pem_private_key(unseal(row.private_key_sealed, kek=sealing_key(settings), kid=row.kid), password=None)
+            return load_pem_private_key(unseal(row.private_key_sealed, kek=sealing_key(settings), kid=row.kid),
+                                        password=None)
         if row.private_key_path:
             return load_private_key(row.private_key_path)
     except CertificateError as error:

@@ -44,7 +44,8 @@ ICONS = {"good": "✓", "warn": "!", "bad": "✗"}
 # (question, words when it holds, words when it does not)
 PLAIN_CHECKS = (
     ({"format", "header", "key", "signature", "claims", "key status", "dates"},
-     "Signed by the issuer", "It carries the issuer's digital signature, and nothing in it changed since it was signed.",
+     "Signed by the issuer",
+     "It carries the issuer's digital signature, and nothing in it changed since it was signed.",
      "It does not carry a valid signature of ours: it was changed, or was never signed by us."),
     ({"pdf", "seal", "archival format"},
      "The PDF file", "The PDF is the one we sealed, unchanged, in the archival PDF/A format.",

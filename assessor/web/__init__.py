@@ -87,7 +87,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         raise AssessorError(f"no secret key in {instance}: run `assessor init` first (or set ASSESSOR_SECRET_KEY)")
 
-    from assessor.web import admin, admin_lti, auth, extensions, hooks, learner, lti, mentor, repositories, security
+    from assessor.web import (
+        admin, admin_lti, auth, extensions, hooks, learner, lti, mentor, repositories, security,
+    )
 
     security.install_converters(app)
     extensions.init_app(app)

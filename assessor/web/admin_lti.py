@@ -16,8 +16,10 @@ def init_app(app: Flask) -> None:
 
 def _page(*, values=None, error: str | None = None, code: int = 200):
     base = job_settings().public_url
-    tool = {"OIDC login URL": f"{base}{url_for('lti.login')}", "Launch (redirect) URL": f"{base}{url_for('lti.launch')}",
-            "Deep linking URL": f"{base}{url_for('lti.launch')}", "Key set (JWKS) URL": f"{base}{url_for('lti.jwks')}"}
+    tool = {"OIDC login URL": f"{base}{url_for('lti.login')}",
+            "Launch (redirect) URL": f"{base}{url_for('lti.launch')}",
+            "Deep linking URL": f"{base}{url_for('lti.launch')}",
+            "Key set (JWKS) URL": f"{base}{url_for('lti.jwks')}"}
     return render_template("admin/lti.html", tool=tool, platforms=lti.platforms(db()), form=ActionForm(),
                            deliveries=lti.grade_deliveries(db()), values=values or {}, error=error), code
 

@@ -48,7 +48,8 @@ def receive(link_id: int):
     try:
         job_id = enqueue_attempt(huey(), attempt.id)
     except Exception as error:  # the queue is down: the attempt says so rather than waiting for ever
-        submissions.fail_unqueued(session, attempt=attempt, reason=f"the job queue is unavailable ({type(error).__name__})")
+        submissions.fail_unqueued(session, attempt=attempt,
+                                  reason=f"the job queue is unavailable ({type(error).__name__})")
         return _answer("refused", 503, reason="the job queue is unavailable; redeliver later")
     session.refresh(attempt)
     submissions.set_job_id(session, attempt=attempt, job_id=job_id)
