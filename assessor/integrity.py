@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import case
 from sqlalchemy.exc import IntegrityError
@@ -89,23 +90,43 @@ class FlaggedAttempt:
     near_copy_percent: float | None    # the highest share in a near copy it is part of, either way
 
 
-def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:
-    """Scored attempts whose commit or tree another learner also submitted, or that are in a near copy, newest
-    first (for the operator)."""
+@dataclass(frozen=True)
+class FlagColumns:
+    """SQL expressions over Attempt joined with its StoredReport: whether its work was also submitted by another
+    learner, whether it is in a near copy, and the highest share of such a copy."""
+    same_work: Any
+    near_copy: Any
+    highest_percent: Any
+
+    @property
+    def any(self):
+        return or_(self.same_work, self.near_copy)
+
+
+def flag_columns() -> FlagColumns:
     def shared(column):
         return (select(column).select_from(Attempt)
                 .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
                 .where(Attempt.status == SCORED, column.is_not(None)).group_by(column)
                 .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
-    same_work = or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree)))
     larger = case((SimilarityMatch.percent > SimilarityMatch.module_percent, SimilarityMatch.percent),
                   else_=SimilarityMatch.module_percent)
     highest = (select(func.max(larger))
                .where(or_(SimilarityMatch.report_id == Attempt.report_id,
                           SimilarityMatch.other_report_id == Attempt.report_id))
                .correlate(Attempt).scalar_subquery())
-    conditions = [Attempt.status == SCORED, or_(same_work, Attempt.report_id.in_(_near_copy_reports()))]
+    return FlagColumns(
+        same_work=or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree))),
+        near_copy=Attempt.report_id.in_(_near_copy_reports()), highest_percent=highest)
+
+
+def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:
+    """Scored attempts whose commit or tree another learner also submitted, or that are in a near copy, newest
+    first (for the operator)."""
+    flags = flag_columns()
+    same_work, highest = flags.same_work, flags.highest_percent
+    conditions = [Attempt.status == SCORED, flags.any]
     if rubric_id:
         conditions.append(Attempt.rubric_id == rubric_id)
     rows = session.exec(

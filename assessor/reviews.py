@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 
 from assessor import integrity
 from assessor.db import utcnow
@@ -196,6 +196,13 @@ class QueueRow:
     automated_percent: float | None = None
     automated_outcome: str | None = None
     failed_gates: tuple[str, ...] = ()   # each failed gate as the report words it
+    same_work: bool = False               # another learner submitted the same commit or files
+    near_copy_percent: float | None = None  # the highest share of a near copy it is part of
+    acknowledged: bool = False            # the reviewing mentor has given a reason to go on
+
+    @property
+    def flagged(self) -> bool:
+        return self.same_work or self.near_copy_percent is not None
 
 
 def _failed_gates(document: str | None) -> tuple[str, ...]:
@@ -207,10 +214,7 @@ def _failed_gates(document: str | None) -> tuple[str, ...]:
                  if isinstance(gate, dict) and gate.get("status") == "failed")
 
 
-def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None, state: str | None = None,
-                 page: int = 1, per_page: int = 25) -> Page:
-    """Scored attempts awaiting review in the mentor's courses, oldest first, never the mentor's own.
-    Served by the (status, review_state, rubric_id, id) index; LIMIT/OFFSET pages."""
+def _queue_conditions(session: Session, *, mentor: User, rubric_id: str | None, state: str | None) -> list:
     courses = mentor_rubric_ids(session, mentor=mentor)
     states = (state,) if state in AWAITING_REVIEW else AWAITING_REVIEW
     conditions = [Attempt.status == SCORED, Attempt.review_state.in_(states), Attempt.user_id != mentor.id]
@@ -218,19 +222,49 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
         conditions.append(Attempt.rubric_id.in_(courses))
     if rubric_id:
         conditions.append(Attempt.rubric_id == rubric_id)
+    return conditions
+
+
+def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None, state: str | None = None,
+                 flagged: bool | None = None, page: int = 1, per_page: int = 25) -> Page:
+    """Scored attempts awaiting review in the mentor's courses, oldest first, never the mentor's own, with their
+    integrity flags (`flagged` True or False keeps only flagged or unflagged ones).
+    Served by the (status, review_state, rubric_id, id) index; LIMIT/OFFSET pages."""
+    flags = integrity.flag_columns()
+    conditions = _queue_conditions(session, mentor=mentor, rubric_id=rubric_id, state=state)
+    if flagged is not None:
+        conditions.append(flags.any if flagged else ~flags.any)
     page = max(1, page)
-    total = session.exec(select(func.count()).select_from(Attempt).where(*conditions)).one()
+    total = session.exec(select(func.count()).select_from(Attempt)
+                         .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+                         .where(*conditions)).one()
     rows = session.exec(
         select(Attempt, User.email, User.name, Attempt.self_assessed_at.is_not(None), Review.mentor_id,
-               StoredReport.percent, StoredReport.outcome, StoredReport.document)
+               StoredReport.percent, StoredReport.outcome, StoredReport.document, flags.same_work,
+               flags.highest_percent, Review.integrity_acknowledged_at)
         .join(User, User.id == Attempt.user_id)
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
         .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
         .where(*conditions).order_by(Attempt.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
-    items = [QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document))
-             for attempt, email, name, assessed, reviewer, percent, outcome, document in rows]
+    items = [QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document),
+                      bool(same), highest, acknowledged is not None)
+             for attempt, email, name, assessed, reviewer, percent, outcome, document, same, highest, acknowledged
+             in rows]
     return Page(items, page, per_page, total)
+
+
+def next_ungraded(session: Session, *, mentor: User, after: Attempt | None = None,
+                  rubric_id: str | None = None) -> Attempt | None:
+    """The oldest attempt in the mentor's queue that nobody else is reviewing and that is not `after`: where
+    "Save and next ungraded" goes."""
+    conditions = _queue_conditions(session, mentor=mentor, rubric_id=rubric_id, state=None)
+    conditions.append(or_(Review.mentor_id.is_(None), Review.mentor_id == mentor.id))
+    conditions.append(or_(Review.decided_at.is_(None), Review.id.is_(None)))
+    if after is not None:
+        conditions.append(Attempt.id != after.id)
+    return session.exec(select(Attempt).join(Review, Review.attempt_id == Attempt.id, isouter=True)
+                        .where(*conditions).order_by(Attempt.id).limit(1)).first()
 
 
 @dataclass(frozen=True)
@@ -333,18 +367,28 @@ def acknowledge_integrity(session: Session, *, mentor: User, attempt: Attempt, r
     review = get_review(session, attempt=attempt)
     if review is None or review.mentor_id != mentor.id or review.decided_at is not None:
         raise ReviewError("only the mentor reviewing this attempt can acknowledge its flags, before the decision")
+    text, problem = _acknowledgement(reason)
+    if problem:
+        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": problem})
+    _acknowledge(session, review=review, attempt=attempt, mentor=mentor, text=text)
+    session.commit()
+    return review
+
+
+def _acknowledgement(reason: Any) -> tuple[str, str | None]:
+    """The reason as kept, and what is wrong with it (None when nothing is)."""
     text = reason.strip() if isinstance(reason, str) else ""
     if not text:
-        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": "say why you go on (what you "
-                                                                                 "checked, what you found)"})
+        return "", "say why you go on (what you checked, what you found)"
     if len(text) > MAX_TEXT:
-        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": f"keep it under {MAX_TEXT} "
-                                                                                 f"characters"})
+        return text, f"keep it under {MAX_TEXT} characters"
+    return text, None
+
+
+def _acknowledge(session: Session, *, review: Review, attempt: Attempt, mentor: User, text: str) -> None:
     review.integrity_acknowledged_at, review.integrity_reason = utcnow(), text
     session.add(review)
     record_event(session, attempt=attempt, kind="integrity_acknowledged", actor=mentor, detail=text)
-    session.commit()
-    return review
 
 
 def preview_score(rubric: Rubric, report: Report, chosen: Mapping[str, Any]) -> FinalScore:
@@ -373,9 +417,12 @@ def previous_review(session: Session, *, attempt: Attempt) -> tuple[Attempt | No
 
 
 def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rubric, report: Report,
-                entries: Mapping[str, tuple[Any, str, str]], comment: str, decision: str | None) -> Review:
+                entries: Mapping[str, tuple[Any, str, str]], comment: str, decision: str | None,
+                integrity_reason: str | None = None, acknowledge: bool = False) -> Review:
     """entries: criterion id -> (level, comment, override reason). decision None saves a draft;
-    `approved` needs a level on every manual criterion; `changes_requested` needs a comment for the learner."""
+    `approved` needs a level on every manual criterion; `changes_requested` needs a comment for the learner.
+    A reason typed for a flagged attempt's integrity acknowledgement is recorded with everything else (required
+    when `acknowledge`); nothing is saved unless all of it can be."""
     if attempt.user_id == mentor.id:
         raise ReviewError("you cannot review your own submission")
     if decision is not None and decision not in DECISIONS:
@@ -417,11 +464,19 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
         cleaned[criterion.id] = (automated_level, level, text, reason or None)
     if decision == CHANGES_REQUESTED and not comment:
         errors["comment"] = "tell the learner what to change"
-    if decision == APPROVED and review.integrity_acknowledged_at is None and integrity.flagged(session, attempt=attempt):
+    acknowledging = None
+    if review.integrity_acknowledged_at is None and (acknowledge or (integrity_reason or "").strip()):
+        acknowledging, problem = _acknowledgement(integrity_reason)
+        if problem:
+            errors["integrity_reason"] = problem
+    if (decision == APPROVED and review.integrity_acknowledged_at is None and acknowledging is None
+            and "integrity_reason" not in errors and integrity.flagged(session, attempt=attempt)):
         errors["integrity"] = ("this attempt is flagged (the same work or a near copy of another learner's): "
-                               "acknowledge the flag with your reason before approving")
+                               "give your reason for going on before approving")
     if errors:
         raise ReviewError("some answers need attention", errors)
+    if acknowledging:
+        _acknowledge(session, review=review, attempt=attempt, mentor=mentor, text=acknowledging)
 
     existing = review_levels(session, review=review)
     now = utcnow()

@@ -14,7 +14,13 @@ from assessor.web.forms import ActionForm
 
 bp = Blueprint("mentor", __name__, url_prefix="/mentor")
 
-DECISION_BUTTONS = {"save": None, "approve": APPROVED, "request_changes": CHANGES_REQUESTED}
+# The review form's buttons: the decision each records; "acknowledge" and "save_next" save a draft too.
+DECISION_BUTTONS = {"save": None, "save_next": None, "acknowledge": None, "approve": APPROVED,
+                    "request_changes": CHANGES_REQUESTED}
+SAVED_MESSAGES = {"save": "Review saved.", "save_next": "Review saved.",
+                  "acknowledge": "Flag acknowledged (your reason is on the timeline) and the review saved.",
+                  "approve": "Approved. The learner can see the result.",
+                  "request_changes": "Changes requested. The learner can see your comments."}
 
 
 def init_app(app: Flask) -> None:
@@ -59,12 +65,20 @@ def dashboard():
     state = request.args.get("state") or None
     if state not in AWAITING_REVIEW:
         state = None
+    flags = request.args.get("flags") or None
+    if flags not in FLAG_FILTERS:
+        flags = None
     per_page = int(current_app.config["PAGE_SIZE"])
     queue = reviews.review_queue(session, mentor=current_user, rubric_id=course, state=state,
-                                 page=_page_arg("page"), per_page=per_page)
+                                 flagged=FLAG_FILTERS.get(flags), page=_page_arg("page"), per_page=per_page)
     done = reviews.reviewed_by(session, mentor=current_user, page=_page_arg("done_page"), per_page=per_page)
+    next_attempt = reviews.next_ungraded(session, mentor=current_user, rubric_id=course)
     return render_template("mentor/dashboard.html", queue=queue, done=done, course=course, state=state,
+                           flags=flags, next_attempt=next_attempt,
                            courses=[(cid, titles.get(cid, cid)) for cid in course_ids])
+
+
+FLAG_FILTERS = {"flagged": True, "clean": False}
 
 
 def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_approve=False):
@@ -80,14 +94,17 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
     learner = session.get(User, attempt.user_id)
     previous, previous_levels, previous_comment = reviews.previous_review(session, attempt=attempt)
     chosen = {cid: value[0] for cid, value in values.items()}
+    same_work = integrity.same_work(session, attempt=attempt, viewer=current_user)
+    near_copies = integrity.near_copies(session, attempt=attempt, viewer=current_user)
     return dict(
+        flag_pending=bool(same_work or near_copies) and not (review and review.integrity_acknowledged_at),
+        next_attempt=reviews.next_ungraded(session, mentor=current_user, after=attempt),
         bar_score=reviews.preview_score(rubric, report, chosen) if report is not None else None,
         previous=previous, previous_levels=previous_levels, previous_comment=previous_comment,
         has_code=has_sources(session, commit=attempt.commit), confirm_approve=confirm_approve,
         code_comments=line_comments.comments_for(session, attempt=attempt, rubric=rubric),
         error_links=_error_links(rubric, errors or {}),
-        same_work=integrity.same_work(session, attempt=attempt, viewer=current_user),
-        near_copies=integrity.near_copies(session, attempt=attempt, viewer=current_user),
+        same_work=same_work, near_copies=near_copies,
         authorship=integrity.authorship_evidence(session, report=report, learner=learner),
         attempt=attempt, rubric=rubric, report=report, review=review, levels=levels, result=result, selves=selves,
         values=values, errors=errors or {}, comment=review.comment if comment is None and review else (comment or ""),
@@ -153,9 +170,19 @@ def start(attempt_id: int):
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
 
 
+@bp.route("/attempts/<int:attempt_id>/acknowledge", methods=["GET"])
+@bp.route("/attempts/<int:attempt_id>/review", methods=["GET"])
+@role_required("mentor", "admin")
+def back_to_review(attempt_id: int):
+    """A form's address opened again (a reload after an error, a bookmark): the review page itself."""
+    return redirect(url_for("mentor.review", attempt_id=_attempt(attempt_id).id))
+
+
 @bp.route("/attempts/<int:attempt_id>/acknowledge", methods=["POST"])
 @role_required("mentor", "admin")
 def acknowledge(attempt_id: int):
+    """The acknowledgement alone (API clients and pages without the review form); the page sends it with the
+    review form so nothing typed there is lost."""
     attempt = _attempt(attempt_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -186,21 +213,23 @@ def save(attempt_id: int):
                               request.form.get(f"reason-{criterion.id}", ""))
                for criterion in rubric.criteria}
     comment = request.form.get("comment", "")
+    integrity_reason = request.form.get("integrity_reason", "")
     if action == "approve" and request.form.get("confirmed") != "yes":
         # Approving issues a certificate: it is asked once more (the page's dialog does it without a round trip).
         context = _review_context(attempt, values=entries, comment=comment, confirm_approve=True)
+        context["integrity_value"] = integrity_reason
         return render_template("mentor/review.html", **context)
     try:
         decided = reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
-                                      entries=entries, comment=comment, decision=DECISION_BUTTONS[action])
+                                      entries=entries, comment=comment, decision=DECISION_BUTTONS[action],
+                                      integrity_reason=integrity_reason, acknowledge=action == "acknowledge")
     except reviews.ReviewError as error:
         session.rollback()
         session.refresh(attempt)
         context = _review_context(attempt, values=entries, errors=error.errors or {"form": str(error)}, comment=comment)
+        context["integrity_value"] = integrity_reason
         return render_template("mentor/review.html", **context), 400 if error.errors else 409
-    messages = {"save": "Review saved.", "approve": "Approved. The learner can see the result.",
-                "request_changes": "Changes requested. The learner can see your comments."}
-    flash(messages[action], "success")
+    flash(SAVED_MESSAGES[action], "success")
     if decided.decision in (APPROVED, CHANGES_REQUESTED):
         notifications.review_decided(session, attempt=attempt, approved=decided.decision == APPROVED,
                                      base_url=public_url())
@@ -212,6 +241,12 @@ def save(attempt_id: int):
             enqueue_grades(huey())
     if decided.decision == APPROVED and decided.final_outcome == "pass":
         _queue_certificate(attempt.id)
+    if action == "save_next":
+        following = reviews.next_ungraded(session, mentor=current_user, after=attempt)
+        if following is None:
+            flash("Nothing else is waiting for a review.", "info")
+            return redirect(url_for("mentor.dashboard"))
+        return redirect(url_for("mentor.review", attempt_id=following.id))
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
 
 

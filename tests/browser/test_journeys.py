@@ -177,14 +177,23 @@ def test_mentor_reviews_and_approves_on_the_dashboard(live_server, browser, page
     page.goto(review_url)
     expect(page.locator("details.code-comments")).to_contain_text("Name this for what it holds.")
 
-    selects = page.locator("select[id^='level-']")
-    for index in range(selects.count()):
-        select = selects.nth(index)
-        if select.input_value() == "":  # a criterion only a mentor judges: give it the top level
-            values = select.locator("option").evaluate_all("options => options.map(o => o.value).filter(v => v)")
-            select.select_option(values[-1])
-        criterion = select.get_attribute("id").removeprefix("level-")
+    pickers = page.locator("fieldset.level-picker")
+    approve = page.locator("#decision-bar").get_by_role("button", name="Approve")
+    expect(approve).to_be_disabled()  # criteria only a mentor judges have no level yet, and the bar says so
+    expect(page.locator("#approve-blocked")).to_contain_text("To approve: set a level for")
+    for index in range(pickers.count()):
+        picker = pickers.nth(index)
+        criterion = picker.get_attribute("data-criterion")
+        if picker.locator("input:checked").count() == 0:  # a criterion only a mentor judges: its top level
+            top = picker.locator("input[type=radio]").last
+            if index % 2:  # by its number key, as a mentor grading fast would
+                picker.locator("input[type=radio]").first.focus()
+                page.keyboard.press(top.get_attribute("data-key"))
+            else:  # by a click on the level's whole descriptor
+                picker.locator("label.level-choice").last.click()
+            expect(top).to_be_checked()
         page.locator(f"#comment-{criterion}").fill("Clear and well argued.")
+    expect(approve).to_be_enabled()
     page.get_by_label(re.compile("Overall comment")).fill("A solid capstone. Approved.")
     page.evaluate("() => window.scrollTo(0, 0)")
     # The decision bar and its score stay in view from the first criterion on.

@@ -4,7 +4,7 @@ approved until the mentor acknowledges the flag with a reason."""
 import pytest
 from sqlmodel import select
 
-from assessor.models import APPROVED, Attempt, Event, Review, StoredReport
+from assessor.models import APPROVED, Attempt, Event, Review, ReviewLevel, StoredReport
 
 from tests.web.test_mentor import review_url, save, start
 
@@ -25,7 +25,7 @@ def test_the_same_commit_from_another_learner_is_flagged_and_gates_the_approval(
     assert f'href="/mentor/attempts/{first.id}">Original Author' in html and "The same commit" in html
 
     refused = save(auth, copy, **{"level-design": "2", "level-defense": "1", "action": "approve"})
-    assert refused.status_code == 400 and "acknowledge the flag" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "give your reason for going on" in refused.get_data(as_text=True)
     blank = auth.post(f"{review_url(copy)}/acknowledge", {"integrity_reason": "  "}, token_from=review_url(copy))
     assert blank.status_code == 400 and "say why you go on" in blank.get_data(as_text=True)
     db.expire_all()
@@ -88,3 +88,72 @@ def test_admins_list_flagged_attempts_per_course(client, auth, make_user, make_a
     assert client.get("/admin/integrity?course=<nope>").status_code == 200
     auth.as_(make_user("mentor", courses=["test-capstone"]))
     assert client.get("/admin/integrity").status_code == 403
+
+
+def test_acknowledging_the_flag_keeps_every_level_and_comment_typed_on_the_page(
+        client, auth, make_user, make_attempt, mentor, db):
+    make_attempt(make_user(name="Original Author"), commit="9" * 40)
+    copy = make_attempt(make_user(name="Second Learner"), commit="9" * 40)
+    auth.as_(mentor)
+    start(auth, copy)
+    typed = {"level-design": "1", "comment-design": "the service layer leaks into the routes",
+             "comment": "Good start; see the design comment."}
+
+    # No reason yet: refused, nothing saved, and everything typed is still on the page
+    refused = save(auth, copy, **typed, integrity_reason="  ", action="acknowledge")
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "say why you go on" in html
+    assert "the service layer leaks into the routes" in html and "Good start; see the design comment." in html
+    assert 'name="level-design" value="1" data-key="1" checked' in html.replace("\n", "")
+    db.expire_all()
+    review = db.exec(select(Review).where(Review.attempt_id == copy.id)).one()
+    assert review.integrity_acknowledged_at is None and review.comment == ""
+
+    reason = "both learners forked the course's starter; the diff is the starter's code"
+    assert save(auth, copy, **typed, integrity_reason=reason, action="acknowledge").status_code == 302
+    db.expire_all()
+    review = db.exec(select(Review).where(Review.attempt_id == copy.id)).one()
+    assert review.integrity_reason == reason and review.comment == typed["comment"]
+    levels = {row.criterion_id: row for row in db.exec(select(ReviewLevel).where(ReviewLevel.review_id == review.id))}
+    assert levels["design"].level == 1 and levels["design"].comment == typed["comment-design"]
+    assert db.get(Attempt, copy.id).review_state != APPROVED  # acknowledging decides nothing
+
+
+def test_a_reason_typed_before_approving_goes_with_the_approval(client, auth, make_user, make_attempt, mentor, db):
+    make_attempt(make_user(), commit="8" * 40)
+    copy = make_attempt(make_user(), commit="8" * 40)
+    auth.as_(mentor)
+    start(auth, copy)
+    reason = "pair project, declared at the start of the course"
+    approved = save(auth, copy, **{"level-design": "2", "level-defense": "1", "action": "approve",
+                                   "integrity_reason": reason})
+    assert approved.status_code == 302
+    db.expire_all()
+    assert db.get(Attempt, copy.id).review_state == APPROVED
+    assert db.exec(select(Review).where(Review.attempt_id == copy.id)).one().integrity_reason == reason
+
+
+@pytest.mark.parametrize("form_address", ["review", "acknowledge"])
+def test_a_review_forms_address_opened_again_answers_with_the_review_page(
+        client, auth, make_user, make_attempt, mentor, form_address):
+    attempt = make_attempt(make_user())
+    auth.as_(mentor)
+    answer = client.get(f"{review_url(attempt)}/{form_address}")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(review_url(attempt))
+
+
+def test_the_queue_shows_integrity_flags_and_filters_by_them(client, auth, make_user, make_attempt, mentor):
+    make_attempt(make_user(name="Flag One"), commit="7" * 40)
+    make_attempt(make_user(name="Flag Two"), commit="7" * 40)
+    make_attempt(make_user(name="Honest Three"), commit="6" * 40)
+    auth.as_(mentor)
+    page = client.get("/mentor/").get_data(as_text=True)
+    rows = {name: page[page.index(name):page.index("</tr>", page.index(name))] for name in
+            ("Flag One", "Flag Two", "Honest Three")}
+    assert "same work as another learner" in rows["Flag One"] and "flagged" in rows["Flag Two"]
+    assert "no flag" in rows["Honest Three"]
+    flagged = client.get("/mentor/?flags=flagged").get_data(as_text=True)
+    assert "Flag One" in flagged and "Flag Two" in flagged and "Honest Three" not in flagged
+    clean = client.get("/mentor/?flags=clean").get_data(as_text=True)
+    assert "Honest Three" in clean and "Flag One" not in clean
+    assert client.get("/mentor/?flags=<b>").status_code == 200

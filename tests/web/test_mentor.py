@@ -43,6 +43,11 @@ def save(auth, attempt, **overrides):
     return auth.post(f"{review_url(attempt)}/review", review_data(**overrides), token_from=review_url(attempt))
 
 
+def queue_table(html: str) -> str:
+    start = html.index('<table class="queue')
+    return html[start:html.index("</table>", start)]
+
+
 def test_dashboard_queue_is_oldest_first_paginated_and_filtered(client, auth, make_user, make_attempt, mentor):
     learners = [make_user() for _ in range(7)]
     attempts = [make_attempt(learner) for learner in learners]
@@ -59,9 +64,9 @@ def test_dashboard_queue_is_oldest_first_paginated_and_filtered(client, auth, ma
     assert f"/mentor/attempts/{ids[5]}" in second and f"/mentor/attempts/{ids[6]}" in second
     assert client.get("/mentor/?page=abc&course=<script>&state=nonsense").status_code == 200
     start(auth, attempts[0])
-    in_review = client.get("/mentor/?state=in_review").get_data(as_text=True)
+    in_review = queue_table(client.get("/mentor/?state=in_review").get_data(as_text=True))
     assert f"/mentor/attempts/{ids[0]}\"" in in_review and f"/mentor/attempts/{ids[1]}\"" not in in_review
-    not_started = client.get("/mentor/?state=open&course=test-capstone").get_data(as_text=True)
+    not_started = queue_table(client.get("/mentor/?state=open&course=test-capstone").get_data(as_text=True))
     assert f"/mentor/attempts/{ids[0]}\"" not in not_started and f"/mentor/attempts/{ids[1]}\"" in not_started
 
 
@@ -316,7 +321,11 @@ def test_review_page_links_each_error_and_offers_descriptors_and_the_previous_at
     assert refused.status_code == 400
     assert '<a href="#reason-tests">Tests pass, reason for the override: an override needs a written reason</a>' in html
     assert '<a href="#level-defense">' in html
-    assert "2 · 2 pts (automated): two tests, all passing" in html      # the descriptor in the picker
+    # each level a one-click choice with its whole descriptor, the measured one marked
+    tests_picker = html[html.index('id="level-tests"'):html.index('</fieldset>', html.index('id="level-tests"'))]
+    assert "<strong>Level 2</strong> · 2 of 2 pts <span class=\"badge\">measured</span><br><small>two tests, all " \
+           "passing</small>" in tests_picker
+    assert 'value="1" data-key="1" checked' in tests_picker  # what the mentor chose stays chosen
     assert "Attempt 1" in html and "split the service layer" in html and "Split it." in html
     assert f'href="/attempts/{second.id}/changes"' in html
 
@@ -361,3 +370,25 @@ def test_cohort_calibration_compares_self_and_final_levels_per_criterion(client,
     assert client.get("/mentor/calibration?course=other-capstone").status_code == 200  # not theirs: their own shown
     auth.as_(make_user())
     assert client.get("/mentor/calibration").status_code == 403
+
+
+def test_save_and_next_ungraded_moves_to_the_oldest_attempt_nobody_else_is_reviewing(
+        client, auth, make_user, make_attempt, mentor, db):
+    first, taken, third = (make_attempt(make_user()) for _ in range(3))
+    auth.as_(make_user("mentor", courses=["test-capstone"]))
+    start(auth, taken)  # another mentor has this one
+    auth.as_(mentor)
+    start(auth, first)
+    assert f'href="{review_url(first)}">Review the next ungraded attempt' in client.get("/mentor/").get_data(as_text=True)
+    moved = save(auth, first, action="save_next", **{"comment-design": "kept while moving on"})
+    assert moved.status_code == 302 and moved.headers["Location"].endswith(review_url(third))
+    assert get_review(db, attempt=first).decided_at is None  # a draft, saved
+    assert review_levels(db, review=get_review(db, attempt=first))["design"].comment == "kept while moving on"
+    start(auth, third)
+    last = save(auth, third, action="save_next")
+    assert last.status_code == 302 and last.headers["Location"].endswith(review_url(first))  # still mine, undecided
+    assert save(auth, first, action="approve").status_code == 302
+    assert "Next ungraded: Test Course, attempt" in client.get(review_url(first)).get_data(as_text=True)
+    nothing_left = save(auth, third, action="save_next")
+    assert nothing_left.status_code == 302 and nothing_left.headers["Location"].endswith("/mentor/")
+    assert "Nothing else is waiting for a review." in client.get("/mentor/").get_data(as_text=True)

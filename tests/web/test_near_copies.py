@@ -83,12 +83,12 @@ def test_a_disguised_copy_is_flagged_both_ways_shown_side_by_side_and_gates_the_
 
     start(auth, copy_attempt)
     refused = save(auth, copy_attempt, **{"level-design": "2", "level-defense": "1", "action": "approve"})
-    assert refused.status_code == 400 and "acknowledge the flag" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "give your reason for going on" in refused.get_data(as_text=True)
     assert auth.post(f"{review_url(copy_attempt)}/acknowledge", {"integrity_reason": "the learner explained it"},
                      token_from=review_url(copy_attempt)).status_code == 302
     # Acknowledged, the flag no longer stands in the way (the approval itself is tested in test_integrity).
     again = save(auth, copy_attempt, **{"level-design": "2", "level-defense": "1", "action": "approve"})
-    assert "acknowledge the flag" not in again.get_data(as_text=True)
+    assert "give your reason for going on" not in again.get_data(as_text=True)
     assert "integrity flag acknowledged" in client.get(review_url(copy_attempt)).get_data(as_text=True)
 
     # The same commit from a third learner: its stored report is reused, and the review page says so.

@@ -1,24 +1,48 @@
-// The review form: the override reason only where a level differs from the automated one, the score as levels
-// change (computed by the server's own scoring), and a confirmation before approving.
+// The review form: one click or a number key picks a level, the override reason only where a level differs from
+// the automated one, the score as levels change (computed by the server's own scoring), Approve held back with
+// the reason while something is missing, and a confirmation before approving.
 (function () {
   const form = document.querySelector("form.criteria-form");
   const bar = document.getElementById("decision-bar");
   if (!form || !bar) return;
   const output = document.getElementById("live-score");
-  const pickers = Array.from(form.querySelectorAll("select.level-picker"));
+  const pickers = Array.from(form.querySelectorAll("fieldset.level-picker"));
+  const approve = bar.querySelector('button[data-confirm]');
+  const blocked = document.getElementById("approve-blocked");
+  const integrityReason = document.getElementById("integrity_reason");
+
+  function chosen(picker) {
+    const checked = picker.querySelector("input[type=radio]:checked");
+    return checked ? checked.value : "";
+  }
 
   function toggleReason(picker) {
     const box = form.querySelector('.override-reason[data-for="' + picker.id + '"]');
     if (!box || picker.dataset.automated === undefined) return;
-    const overriding = picker.value !== "" && picker.value !== picker.dataset.automated;
+    const value = chosen(picker);
+    const overriding = value !== "" && value !== picker.dataset.automated;
     const hasText = box.querySelector("textarea").value.trim() !== "";
     box.hidden = !overriding && !hasText && !box.querySelector(".error");
+  }
+
+  // Approve is offered only when the server would accept it; the reason says what is still missing.
+  function refreshApprove() {
+    if (!approve || !blocked) return;
+    const missing = pickers.filter((picker) => picker.dataset.automated === undefined && chosen(picker) === "")
+      .map((picker) => picker.dataset.title);
+    const reasons = [];
+    if (missing.length) reasons.push("set a level for " + missing.join(", "));
+    if (form.hasAttribute("data-flag-pending") && integrityReason && integrityReason.value.trim() === "") {
+      reasons.push("give your reason for going on despite the integrity flag");
+    }
+    approve.disabled = reasons.length > 0;
+    blocked.textContent = reasons.length ? "To approve: " + reasons.join("; ") + "." : "";
   }
 
   let pending = null;
   function refreshScore() {
     const query = new URLSearchParams();
-    pickers.forEach((picker) => query.set(picker.name, picker.value));
+    pickers.forEach((picker) => query.set("level-" + picker.dataset.criterion, chosen(picker)));
     if (pending) pending.abort();
     pending = new AbortController();
     fetch(bar.dataset.previewUrl + "?" + query.toString(), { signal: pending.signal, headers: { Accept: "application/json" } })
@@ -38,11 +62,26 @@
 
   pickers.forEach((picker) => {
     toggleReason(picker);
-    picker.addEventListener("change", () => { toggleReason(picker); refreshScore(); });
+    picker.addEventListener("change", () => { toggleReason(picker); refreshScore(); refreshApprove(); });
   });
+  if (integrityReason) integrityReason.addEventListener("input", refreshApprove);
   refreshScore();
+  refreshApprove();
 
-  const approve = bar.querySelector('button[data-confirm]');
+  // A number key picks that level of the criterion being worked on (not while typing in a text box).
+  form.addEventListener("keydown", (event) => {
+    if (event.altKey || event.ctrlKey || event.metaKey || !/^[0-9]$/.test(event.key)) return;
+    if (event.target.matches("textarea, input[type=text], input:not([type])")) return;
+    const section = event.target.closest(".criterion-review");
+    const picker = section && section.querySelector("fieldset.level-picker");
+    const radio = picker && picker.querySelector('input[data-key="' + event.key + '"]');
+    if (!radio) return;
+    event.preventDefault();
+    radio.checked = true;
+    radio.focus();
+    radio.dispatchEvent(new Event("change", { bubbles: true }));
+  });
+
   const dialog = document.getElementById("approve-dialog");
   if (!approve || !dialog || typeof dialog.showModal !== "function") return;  // the server asks instead
   approve.addEventListener("click", (event) => {
