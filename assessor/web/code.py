@@ -165,6 +165,17 @@ def _posted_by_a_mentor(attempt_id: int) -> Attempt:
     return attempt
 
 
+@bp.route("/<int:attempt_id>/code-comments", methods=["GET"])
+@login_required
+def comments_address(attempt_id: int):
+    """The comment form's address opened again (a reload after an error): the file it was about."""
+    attempt, is_learner = _viewable(attempt_id)
+    path = request.args.get("path", "")
+    if attempt.commit and path in source_paths(db(), commit=attempt.commit):
+        return redirect(url_for("code.file", attempt_id=attempt.id, path=path))
+    return redirect(url_for("code.index", attempt_id=attempt.id))
+
+
 @bp.route("/<int:attempt_id>/code-comments", methods=["POST"])
 @login_required
 def add_comment(attempt_id: int):

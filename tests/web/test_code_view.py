@@ -75,6 +75,12 @@ def test_code_view_marks_unrun_lines_and_carries_a_mentors_comment_to_the_next_a
                        ({"start_line": "8", "body": "x", "criterion": "nope"}, "one of the rubric")):
         response = _comment(auth, first, **bad)
         assert response.status_code == 400 and field in response.get_data(as_text=True)
+    kept = _comment(auth, first, start_line="6", end_line="9", body="  ").get_data(as_text=True)
+    assert 'id="start_line" name="start_line" inputmode="numeric" value="6"' in kept and 'value="9"' in kept
+    # the form's address opened again lands on the file it was about, not "Method not allowed"
+    again = client.get(f"/attempts/{first}/code-comments?path=calc.py")
+    assert again.status_code == 302 and again.headers["Location"].endswith(f"/attempts/{first}/code/calc.py")
+    assert client.get(f"/attempts/{first}/code-comments?path=../x").headers["Location"].endswith(f"/attempts/{first}/code")
     assert _comment(auth, first, path="no/such.py", start_line="1", body="x").status_code == 404
     saved = _comment(auth, first, start_line="6", end_line="10", criterion="coverage",
                      body="clamp is never tested <b>here</b>")

@@ -20,6 +20,30 @@
     }
   }
 
+  // The form goes under the last line of the range, where the mentor is looking.
+  function place() {
+    mark(Number(start.value), Number(end.value));
+    let after = document.getElementById("L" + end.value);
+    if (!after) return false;
+    while (after.nextElementSibling && after.nextElementSibling.classList.contains("line-comment")) {
+      after = after.nextElementSibling;
+    }
+    after.after(holder);
+    cell.appendChild(form);
+    history.replaceState(null, "", "#L" + start.value);
+    return true;
+  }
+
+  // An error belongs to the comment it was about: a new line starts clean.
+  function clearErrors() {
+    form.querySelectorAll("p.error").forEach((message) => message.remove());
+    form.querySelectorAll("[aria-invalid]").forEach((field) => {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("aria-describedby");
+    });
+    form.querySelectorAll(".field.invalid").forEach((field) => field.classList.remove("invalid"));
+  }
+
   document.querySelectorAll("table.code a[data-line]").forEach((link) => {
     link.addEventListener("click", (event) => {
       event.preventDefault();
@@ -28,20 +52,21 @@
         start.value = Math.min(anchor, line);
         end.value = Math.max(anchor, line);
       } else {
+        if (anchor !== line) clearErrors();
         anchor = line;
         start.value = line;
         end.value = line;
       }
-      mark(Number(start.value), Number(end.value));
-      const lastRow = document.getElementById("L" + end.value);
-      let after = lastRow;
-      while (after.nextElementSibling && after.nextElementSibling.classList.contains("line-comment")) {
-        after = after.nextElementSibling;
-      }
-      after.after(holder);
-      cell.appendChild(form);
-      history.replaceState(null, "", "#L" + start.value);
+      place();
       body.focus();
     });
   });
+
+  // Sent back with an error: the form, its range and what was typed stay at the lines, the field in error focused.
+  if (form.querySelector("p.error") && start.value && end.value && place()) {
+    anchor = Number(start.value);
+    const invalid = form.querySelector("[aria-invalid=true]") || body;
+    invalid.focus();
+    holder.scrollIntoView({ block: "center" });
+  }
 })();
