@@ -28,9 +28,10 @@ def _plural(count: int, word: str) -> str:
 
 
 def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
-              has_certificate: bool, submitted: bool = False) -> AttemptSummary:
+              has_certificate: bool, submitted: bool = False, revoked_reason: str | None = None) -> AttemptSummary:
     """`report` the automated report, `result` the final score once a mentor decided, `answered` how many criteria
-    the learner's self-assessment (submitted or a draft) answers, `submitted` whether it was sent."""
+    the learner's self-assessment (submitted or a draft) answers, `submitted` whether it was sent,
+    `revoked_reason` why its certificate was revoked (None while it stands)."""
     if attempt.status in ("queued", "running"):
         return AttemptSummary("neutral", "Being assessed", (), WAIT,
                               "Wait a few minutes: this page shows each stage as it finishes.")
@@ -42,6 +43,9 @@ def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
                               "Your later attempt is the one a mentor reviews.")
     if attempt.review_state == APPROVED and result is not None:
         if result.outcome == "pass":
+            if revoked_reason is not None:
+                return AttemptSummary("bad", "Certificate revoked", (revoked_reason,), RESUBMIT,
+                                      "The certificate no longer stands; ask your course team what to do next.")
             if has_certificate:
                 return AttemptSummary("good", f"Passed: {_figures(result.score)}", (), DOWNLOAD,
                                       "Download your certificate or share its verify link.")
@@ -65,8 +69,9 @@ def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
     if automated.outcome == "fail":
         return AttemptSummary("bad", f"Cannot pass as it stands: {_figures(automated)}", tuple(automated.reasons),
                               RESUBMIT, "Fix what the report below points at, then submit again.")
-    headline = (f"So far: {automated.total:.1f} of {automated.max:g} points measured; pass mark "
-                f"{automated.pass_mark:g}%" if pending else f"Measured: {_figures(automated)}")
+    headline = (f"So far: {automated.total:.1f} points from the automated checks, out of {automated.max:g}; "
+                f"your mentor scores the rest (pass mark {automated.pass_mark:g}%)"
+                if pending else f"Measured: {_figures(automated)}")
     if can_self_assess and not submitted:
         return AttemptSummary("neutral", headline, tuple(left), SELF_ASSESS,
                               "Self-assess your attempt: a mentor reviews it next.")

@@ -239,15 +239,16 @@ def certificates_issue(attempt_id: int) -> None:
 @click.argument("certificate_id")
 @click.option("--reason", required=True, help="Why (shown on the public verify page).")
 def certificates_revoke(certificate_id: str, reason: str) -> None:
-    from assessor.issuing import IssuingError, revoke
+    from assessor.issuing import IssuingError, revoke, settings_from_config
 
     app = _app()
     with _session(app) as session:
         try:
-            certificate = revoke(session, certificate_id=certificate_id, admin=None, reason=reason)
+            certificate = revoke(session, certificate_id=certificate_id, admin=None, reason=reason,
+                                 base_url=settings_from_config(app.config).public_url)
         except IssuingError as error:
             _fail(str(error))
-        click.echo(f"revoked {certificate.public_id}: {certificate.revoked_reason}")
+        click.echo(f"revoked {certificate.public_id}: {certificate.revoked_reason} (the learner is told by e-mail)")
 
 
 @click.group()

@@ -778,8 +778,11 @@ def _reason(text: str | None, *, missing: str) -> str:
     return reason
 
 
-def revoke(session: Session, *, certificate_id: str, admin: User | None, reason: str) -> Certificate:
-    """Revoke with a reason; revoking again keeps the first revocation."""
+def revoke(session: Session, *, certificate_id: str, admin: User | None, reason: str,
+           base_url: str | None = None) -> Certificate:
+    """Revoke with a reason; revoking again keeps the first revocation. With `base_url` (the service's public
+    address) the learner is mailed, in the same transaction."""
+    from assessor import notifications
     from assessor.submissions import record_event
 
     reason = _reason(reason, missing="give a reason for the revocation")
@@ -794,6 +797,10 @@ def revoke(session: Session, *, certificate_id: str, admin: User | None, reason:
     session.add(certificate)
     record_event(session, attempt_id=certificate.attempt_id, actor=admin, kind="revoked",
                  detail=f"certificate {certificate.public_id}: {reason}")
+    learner, attempt = session.get(User, certificate.user_id), session.get(Attempt, certificate.attempt_id)
+    if base_url is not None and learner is not None and attempt is not None:
+        notifications.certificate_revoked(session, user=learner, course=attempt.course, reason=reason,
+                                          attempt_id=certificate.attempt_id, base_url=base_url)
     session.commit()
     return certificate
 

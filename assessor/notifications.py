@@ -78,6 +78,15 @@ def certificate_issued(session: Session, *, user: User, course: str, verify_url:
         f"    {verify_url}\n"))
 
 
+def certificate_revoked(session: Session, *, user: User, course: str, reason: str, attempt_id: int,
+                        base_url: str) -> None:
+    mail.queue(session, to=user, kind="certificate", subject=f"Your certificate for {course} was revoked", body=(
+        f"{_greeting(user)}\n\nYour certificate for {course} was revoked by the course team: {reason}\n\n"
+        f"Its public page and every verifier now say it is revoked. Your attempt page:\n\n"
+        f"    {_link(base_url, f'/learner/attempts/{attempt_id}')}\n\nReply to your course team if you think this "
+        f"is a mistake.\n"))
+
+
 def _learner_label(session: Session, user_id: int) -> str:
     """How the dashboard names a learner: the name when there is one, and always the account number."""
     learner = session.get(User, user_id)

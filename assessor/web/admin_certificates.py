@@ -4,8 +4,9 @@ from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_
 from flask_login import current_user
 
 from assessor import issuing
-from assessor.models import User
-from assessor.web.extensions import db, role_required
+from assessor.jobs import enqueue_mail
+from assessor.models import Attempt, User
+from assessor.web.extensions import db, huey, public_url, role_required
 from assessor.web.forms import ActionForm
 
 bp = Blueprint("admin_certificates", __name__, url_prefix="/admin")
@@ -18,10 +19,17 @@ def init_app(app: Flask) -> None:
 @bp.route("/certificates")
 @role_required("admin")
 def certificates():
+    return _certificates_page()
+
+
+def _certificates_page(*, confirm=None, reason: str = ""):
     session = db()
     rows = issuing.list_certificates(session)
     learners = {user.id: user for user in (session.get(User, uid) for uid in {row.user_id for row in rows}) if user}
-    return render_template("admin/certificates.html", certificates=rows, learners=learners, form=ActionForm())
+    attempts = {attempt.id: attempt for attempt in
+                (session.get(Attempt, aid) for aid in {row.attempt_id for row in rows}) if attempt}
+    return render_template("admin/certificates.html", certificates=rows, learners=learners, attempts=attempts,
+                           form=ActionForm(), confirm=confirm, reason=reason)
 
 
 @bp.route("/certificates/<public_id>/revoke", methods=["POST"])
@@ -30,15 +38,21 @@ def revoke(public_id: str):
     if not ActionForm().validate_on_submit():
         abort(400)
     session = db()
-    if issuing.get_certificate(session, public_id=public_id) is None:
+    certificate = issuing.get_certificate(session, public_id=public_id)
+    if certificate is None:
         abort(404)
+    reason = request.form.get("reason", "")
+    if request.form.get("confirmed") != "yes" and reason.strip() and certificate.revoked_at is None:
+        # Revoking cannot be undone: it is asked once more, naming whose certificate it is.
+        return _certificates_page(confirm=certificate, reason=reason)
     try:
-        issuing.revoke(session, certificate_id=public_id, admin=current_user, reason=request.form.get("reason", ""))
+        issuing.revoke(session, certificate_id=public_id, admin=current_user, reason=reason, base_url=public_url())
     except issuing.IssuingError as error:
         session.rollback()
         flash(str(error), "error")
     else:
-        flash(f"Certificate {public_id} revoked.", "success")
+        enqueue_mail(huey())
+        flash(f"Certificate {public_id} revoked; the learner is told by e-mail.", "success")
     return redirect(url_for("admin_certificates.certificates"))
 
 

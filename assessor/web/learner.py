@@ -133,7 +133,8 @@ def attempt(attempt_id: int):
     certificate = _certificate_context(attempt, rubric, result)
     summary = summarise(attempt=attempt, report=report, result=result, answered=len(selves),
                         submitted=attempt.self_assessed_at is not None,
-                        can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]))
+                        can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]),
+                        revoked_reason=_revoked_reason(certificate))
     code_comments = line_comments.comments_for(session, attempt=attempt, rubric=rubric) if decided else []
     return render_template(
         "learner/attempt.html", attempt=attempt, code_comments=code_comments,
@@ -145,6 +146,13 @@ def attempt(attempt_id: int):
         if attempt.review_state == SUPERSEDED else None, action_form=ActionForm(),
         authorship=integrity.authorship_evidence(session, report=report, learner=current_user),
     )
+
+
+def _revoked_reason(certificate: dict | None) -> str | None:
+    issued = certificate and certificate["certificate"]
+    if not issued or issued.revoked_at is None:
+        return None
+    return f"revoked on {issued.revoked_at:%Y-%m-%d}: {issued.revoked_reason}"
 
 
 def _certificate_context(attempt, rubric, result) -> dict | None:

@@ -14,7 +14,7 @@ from sqlmodel import func, select
 
 from assessor import issuing
 from assessor.cli_certificates import register
-from assessor.models import Certificate
+from assessor.models import Certificate, OutgoingMail
 
 from tests.web.certificate_helpers import approve, settings
 from tests.web.conftest import csrf_token
@@ -87,7 +87,7 @@ def test_learner_sees_certificate_being_issued(client, auth, db, app, make_attem
     assert "being issued" in page
 
 
-def test_verify_page_and_api_show_revocation_at_once(client, auth, db, certificate, make_user):
+def test_verify_page_and_api_show_revocation_at_once(client, auth, db, certificate, make_user, learner):
     page = client.get(f"/verify/{certificate.public_id}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "Valid." in html and "Ada Lovelace" in html and "Mona Mentor" in html
@@ -109,9 +109,17 @@ def test_verify_page_and_api_show_revocation_at_once(client, auth, db, certifica
     assert client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()["status"] == "valid"
     no_csrf = client.post(f"/admin/certificates/{certificate.public_id}/revoke", data={"reason": "x"})
     assert no_csrf.status_code == 400
-    done = auth.post(f"/admin/certificates/{certificate.public_id}/revoke", {"reason": "copied work"},
-                     token_from="/admin/certificates")
+    assert "Test Course" in listing  # the course, not an attempt number
+    asked = auth.post(f"/admin/certificates/{certificate.public_id}/revoke", {"reason": "copied work"},
+                      token_from="/admin/certificates")  # asked once more, naming the learner
+    assert asked.status_code == 200 and "Revoke the certificate of Ada Lovelace for Test Course?" in \
+        asked.get_data(as_text=True)
+    assert client.get(f"/api/v1/certificates/{certificate.public_id}").get_json()["status"] == "valid"
+    done = auth.post(f"/admin/certificates/{certificate.public_id}/revoke", {"reason": "copied work",
+                     "confirmed": "yes"}, token_from="/admin/certificates")
     assert done.status_code == 302
+    told = db.exec(select(OutgoingMail).where(OutgoingMail.subject.contains("was revoked"))).one()
+    assert "copied work" in told.body and told.to_address == learner.email
     auth.logout()
 
     html = client.get(f"/verify/{certificate.public_id}").get_data(as_text=True)

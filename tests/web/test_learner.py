@@ -290,7 +290,7 @@ def summary_of(client, attempt) -> tuple[str, str]:
 @pytest.mark.parametrize(("status", "review_state", "passed", "next_step", "words"), [
     ("queued", "open", 2, "wait", "Being assessed"),
     ("failed", "open", 2, "resubmit", "could not finish"),
-    ("scored", "open", 2, "self_assess", "for your mentor to score"),
+    ("scored", "open", 2, "self_assess", "your mentor scores the rest"),
     ("scored", "open", 0, "resubmit", "Cannot pass as it stands"),
     ("scored", "changes_requested", 2, "resubmit", "asked for changes"),
     ("scored", "superseded", 2, "latest", "Replaced by a later attempt"),
@@ -331,6 +331,12 @@ def test_after_self_assessing_the_next_step_is_the_review_and_after_approval_the
     page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
     assert "still to be scored" not in page  # the automated report's open criteria are scored now
     assert "before the mentor's review" in page
+    certificate = issuing.list_certificates(db)[0]
+    issuing.revoke(db, certificate_id=certificate.public_id, admin=None, reason="the work was copied")
+    step, text = summary_of(client, attempt)  # no "Passed ... download" above a revoked certificate
+    assert step == "resubmit" and "Certificate revoked" in text and "the work was copied" in text
+    assert "Passed" not in text and "Download the PDF" not in client.get(f"/learner/attempts/{attempt.id}").get_data(
+        as_text=True)
 
 
 def test_replacing_an_attempt_that_waits_for_review_is_confirmed_and_can_be_undone(client, auth, db, make_user,
