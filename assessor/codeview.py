@@ -73,11 +73,26 @@ class Comment:
     created_at: Any
     from_attempt: int | None = None   # set when carried over from an earlier attempt
     moved: bool = False               # its lines changed since that attempt
+    author_id: int | None = None
+    edited: bool = False
+    replies: tuple["Reply", ...] = ()
 
     @property
     def lines_label(self) -> str:
         return f"line {self.start_line}" if self.start_line == self.end_line else \
             f"lines {self.start_line}–{self.end_line}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer under a line comment, by the learner or a mentor."""
+
+    id: int
+    author: str
+    author_id: int
+    body: str
+    created_at: Any
+    edited: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,7 +248,8 @@ def carry_over(comment: Comment, mapping: dict[int, int], *, from_attempt: int, 
     end = max(1, min(end, max(new_line_count, 1)))
     start = max(1, min(start, end))
     return Comment(comment.id, comment.path, start, end, comment.body, comment.author, comment.criterion,
-                   comment.created_at, from_attempt=from_attempt, moved=moved)
+                   comment.created_at, from_attempt=from_attempt, moved=moved, author_id=comment.author_id,
+                   edited=comment.edited, replies=comment.replies)
 
 
 @dataclass(frozen=True)

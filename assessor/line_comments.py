@@ -2,7 +2,8 @@
 
 from sqlmodel import Session, func, select
 
-from assessor.codeview import Comment
+from assessor.codeview import Comment, Reply
+from assessor.db import utcnow
 from assessor.models import Attempt, LineComment, User
 from assessor.reviews import ReviewError, get_review
 from assessor.rubric import Rubric
@@ -57,10 +58,70 @@ def add_comment(session: Session, *, attempt: Attempt, author: User, rubric: Rub
 def delete_comment(session: Session, *, attempt: Attempt, user: User, comment_id: int) -> None:
     comment = session.get(LineComment, comment_id)
     if comment is None or comment.attempt_id != attempt.id or comment.author_id != user.id \
-            or not can_comment(session, attempt=attempt, user=user):
+            or comment.parent_id is not None or not can_comment(session, attempt=attempt, user=user):
         raise ReviewError("that comment cannot be removed (only by its author, until the review is decided)")
+    for reply in session.exec(select(LineComment).where(LineComment.parent_id == comment.id)):
+        session.delete(reply)
     session.delete(comment)
     session.commit()
+
+
+def can_reply(session: Session, *, attempt: Attempt, user: User) -> bool:
+    """The learner once the review is decided (when the comments are shown); the mentors who may see the attempt
+    at any time (the caller has checked they may)."""
+    if user.id != attempt.user_id:
+        return True
+    review = get_review(session, attempt=attempt)
+    return review is not None and review.decided_at is not None
+
+
+def _body(value: object) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise ReviewError("nothing was saved", {"body": "write the reply"})
+    if len(text) > MAX_COMMENT_CHARS:
+        raise ReviewError("nothing was saved", {
+            "body": f"keep it under {MAX_COMMENT_CHARS:,} characters (it has {len(text):,})"})
+    return text
+
+
+def _comment_of(session: Session, attempt: Attempt, comment_id: int) -> LineComment:
+    comment = session.get(LineComment, comment_id)
+    if comment is None or comment.attempt_id != attempt.id:
+        raise ReviewError("no such comment on this attempt")
+    return comment
+
+
+def reply(session: Session, *, attempt: Attempt, author: User, comment_id: int, body: object) -> LineComment:
+    """A reply under a line comment (replies to a reply go under the same comment)."""
+    parent = _comment_of(session, attempt, comment_id)
+    if parent.parent_id is not None:
+        parent = _comment_of(session, attempt, parent.parent_id)
+    if not can_reply(session, attempt=attempt, user=author):
+        raise ReviewError("you can answer your mentor's comments once the review is decided")
+    answer = LineComment(attempt_id=attempt.id, author_id=author.id, path=parent.path, start_line=parent.start_line,
+                         end_line=parent.end_line, criterion_id=parent.criterion_id, body=_body(body),
+                         parent_id=parent.id)
+    session.add(answer)
+    record_event(session, kind="line_comment_reply", attempt=attempt, actor=author,
+                 detail=f"{parent.path}:{parent.start_line}: {answer.body}")
+    session.commit()
+    return answer
+
+
+def edit(session: Session, *, attempt: Attempt, user: User, comment_id: int, body: object) -> LineComment:
+    """Its author rewrites a comment or a reply; the page marks it edited."""
+    comment = _comment_of(session, attempt, comment_id)
+    if comment.author_id != user.id:
+        raise ReviewError("only its author can edit a comment")
+    text = _body(body)
+    if text != comment.body:
+        comment.body, comment.edited_at = text, utcnow()
+        session.add(comment)
+        record_event(session, kind="line_comment_edited", attempt=attempt, actor=user,
+                     detail=f"{comment.path}:{comment.start_line}")
+    session.commit()
+    return comment
 
 
 def _line_number(value: object) -> int | None:
@@ -78,13 +139,20 @@ def comments_for(session: Session, *, attempt: Attempt, rubric: Rubric | None = 
     if path is not None:
         query = query.where(LineComment.path == path)
     rows = session.exec(query.order_by(LineComment.path, LineComment.start_line, LineComment.id)).all()
+    replies: dict[int, list[Reply]] = {}
+    for row, user in rows:
+        if row.parent_id is not None:
+            replies.setdefault(row.parent_id, []).append(
+                Reply(row.id, user.display_name, user.id, row.body, row.created_at, row.edited_at is not None))
     return [Comment(row.id, row.path, row.start_line, row.end_line, row.body, user.display_name,
-                    titles.get(row.criterion_id, row.criterion_id) if row.criterion_id else None, row.created_at)
-            for row, user in rows]
+                    titles.get(row.criterion_id, row.criterion_id) if row.criterion_id else None, row.created_at,
+                    author_id=user.id, edited=row.edited_at is not None, replies=tuple(replies.get(row.id, ())))
+            for row, user in rows if row.parent_id is None]
 
 
 def comment_counts(session: Session, *, attempt: Attempt) -> dict[str, int]:
-    rows = session.exec(select(LineComment.path, func.count()).where(LineComment.attempt_id == attempt.id)
+    rows = session.exec(select(LineComment.path, func.count()).where(LineComment.attempt_id == attempt.id,
+                                                                     LineComment.parent_id.is_(None))
                         .group_by(LineComment.path)).all()
     return {path: count for path, count in rows}
 

@@ -546,6 +546,34 @@ class LineComment(SQLModel, table=True):
     criterion_id: str | None = Field(default=None, max_length=64)
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    # A reply (by the learner or a mentor) to the comment it names; a reply has the same path and lines.
+    parent_id: int | None = Field(default=None, foreign_key="line_comments.id")
+    edited_at: datetime | None = None
+
+
+QUESTION, REGRADE = "question", "regrade"
+
+
+class CriterionRequest(SQLModel, table=True):
+    """A learner's question or regrade request about one criterion of a decided review, and the mentor's answer
+    (with the level before and after when it changed)."""
+
+    __tablename__ = "criterion_requests"
+    __table_args__ = (Index("ix_criterion_requests_attempt", "attempt_id", "criterion_id"),
+                      Index("ix_criterion_requests_open", "answered_at", "attempt_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    attempt_id: int = Field(foreign_key="attempts.id")
+    criterion_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # question | regrade
+    author_id: int = Field(foreign_key="users.id")
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    answered_at: datetime | None = None
+    answered_by: int | None = Field(default=None, foreign_key="users.id")
+    answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    level_before: int | None = None
+    level_after: int | None = None
 
 
 

@@ -1,5 +1,8 @@
 """The code view: an attempt's files with the evidence on them, mentors' line comments, changes since the last attempt."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
@@ -74,7 +77,7 @@ def index(attempt_id: int):
                            previous=previous)
 
 
-def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None, values=None):
+def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None, values=None, held=None):
     session = db()
     found = read_highlighted(session, commit=attempt.commit, path=path) if attempt.commit else None
     if found is None:
@@ -99,7 +102,13 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
                               criteria=criteria, highlighted=highlighted)
     can_comment = not is_learner and line_comments.can_comment(session, attempt=attempt, user=current_user)
     action_form = ActionForm()
-    rows = code_rows(view, csrf_token=generate_csrf() if can_comment else "",
+    threads = None
+    if line_comments.can_reply(session, attempt=attempt, user=current_user):
+        threads = ThreadForms(
+            viewer_id=current_user.id, csrf_token=generate_csrf(), held=held,
+            reply_url=lambda comment_id: url_for("code.reply", attempt_id=attempt.id, comment_id=comment_id),
+            edit_url=lambda comment_id: url_for("code.edit", attempt_id=attempt.id, comment_id=comment_id))
+    rows = code_rows(view, csrf_token=generate_csrf() if can_comment else "", threads=threads,
                      delete_url=(lambda comment_id: url_for("code.delete_comment", attempt_id=attempt.id,
                                                             comment_id=comment_id)) if can_comment else None)
     return dict(attempt=attempt, view=view, rubric=rubric, is_learner=is_learner, errors=errors or {},
@@ -109,7 +118,20 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
 _COVERAGE_TITLES = {"missed": "never ran in the tests", "partial": "a branch here was never taken"}
 
 
-def code_rows(view: codeview.FileView, *, delete_url=None, csrf_token: str = "") -> Markup:
+@dataclass(frozen=True)
+class ThreadForms:
+    """What the viewer may do under each comment: reply (and edit their own), with the forms' addresses; a form
+    sent back with an error is `held` (comment id, "reply" or "edit", the text, the message)."""
+
+    viewer_id: int
+    reply_url: Callable[[int], str]
+    edit_url: Callable[[int], str]
+    csrf_token: str
+    held: tuple[int, str, str, str] | None = None
+
+
+def code_rows(view: codeview.FileView, *, delete_url=None, csrf_token: str = "",
+              threads: ThreadForms | None = None) -> Markup:
     """The file's table rows. Built here rather than in a Jinja loop: a 5,000-line file is 5,000 rows, and the
     template loop alone took ~70 ms of the page. Every value from the learner's files is escaped."""
     parts = []
@@ -124,13 +146,50 @@ def code_rows(view: codeview.FileView, *, delete_url=None, csrf_token: str = "")
         parts.append(f'<tr id="L{number}"{css}><td class="num"><a href="#L{number}" data-line="{number}"{title}>'
                      f'{number}</a></td><td class="cc">{badges}</td><td class="src">{line.html}</td></tr>')
         for comment in line.comments:
-            parts.append(_comment_row(comment, view.path, delete_url, csrf_token))
+            parts.append(_comment_row(comment, view.path, delete_url, csrf_token, threads))
     return Markup("\n".join(parts))
 
 
-def _comment_row(comment: codeview.Comment, path: str, delete_url, csrf_token: str) -> str:
+def _thread_form(threads: ThreadForms, path: str, target_id: int, kind: str, current: str = "") -> str:
+    """A reply or edit form under a comment, folded unless it came back with an error."""
+    held = threads.held if threads.held and threads.held[:2] == (target_id, kind) else None
+    text = held[2] if held else current
+    field_id = f"{kind}-{target_id}"
+    error = (f'<p class="error" id="{field_id}-error">{escape(held[3])}</p>' if held else "")
+    invalid = f' aria-invalid="true" aria-describedby="{field_id}-error"' if held else ""
+    url = threads.reply_url(target_id) if kind == "reply" else threads.edit_url(target_id)
+    label = "Reply" if kind == "reply" else "Edit"
+    return (f'<details class="thread-form"{" open" if held else ""}><summary>{label}</summary>'
+            f'<form method="post" action="{escape(url)}" novalidate>'
+            f'<input type="hidden" name="csrf_token" value="{escape(threads.csrf_token)}">'
+            f'<input type="hidden" name="path" value="{escape(path)}">'
+            f'<label for="{field_id}">{"Your reply" if kind == "reply" else "Your comment"}</label>'
+            f'<textarea id="{field_id}" name="body" rows="2" maxlength="4000"{invalid}>{escape(text)}</textarea>'
+            f'{error}<button type="submit">{"Send the reply" if kind == "reply" else "Save the change"}</button>'
+            f'</form></details>')
+
+
+def _replies(comment: codeview.Comment, path: str, threads: ThreadForms | None) -> str:
+    parts = []
+    for reply in comment.replies:
+        edit = (_thread_form(threads, path, reply.id, "edit", reply.body)
+                if threads and reply.author_id == threads.viewer_id else "")
+        parts.append(f'<li class="reply" id="comment-{reply.id}"><p class="comment-meta"><strong>'
+                     f'{escape(reply.author)}</strong>{" (edited)" if reply.edited else ""}</p>'
+                     f'<p class="comment-body">{escape(reply.body)}</p>{edit}</li>')
+    listed = f'<ul class="replies">{"".join(parts)}</ul>' if parts else ""
+    if threads is None or comment.from_attempt:
+        return listed
+    edit = _thread_form(threads, path, comment.id, "edit", comment.body) if comment.author_id == threads.viewer_id \
+        else ""
+    return listed + edit + _thread_form(threads, path, comment.id, "reply")
+
+
+def _comment_row(comment: codeview.Comment, path: str, delete_url, csrf_token: str,
+                 threads: ThreadForms | None = None) -> str:
     row_id = f"comment-{comment.id}" + (f"-from-{comment.from_attempt}" if comment.from_attempt else "")
-    meta = [f"<strong>{escape(comment.author)}</strong> on {comment.lines_label}"]
+    meta = [f"<strong>{escape(comment.author)}</strong> on {comment.lines_label}" + (" (edited)" if comment.edited
+                                                                                      else "")]
     if comment.criterion:
         meta.append(f'<span class="badge">{escape(comment.criterion)}</span>')
     if comment.from_attempt:
@@ -145,7 +204,7 @@ def _comment_row(comment: codeview.Comment, path: str, delete_url, csrf_token: s
     earlier = " earlier" if comment.from_attempt else ""
     return (f'<tr class="line-comment" id="{row_id}"><td colspan="3"><div class="comment-card{earlier}">'
             f'<p class="comment-meta">{" · ".join(meta)}</p><p class="comment-body">{escape(comment.body)}</p>'
-            f'{remove}</div></td></tr>')
+            f'{remove}{_replies(comment, path, threads)}</div></td></tr>')
 
 
 @bp.route("/<int:attempt_id>/code/<path:path>")
@@ -199,6 +258,41 @@ def add_comment(attempt_id: int):
         f"lines {comment.start_line}–{comment.end_line}"
     flash(f"Comment saved on {path}, {where}. The learner sees it with your decision.", "success")
     return redirect(url_for("code.file", attempt_id=attempt.id, path=path, _anchor=f"L{comment.end_line}"))
+
+
+@bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/reply", methods=["POST"], endpoint="reply")
+@bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/edit", methods=["POST"], endpoint="edit")
+@login_required
+def answer_comment(attempt_id: int, comment_id: int):
+    """A reply under a line comment (the learner after the decision, a mentor at any time), or an author's edit."""
+    attempt, is_learner = _viewable(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    path = request.form.get("path", "")
+    if not attempt.commit or path not in source_paths(session, commit=attempt.commit):
+        abort(404)
+    kind = request.endpoint.rsplit(".", 1)[-1]
+    body = request.form.get("body", "")
+    try:
+        if kind == "reply":
+            saved = line_comments.reply(session, attempt=attempt, author=current_user, comment_id=comment_id,
+                                        body=body)
+        else:
+            saved = line_comments.edit(session, attempt=attempt, user=current_user, comment_id=comment_id, body=body)
+    except reviews.ReviewError as error:
+        session.rollback()
+        message = (error.errors or {}).get("body") or str(error)
+        context = _file_context(attempt, is_learner, path, held=(comment_id, kind, body, message))
+        return render_template("code/file.html", **context), 400 if error.errors else 409
+    flash("Reply sent." if kind == "reply" else "Comment changed.", "success")
+    return redirect(url_for("code.file", attempt_id=attempt.id, path=path, _anchor=f"comment-{saved.id}"))
+
+
+@bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/<any(reply, edit):action>", methods=["GET"])
+@login_required
+def answer_address(attempt_id: int, comment_id: int, action: str):
+    return comments_address(attempt_id)
 
 
 @bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/delete", methods=["POST"])

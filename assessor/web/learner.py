@@ -7,7 +7,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from assessor import integrity, line_comments, reviews, submissions
+from assessor import conversation, integrity, line_comments, reviews, submissions
 from assessor.attempt_summary import summarise
 from assessor.certificates.render import qr_svg
 from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
@@ -117,7 +117,38 @@ def _report_context(attempt):
 @bp.route("/attempts/<int:attempt_id>")
 @login_required
 def attempt(attempt_id: int):
+    ask = request.args.get("ask") or None
+    return _attempt_page(_own_attempt(attempt_id), ask_values={"criterion": ask} if ask else None)
+
+
+@bp.route("/attempts/<int:attempt_id>/requests", methods=["POST"])
+@login_required
+def ask(attempt_id: int):
+    """A question or a regrade request about one criterion, after the mentor's decision."""
     attempt = _own_attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    values = {name: request.form.get(name, "") for name in ("criterion", "kind", "body")}
+    try:
+        conversation.open_request(session, learner=current_user, attempt=attempt,
+                                  rubric=submissions.attempt_rubric(session, attempt=attempt),
+                                  criterion_id=values["criterion"], kind=values["kind"], body=values["body"])
+    except conversation.ConversationError as error:
+        session.rollback()
+        return _attempt_page(attempt, ask_values=values,
+                             ask_errors=error.errors or {"form": str(error)}), 400 if error.errors else 409
+    flash("Sent: your mentor is told and answers here.", "success")
+    return redirect(url_for("learner.attempt", attempt_id=attempt.id, _anchor="requests"))
+
+
+@bp.route("/attempts/<int:attempt_id>/requests", methods=["GET"])
+@login_required
+def ask_address(attempt_id: int):
+    return redirect(url_for("learner.attempt", attempt_id=_own_attempt(attempt_id).id, _anchor="requests"))
+
+
+def _attempt_page(attempt, *, ask_values=None, ask_errors=None):
     session = db()
     report, rubric, charts = _report_context(attempt)
     review = reviews.get_review(session, attempt=attempt)
@@ -145,6 +176,8 @@ def attempt(attempt_id: int):
         certificate=certificate, summary=summary, latest=submissions.latest_attempt_id(session, attempt=attempt)
         if attempt.review_state == SUPERSEDED else None, action_form=ActionForm(),
         authorship=integrity.authorship_evidence(session, report=report, learner=current_user),
+        requests=conversation.requests_for(session, attempt=attempt, rubric=rubric) if rubric else [],
+        can_ask=conversation.can_ask(attempt, review), ask_values=ask_values or {}, ask_errors=ask_errors or {},
     )
 
 

@@ -3,7 +3,7 @@
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import integrity, line_comments, lti, notifications, reviews, submissions
+from assessor import conversation, integrity, line_comments, lti, notifications, reviews, submissions
 from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError
 from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
@@ -73,15 +73,18 @@ def dashboard():
                                  flagged=FLAG_FILTERS.get(flags), page=_page_arg("page"), per_page=per_page)
     done = reviews.reviewed_by(session, mentor=current_user, page=_page_arg("done_page"), per_page=per_page)
     next_attempt = reviews.next_ungraded(session, mentor=current_user, rubric_id=course)
+    asked = conversation.open_requests(session, mentor=current_user, page=_page_arg("asked_page"),
+                                       per_page=per_page)
     return render_template("mentor/dashboard.html", queue=queue, done=done, course=course, state=state,
-                           flags=flags, next_attempt=next_attempt,
+                           flags=flags, next_attempt=next_attempt, asked=asked,
                            courses=[(cid, titles.get(cid, cid)) for cid in course_ids])
 
 
 FLAG_FILTERS = {"flagged": True, "clean": False}
 
 
-def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_approve=False):
+def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_approve=False, answer_for=None,
+                    answer_values=None, answer_errors=None):
     session = db()
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     report = submissions.load_report(session, attempt=attempt)
@@ -97,6 +100,8 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
     same_work = integrity.same_work(session, attempt=attempt, viewer=current_user)
     near_copies = integrity.near_copies(session, attempt=attempt, viewer=current_user)
     return dict(
+        requests=conversation.requests_for(session, attempt=attempt, rubric=rubric),
+        answer_for=answer_for, answer_values=answer_values or {}, answer_errors=answer_errors or {},
         flag_pending=bool(same_work or near_copies) and not (review and review.integrity_acknowledged_at),
         next_attempt=reviews.next_ungraded(session, mentor=current_user, after=attempt),
         bar_score=reviews.preview_score(rubric, report, chosen) if report is not None else None,
@@ -248,6 +253,44 @@ def save(attempt_id: int):
             return redirect(url_for("mentor.dashboard"))
         return redirect(url_for("mentor.review", attempt_id=following.id))
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
+
+
+@bp.route("/attempts/<int:attempt_id>/requests/<int:request_id>/answer", methods=["POST"])
+@role_required("mentor", "admin")
+def answer(attempt_id: int, request_id: int):
+    """The answer to a learner's question or regrade request; a new level changes the final score."""
+    attempt = _attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    rubric, report = _rubric_and_report(attempt)
+    values = {"answer": request.form.get("answer", ""), "level": request.form.get("level", "")}
+    try:
+        answered = conversation.answer_request(session, mentor=current_user, attempt=attempt, rubric=rubric,
+                                               report=report, request_id=request_id, answer=values["answer"],
+                                               level=values["level"])
+    except conversation.ConversationError as error:
+        session.rollback()
+        session.refresh(attempt)
+        context = _review_context(attempt, answer_for=request_id, answer_values=values,
+                                  answer_errors=error.errors or {"form": str(error)})
+        return render_template("mentor/review.html", **context), 400 if error.errors else 409
+    if answered.level_changed:
+        graded = lti.queue_grades(session, attempt=attempt, score=answered.percent_after or 0.0, comment="Regraded")
+        session.commit()
+        if graded:
+            enqueue_grades(huey())
+        if answered.now_passes and attempt.review_state == APPROVED:
+            _queue_certificate(attempt.id)
+    enqueue_mail(huey())
+    flash("Answer sent" + (": the level and the final score changed." if answered.level_changed else "."), "success")
+    return redirect(url_for("mentor.review", attempt_id=attempt.id, _anchor=f"request-{request_id}"))
+
+
+@bp.route("/attempts/<int:attempt_id>/requests/<int:request_id>/answer", methods=["GET"])
+@role_required("mentor", "admin")
+def answer_address(attempt_id: int, request_id: int):
+    return redirect(url_for("mentor.review", attempt_id=_attempt(attempt_id).id, _anchor=f"request-{request_id}"))
 
 
 def _queue_certificate(attempt_id: int) -> None:

@@ -104,7 +104,20 @@ def test_code_view_marks_unrun_lines_and_carries_a_mentors_comment_to_the_next_a
     auth.as_(learner)
     attempt_page = client.get(f"/learner/attempts/{first}").get_data(as_text=True)
     assert "Comments on your code" in attempt_page and "clamp is never tested" in attempt_page
-    assert "clamp is never tested" in client.get(f"/attempts/{first}/code/calc.py").get_data(as_text=True)
+    learner_view = client.get(f"/attempts/{first}/code/calc.py").get_data(as_text=True)
+    assert "clamp is never tested" in learner_view and "<summary>Reply</summary>" in learner_view
+    with Session(engine) as session:
+        comment_id = session.exec(select(LineComment.id)).one()
+    reply_url = f"/attempts/{first}/code-comments/{comment_id}/reply"
+    blank = auth.post(reply_url, {"path": "calc.py", "body": "  "}, token_from=f"/attempts/{first}/code/calc.py")
+    assert blank.status_code == 400 and "write the reply" in blank.get_data(as_text=True)
+    assert '<details class="thread-form" open>' in blank.get_data(as_text=True)  # the form stays open, in place
+    replied = auth.post(reply_url, {"path": "calc.py", "body": "Added a test for clamp in attempt 2."},
+                        token_from=f"/attempts/{first}/code/calc.py")
+    assert replied.status_code == 302 and "/code/calc.py#comment-" in replied.location
+    assert "Added a test for clamp in attempt 2." in client.get(f"/attempts/{first}/code/calc.py").get_data(
+        as_text=True)
+    assert client.get(reply_url).status_code == 302  # the form's address reloaded
 
     # The learner tests clamp and renames a line above it: the comment follows its lines to attempt 2.
     write_tree(repo, {"calc.py": "# arithmetic helpers\n" + textwrap.dedent(TINY_CAPSTONE["calc.py"]),

@@ -30,7 +30,8 @@ def paths(app, world) -> list[tuple[str, str]]:
               "filename": "style.css", "public_id": "00000000-0000-4000-8000-000000000000", "number": 1,
               "token": "t" * 43, "message_id": 1, "kind": "png", "rubric_id": "test-capstone", "thumb": "k" * 43, "token_id": 1,
               "path": "app/core.py", "comment_id": 1, "email_id": 1, "match_id": 1, "version": "1.0.0",
-              "key_id": 1, "link_id": 1, "launch_id": "lti1p3-launch-x", "platform_id": 1}
+              "key_id": 1, "link_id": 1, "launch_id": "lti1p3-launch-x", "platform_id": 1,
+              "request_id": 1, "action": "reply"}
     found = []
     for rule in app.url_map.iter_rules():
         path = rule.rule
