@@ -23,8 +23,11 @@ def _figures(score) -> str:
     return f"{score.total:.1f} of {score.max:g} ({score.percent:.1f}%; pass mark {score.pass_mark:g}%)"
 
 
+_PLURALS = {"criterion": "criteria"}
+
+
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    return f"{count} {word if count == 1 else _PLURALS.get(word, word + 's')}"
 
 
 def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
@@ -68,7 +71,7 @@ def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
                     if answered else "your self-assessment")
     if automated.outcome == "fail":
         return AttemptSummary("bad", f"Cannot pass as it stands: {_figures(automated)}", tuple(automated.reasons),
-                              RESUBMIT, "Fix what the report below points at, then submit again.")
+                              RESUBMIT, "Start with what is needed to pass, then submit again.")
     headline = (f"So far: {automated.total:.1f} points from the automated checks, out of {automated.max:g}; "
                 f"your mentor scores the rest (pass mark {automated.pass_mark:g}%)"
                 if pending else f"Measured: {_figures(automated)}")

@@ -222,10 +222,10 @@ def decide(rubric: Rubric, criterion_scores: Sequence[CriterionScore]) -> tuple[
     best_possible = total + unknown_weight
     needed = maximum * rubric.pass_mark / 100
 
-    reasons = [f"gate '{gate.id}' failed: {gate.description}" for gate in gates if gate.status == "failed"]
+    reasons = [f"Required to pass: {gate.description}" for gate in gates if gate.status == "failed"]
     if best_possible + 1e-9 < needed:
         reasons.append(
-            f"even full marks on what is still open would give {100 * best_possible / maximum:.1f}%, "
+            f"Even full marks on what is still open would give {100 * best_possible / maximum:.1f}%, "
             f"below the pass mark of {rubric.pass_mark:g}%"
         )
     if reasons:
@@ -241,3 +241,44 @@ def decide(rubric: Rubric, criterion_scores: Sequence[CriterionScore]) -> tuple[
     score = Score(automated=automated, total=total, max=maximum, best_possible=best_possible,
                   pass_mark=rubric.pass_mark, outcome=outcome, reasons=tuple(reasons))
     return gates, score
+
+
+@dataclass(frozen=True)
+class Gain:
+    """One step a learner can take: reach `to_level` of a criterion (what its descriptor says), worth `points`
+    weighted points; `required` when a gate needs it before the attempt can pass at all."""
+
+    criterion: str
+    title: str
+    from_level: int | None
+    to_level: int
+    points: float
+    descriptor: str
+    required: bool = False
+
+
+def gains(rubric: Rubric, criterion_scores: Sequence[CriterionScore]) -> list[Gain]:
+    """The next level of every measured criterion below its top, most points first, gates needed to pass first:
+    the report's "what gains you the most points". Criteria a mentor judges are left to the mentor."""
+    by_id = {score.id: score for score in criterion_scores}
+    needed_by_gate = {gate.criterion: gate.min_level for gate in rubric.gates
+                      if by_id.get(gate.criterion) is not None and by_id[gate.criterion].level is not None
+                      and by_id[gate.criterion].level < gate.min_level}
+    found = []
+    for criterion in rubric.criteria:
+        score = by_id.get(criterion.id)
+        if score is None or not criterion.automated or score.assessed_by != "automated":
+            continue
+        current = score.level
+        higher = [level for level in criterion.levels if current is None or level.level > current]
+        if not higher:
+            continue
+        target = higher[0]
+        gate_level = needed_by_gate.get(criterion.id)
+        if gate_level is not None:
+            target = next((level for level in higher if level.level >= gate_level), target)
+        before = score.points or 0.0
+        points = criterion.weight * (target.points - before) / criterion.max_points if criterion.max_points else 0.0
+        found.append(Gain(criterion.id, criterion.title, current, target.level, round(points, 2), target.descriptor,
+                          required=gate_level is not None))
+    return sorted(found, key=lambda gain: (not gain.required, -gain.points, gain.title))

@@ -739,3 +739,19 @@ def test_django_with_pytest_django_postgresql_in_ci_and_a_quoted_env_file(make_r
     models = next(entry for entry in report.coverage["files"] if entry["path"] == "catalog/models.py")
     assert models["line_percent"] == 100.0
     assert "manage.py" not in {entry["path"] for entry in report.coverage["files"]}
+
+
+def test_a_failing_assertion_keeps_its_whole_diff_line_by_line(make_repo, settings, rubric):
+    """pytest cuts an assertion's diff ("use '-vv' to show") unless asked; the learner cannot ask here."""
+    repo = make_repo({
+        "requirements.txt": "",
+        "inventory/__init__.py": "def stock():\n    return {f'item{n:02}': n for n in range(40)}\n",
+        "tests/test_inventory.py": "from inventory import stock\n\n\ndef test_stock():\n"
+                                   "    expected = {f'item{n:02}': n for n in range(40)}\n"
+                                   "    expected['item39'] = 0\n    assert stock() == expected\n",
+    })
+    report = assess(str(repo), rubric, settings=settings)
+    [failure] = report.failures
+    assert failure["name"] == "test_stock"
+    assert "'item39': 39" in failure["message"] and "'item39': 0" in failure["message"]
+    assert "-vv" not in failure["message"] and "\n" in failure["message"]

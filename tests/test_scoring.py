@@ -160,7 +160,7 @@ def test_gate_is_pending_until_its_criterion_is_scored(rubric):
 def test_failed_gate_is_named_in_the_reasons(rubric):
     gates, score = decide(rubric, _scores(rubric, tests=0, coverage=2, complexity=1, runbook=2, defense=2))
     assert gates[0].status == "failed"
-    assert score.reasons[0] == "gate 'tests-pass' failed: the test suite passes"
+    assert score.reasons[0] == "Required to pass: the test suite passes"
 
 
 def test_automated_score_excludes_mentor_levels(rubric):
@@ -190,3 +190,21 @@ def test_what_a_level_asks_for_is_said_in_words(key, wanted, have, line):
     facts = {} if have is None else {THRESHOLDS[key].fact: have}
     assert unmet_thresholds(level, facts) == [line]
     assert "=" not in line and "have" not in line  # no internals: no operators, no "(have no)"
+
+
+@pytest.mark.parametrize(("levels", "expected"), [
+    # The failed gate comes first (its level jumps to what the gate needs), then the most points (ties by title).
+    ({"tests": 0, "coverage": 0, "complexity": 0, "runbook": 1},
+     [("tests", 2, 30.0, True), ("complexity", 1, 10.0, False), ("coverage", 1, 10.0, False),
+      ("runbook", 2, 5.0, False)]),
+    # At the top everywhere measured: nothing to gain; the mentor's criterion is never listed.
+    ({"tests": 2, "coverage": 2, "complexity": 1, "runbook": 2}, []),
+    # One step at a time: coverage 1 -> 2 is worth 10 of its 20.
+    ({"tests": 2, "coverage": 1, "complexity": 1, "runbook": 2, "defense": 0}, [("coverage", 2, 10.0, False)]),
+])
+def test_what_gains_the_most_points_is_ranked_from_the_rubric(rubric, levels, expected):
+    from assessor.scoring import gains
+
+    found = gains(rubric, _scores(rubric, **levels))
+    assert [(gain.criterion, gain.to_level, gain.points, gain.required) for gain in found] == expected
+    assert all(gain.descriptor for gain in found)

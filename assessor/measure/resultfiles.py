@@ -4,14 +4,15 @@ import json
 import os
 import shutil
 import stat
+import textwrap
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_STATUS_BYTES = 1024 * 1024
 MAX_JUNIT_BYTES = 20 * 1024 * 1024
-# Characters of a failing test's message kept for the report.
-MAX_FAILURE_MESSAGE = 500
+# Characters of a failing test's message kept for the report: enough for an assertion's whole diff.
+MAX_FAILURE_MESSAGE = 4000
 MAX_FAILURES_KEPT = 50
 
 
@@ -201,12 +202,28 @@ def _worst(first: str | None, second: str) -> str:
     return second if first is None or RANKS[second] > RANKS[first] else first
 
 
+def _message_lines(text: str) -> str:
+    """The message as its lines (an assertion's diff reads line by line), without trailing or blank-line runs."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return "\n".join(line for index, line in enumerate(lines) if line or (index and lines[index - 1]))
+
+
+def _explanation(detail_text: str) -> str:
+    """pytest's "E" lines of a failure's traceback: the assertion and its whole diff, which the element's message
+    attribute cuts ("[+90 more lines; full report in element text]")."""
+    lines = [line[1:] for line in detail_text.splitlines() if line == "E" or line.startswith("E ")]
+    return textwrap.dedent("\n".join(lines))
+
+
 def _failure(case, detail, outcome: str, first_line: int = 1) -> TestFailure:
     message = (detail.get("message") or (detail.text or "").strip().splitlines()[-1:] or [""])
     text = message if isinstance(message, str) else message[0]
+    explained = _explanation(detail.text or "")
+    if explained.strip():
+        text = explained
     line = case.get("line")
     return TestFailure(
         name=case.get("name", "")[:300], classname=case.get("classname", "")[:300], outcome=outcome,
-        message=" ".join(text.split())[:MAX_FAILURE_MESSAGE], file=(case.get("file") or None),
+        message=_message_lines(text)[:MAX_FAILURE_MESSAGE], file=(case.get("file") or None),
         line=int(line) + 1 - first_line if line and line.isdigit() else None,
     )

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from assessor import accounts
 from assessor.db import make_engine
 from assessor.jobs import make_huey, settings_from_config
+from assessor.measure.artifacts import section_words
 from assessor.rubric import Rubric
 from assessor.submissions import available_rubrics
 
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     app.add_template_filter(human_time)
     app.add_template_filter(waited)
+    app.add_template_filter(section_words)
 
 
 def human_time(value) -> str:

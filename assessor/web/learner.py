@@ -7,7 +7,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from assessor import conversation, integrity, line_comments, reviews, submissions
+from assessor import conversation, integrity, line_comments, reviews, scoring, submissions
 from assessor.attempt_summary import summarise
 from assessor.certificates.render import qr_svg
 from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
@@ -177,6 +177,7 @@ def _attempt_page(attempt, *, ask_values=None, ask_errors=None):
         if attempt.review_state == SUPERSEDED else None, action_form=ActionForm(),
         authorship=integrity.authorship_evidence(session, report=report, learner=current_user),
         requests=conversation.requests_for(session, attempt=attempt, rubric=rubric) if rubric else [],
+        gains=scoring.gains(rubric, report.criteria) if report is not None and rubric else [],
         can_ask=conversation.can_ask(attempt, review), ask_values=ask_values or {}, ask_errors=ask_errors or {},
     )
 

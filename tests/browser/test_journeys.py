@@ -513,6 +513,14 @@ def test_a_failing_test_is_shown_with_its_message_and_a_new_submission_asks_befo
         page.get_by_role("button", name="Submit for assessment").click()
     expect(page).to_have_url(re.compile(r"/learner/attempts/\d+$"))
     wait_until_finished(page)
+    # The first screen names the failing test with its whole message, and what gains the most points.
+    page.evaluate("() => window.scrollTo(0, 0)")
+    summary = page.locator("#summary")
+    expect(summary.locator(".first-failures")).to_contain_text("test_an_item_at_the_threshold_is_reported_low")
+    expect(summary.locator(".first-failures")).to_be_in_viewport()
+    expect(summary.locator(".gains")).to_contain_text("needed to pass")
+    assert "gate '" not in summary.inner_text() and "-vv" not in summary.inner_text()
+    shoot(page, "learner-failing-first-screen", full_page=False)
     failures = page.locator("section.failures")
     expect(failures).to_contain_text("test_an_item_at_the_threshold_is_reported_low")
     expect(failures.locator("pre")).to_contain_text("assert")  # pytest's own assertion message

@@ -508,3 +508,15 @@ def test_test_strength_is_shown_to_both_and_process_evidence_to_the_mentor_only(
     assert "pytest_runtest_makereport implemented by keep_reports" in pages["mentor"]
     assert "tests/conftest.py:4" in pages["mentor"]
     assert "keep_reports" not in pages["learner"]
+
+
+def test_an_attempt_that_cannot_pass_leads_with_what_gains_the_most_points(client, auth, make_user, make_attempt):
+    learner = make_user()
+    attempt = make_attempt(learner, passed=0)
+    auth.as_(learner)
+    step, text = summary_of(client, attempt)
+    assert step == "resubmit" and "Required to pass: the tests must pass" in text
+    assert "gate '" not in text and "criterions" not in text
+    assert "What gains you the most points" in text, text
+    gains = text[text.index("What gains you the most points"):]
+    assert gains.startswith("What gains you the most points needed to pass Tests pass : reach level 2 (+20 points)")
