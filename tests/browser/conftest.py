@@ -182,6 +182,24 @@ def shoot(page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+def add_account(server: LiveServer, email: str, password: str, *, role: str = "learner", name: str = "") -> None:
+    """An account made with the CLI on the live server's instance (as an operator would)."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from assessor.cli import main; main()", "users", "add", email, "--role", role,
+         "--name", name, "--password-stdin"],
+        input=password + "\n", env={**os.environ, "ASSESSOR_INSTANCE": str(server.instance)},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def sign_in_as(page, server: LiveServer, email: str, password: str) -> None:
+    page.goto(server.url + "login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
 def sign_in(page, server: LiveServer, role: str) -> None:
     email, password = server.accounts[role]
     page.goto(server.url + "login")

@@ -1,13 +1,10 @@
 """In the browser: a mentor reviews a flagged attempt, and nothing typed is lost on the way (the acknowledgement
 refused, then given), and the queue shows the flag."""
 
-import os
 import re
-import subprocess
-import sys
 import time
 
-from tests.browser.conftest import require_browser
+from tests.browser.conftest import add_account, require_browser, shoot, sign_in_as
 
 require_browser()
 
@@ -15,23 +12,6 @@ from playwright.sync_api import expect  # noqa: E402
 
 RUBRIC_ID = "scalable-architectures-resilient-core"
 PASSWORD = "a long learner passphrase 2026"
-
-
-def add_learner(live_server, email: str, name: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", "from assessor.cli import main; main()", "users", "add", email, "--name", name,
-         "--password-stdin"],
-        input=PASSWORD + "\n", env={**os.environ, "ASSESSOR_INSTANCE": str(live_server.instance)},
-        capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-
-
-def sign_in_as(page, live_server, email: str, password: str) -> None:
-    page.goto(live_server.url + "login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
 
 
 def submit_and_wait(page, live_server, repo: str) -> str:
@@ -50,7 +30,7 @@ def submit_and_wait(page, live_server, repo: str) -> str:
 def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(live_server, browser, page):
     # Two learners hand in the same commit: the second one's attempt is flagged as the same work.
     for number in (1, 2):
-        add_learner(live_server, f"twin{number}@example.org", f"Twin Learner {number}")
+        add_account(live_server, f"twin{number}@example.org", PASSWORD, name=f"Twin Learner {number}")
         learner = browser.new_context()
         try:
             learner_page = learner.new_page()
@@ -98,6 +78,13 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
     page.reload()  # saved, not only kept on the page
     for criterion, text in typed.items():
         expect(page.locator(f"#comment-{criterion}")).to_have_value(text)
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone the decision bar leaves room to work
+    page.evaluate("() => window.scrollTo(0, 0)")
+    expect(page.locator("#decision-bar")).to_be_in_viewport()
+    bar = page.locator("#decision-bar").bounding_box()
+    assert bar["height"] <= 844 * 0.2, bar
+    shoot(page, "phone-review-decision-bar", full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(live_server.url + "mentor/")
     expect(page.locator("table.queue tbody tr", has=page.locator(f"a[href$='/mentor/attempts/{attempt_id}']"))
            ).to_contain_text("acknowledged")

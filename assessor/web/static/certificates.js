@@ -13,7 +13,12 @@
     button.hidden = false;
     button.addEventListener("click", function () {
       var field = document.getElementById(button.dataset.copy);
-      var done = function () { button.textContent = "Copied"; };
+      var done = function () {
+        button.textContent = "Copied";
+        // Said aloud too: the button's own text changing is not announced.
+        var said = document.getElementById("copy-status");
+        if (said) { said.textContent = "Copied the link to the clipboard"; }
+      };
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(field.value).then(done, function () { field.select(); });
       } else {
