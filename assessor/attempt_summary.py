@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, SUPERSEDED
+from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, HELD, SUPERSEDED
 from assessor.scoring import PENDING
 
 # The next step, one of these; the page turns each into a link or a button.
@@ -31,7 +31,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
-              has_certificate: bool, submitted: bool = False, revoked_reason: str | None = None) -> AttemptSummary:
+              has_certificate: bool, submitted: bool = False, revoked_reason: str | None = None,
+              unchanged_from: int | None = None) -> AttemptSummary:
     """`report` the automated report, `result` the final score once a mentor decided, `answered` how many criteria
     the learner's self-assessment (submitted or a draft) answers, `submitted` whether it was sent,
     `revoked_reason` why its certificate was revoked (None while it stands)."""
@@ -56,6 +57,10 @@ def summarise(*, attempt, report, result, answered: int, can_self_assess: bool,
                                   "Your certificate is being issued.")
         return AttemptSummary("bad", f"Not passed: {_figures(result.score)}", tuple(result.score.reasons), RESUBMIT,
                               "Read the mentor's comments and the report below, fix them, then submit again.")
+    if attempt.review_state == HELD and unchanged_from is not None:
+        return AttemptSummary("warn", f"Unchanged since attempt {unchanged_from}", (
+            f"This is the commit your mentor asked changes to on attempt {unchanged_from}, so it was not sent to "
+            f"review again.",), RESUBMIT, "Push the changes your mentor asked for, then submit again.")
     if attempt.review_state == CHANGES_REQUESTED:
         return AttemptSummary("warn", "Your mentor asked for changes", (), RESUBMIT,
                               "Read the mentor's comments below, make the changes, then submit again.")

@@ -16,7 +16,10 @@ STATUSES = (QUEUED, RUNNING, SCORED, FAILED)
 
 # Review state of an attempt (what people did with a scored attempt).
 OPEN, IN_REVIEW, APPROVED, CHANGES_REQUESTED, SUPERSEDED = "open", "in_review", "approved", "changes_requested", "superseded"
-REVIEW_STATES = (OPEN, IN_REVIEW, APPROVED, CHANGES_REQUESTED, SUPERSEDED)
+# Scored but not sent to a mentor: it cannot pass as it stands, or it is the very commit a mentor asked changes to.
+# The learner sends it with "ask for feedback".
+HELD = "held"
+REVIEW_STATES = (OPEN, IN_REVIEW, APPROVED, CHANGES_REQUESTED, SUPERSEDED, HELD)
 AWAITING_REVIEW = (OPEN, IN_REVIEW)
 
 

@@ -12,7 +12,7 @@ from assessor import integrity
 from assessor.db import utcnow
 from assessor.errors import AssessorError
 from assessor.models import (
-    APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, FAILED, IN_REVIEW, OPEN, SCORED, Attempt, CourseAssignment,
+    APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, FAILED, HELD, IN_REVIEW, OPEN, SCORED, Attempt, CourseAssignment,
     Review, ReviewLevel, SelfAssessment, StoredReport, User,
 )
 from assessor.report import Report
@@ -38,7 +38,7 @@ class ReviewError(AssessorError):
 
 def can_self_assess(attempt: Attempt) -> bool:
     """Editable until a mentor starts reviewing (and never on a failed attempt)."""
-    return attempt.status != FAILED and attempt.review_state == OPEN
+    return attempt.status != FAILED and attempt.review_state in (OPEN, HELD)
 
 
 def self_assessments(session: Session, *, attempt: Attempt, drafts: bool = False) -> dict[str, SelfAssessment]:

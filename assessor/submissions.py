@@ -15,8 +15,8 @@ from assessor.db import utcnow
 from assessor.errors import AssessorError, IntakeError, ReportError, RubricError
 from assessor.intake import SourcePolicy, check_source, pin_host
 from assessor.models import (
-    FAILED, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, Review, RubricSnapshot, StoredReport, Submission,
-    User,
+    APPROVED, CHANGES_REQUESTED, FAILED, HELD, OPEN, QUEUED, RUNNING, SCORED, SUPERSEDED, Attempt, Event, Review,
+    RubricSnapshot, StoredReport, Submission, User,
 )
 from assessor.report import Report, report_from_json, report_to_json
 from assessor.rubric import Rubric, load_rubrics, parse_rubric
@@ -156,6 +156,19 @@ def create_attempt(session: Session, *, user: User, rubric: Rubric, source: str,
     return attempt
 
 
+def usual_rubric(session: Session, *, user: User, offered: list[str]) -> str | None:
+    """The capstone a learner most likely submits: the one they last submitted, else the course their module
+    results name (both only when still offered)."""
+    from assessor.models import ModuleResult
+
+    last = session.exec(select(Attempt.rubric_id).where(Attempt.user_id == user.id, Attempt.rubric_id.in_(offered))
+                        .order_by(Attempt.id.desc())).first()
+    if last is not None:
+        return last
+    return session.exec(select(ModuleResult.course).where(ModuleResult.email == user.email.lower(),
+                                                          ModuleResult.course.in_(offered))).first()
+
+
 def awaiting_review(session: Session, *, user: User, rubric_id: str) -> Attempt | None:
     """The learner's attempt for this rubric that a new submission would replace in the mentor's queue."""
     return session.exec(select(Attempt).where(Attempt.user_id == user.id, Attempt.rubric_id == rubric_id,
@@ -289,9 +302,52 @@ def finish_scored(session: Session, *, attempt_id: int, stored: StoredReport, re
         if reused:
             detail += f" (report stored {stored.created_at:%Y-%m-%d %H:%M} UTC reused, not assessed again)"
         record_event(session, attempt_id=attempt_id, kind="report_reused" if reused else "assessed", detail=detail)
-        _supersede_older(session, attempt_id=attempt_id)
+        attempt = session.get(Attempt, attempt_id, populate_existing=True)
+        why_held = _why_held(session, attempt=attempt, outcome=stored.outcome)
+        if why_held:
+            attempt.review_state = HELD
+            session.add(attempt)
+            record_event(session, attempt_id=attempt_id, kind="held", detail=why_held)
+        else:
+            _supersede_older(session, attempt_id=attempt_id)
     session.commit()
     return bool(changed)
+
+
+def unchanged_since(session: Session, *, attempt: Attempt) -> Attempt | None:
+    """The learner's latest decided attempt of this capstone when a mentor asked for changes to this very commit."""
+    if not attempt.commit:
+        return None
+    earlier = session.exec(select(Attempt).where(
+        Attempt.submission_id == attempt.submission_id, Attempt.id < attempt.id,
+        Attempt.review_state.in_((CHANGES_REQUESTED, APPROVED))).order_by(Attempt.id.desc())).first()
+    if earlier is not None and earlier.review_state == CHANGES_REQUESTED and earlier.commit == attempt.commit:
+        return earlier
+    return None
+
+
+def _why_held(session: Session, *, attempt: Attempt, outcome: str) -> str | None:
+    """Why a scored attempt does not go to a mentor by itself (None: it goes)."""
+    unchanged = unchanged_since(session, attempt=attempt)
+    if unchanged is not None:
+        return (f"the same commit as attempt {unchanged.number}, on which a mentor asked for changes: not sent to "
+                f"review again")
+    if outcome == "fail":
+        return "cannot pass as it stands: sent to a mentor only if the learner asks for feedback"
+    return None
+
+
+def ask_for_feedback(session: Session, *, attempt: Attempt, user: User) -> None:
+    """The learner sends a held attempt to the mentor's queue anyway; it replaces one of theirs waiting there."""
+    if attempt.user_id != user.id:
+        raise SubmissionError("this is not your attempt")
+    if attempt.review_state != HELD or attempt.status != SCORED:
+        raise SubmissionError("only an attempt that was not sent to review can be sent for feedback")
+    attempt.review_state = OPEN
+    session.add(attempt)
+    record_event(session, attempt=attempt, kind="feedback_asked", actor=user,
+                 detail="the learner asked a mentor for feedback on it")
+    _supersede_older(session, attempt_id=attempt.id)
 
 
 def _supersede_older(session: Session, *, attempt_id: int) -> None:

@@ -13,7 +13,7 @@ from assessor.certificates.render import qr_svg
 from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
 from assessor.jobs import enqueue_attempt
-from assessor.models import APPROVED, CHANGES_REQUESTED, SUPERSEDED
+from assessor.models import APPROVED, CHANGES_REQUESTED, HELD, SUPERSEDED
 from assessor.pipeline import STAGES
 from assessor.source_store import has_sources
 from assessor.web.extensions import db, huey, job_settings, rubrics
@@ -48,9 +48,13 @@ def submit():
         flash(f"The course rubrics cannot be read right now: {error}", "error")
         offered = []
     form.rubric.choices = [choice(rubric.id, f"{rubric.course}: {rubric.title} (v{rubric.version})") for rubric in offered]
-    if request.method == "GET" and request.args.get("rubric"):
-        form.rubric.data = request.args.get("rubric")
     session = db()
+    if request.method == "GET":
+        # "Submit again" comes with the capstone and repository filled in; otherwise the learner's own course.
+        form.rubric.data = request.args.get("rubric") or submissions.usual_rubric(
+            session, user=current_user, offered=[rubric.id for rubric in offered])
+        form.source.data = (request.args.get("source") or "")[:1000] or None
+        form.ref.data = (request.args.get("ref") or "")[:255] or None
     pending = (submissions.awaiting_review(session, user=current_user, rubric_id=form.rubric.data)
                if form.rubric.data else None)
     valid = form.validate_on_submit()
@@ -82,6 +86,7 @@ def submit():
             return redirect(url_for("learner.attempt", attempt_id=attempt.id))
     status = 400 if form.errors else 200
     return render_template("learner/submit.html", form=form, has_rubrics=bool(offered), pending=pending,
+                           rubrics={rubric.id: rubric for rubric in offered},
                            private_repositories=bool(job_settings().git_hosts)), status
 
 
@@ -165,7 +170,8 @@ def _attempt_page(attempt, *, ask_values=None, ask_errors=None):
     summary = summarise(attempt=attempt, report=report, result=result, answered=len(selves),
                         submitted=attempt.self_assessed_at is not None,
                         can_self_assess=can_self_assess, has_certificate=bool(certificate and certificate["certificate"]),
-                        revoked_reason=_revoked_reason(certificate))
+                        revoked_reason=_revoked_reason(certificate),
+                        unchanged_from=_unchanged_from(session, attempt))
     code_comments = line_comments.comments_for(session, attempt=attempt, rubric=rubric) if decided else []
     return render_template(
         "learner/attempt.html", attempt=attempt, code_comments=code_comments,
@@ -180,6 +186,33 @@ def _attempt_page(attempt, *, ask_values=None, ask_errors=None):
         gains=scoring.gains(rubric, report.criteria) if report is not None and rubric else [],
         can_ask=conversation.can_ask(attempt, review), ask_values=ask_values or {}, ask_errors=ask_errors or {},
     )
+
+
+def _unchanged_from(session, attempt) -> int | None:
+    if attempt.review_state != HELD:
+        return None
+    earlier = submissions.unchanged_since(session, attempt=attempt)
+    return earlier.number if earlier is not None else None
+
+
+@bp.route("/attempts/<int:attempt_id>/ask-feedback", methods=["POST"])
+@login_required
+def ask_feedback(attempt_id: int):
+    """An attempt that cannot pass as it stands goes to a mentor when its learner asks."""
+    attempt = _own_attempt(attempt_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    session = db()
+    try:
+        submissions.ask_for_feedback(session, attempt=attempt, user=current_user)
+    except submissions.SubmissionError as error:
+        session.rollback()
+        flash(str(error), "error")
+    else:
+        session.commit()
+        flash(f"Attempt {attempt.number} is in your mentor's queue: you will get an e-mail with the feedback.",
+              "success")
+    return redirect(url_for("learner.attempt", attempt_id=attempt.id))
 
 
 def _revoked_reason(certificate: dict | None) -> str | None:

@@ -527,12 +527,23 @@ def test_a_failing_test_is_shown_with_its_message_and_a_new_submission_asks_befo
     shoot(page, "learner-failing-test")
     failures.get_by_role("link", name=re.compile(r"test_reporting\.py:\d+")).click()
     expect(page.locator("tr:target")).to_contain_text("def test_an_item_at_the_threshold_is_reported_low")
+    page.go_back()
+
+    # It cannot pass as it stands, so it waits for the learner: sent to the mentor only on request.
+    expect(page.locator("dl.facts").first).to_contain_text("not sent to review")
+    page.get_by_role("button", name="Ask your mentor for feedback").click()
+    expect(page.get_by_role("status")).to_contain_text("in your mentor's queue")
+    # "Submit again" brings the repository along
+    page.get_by_role("link", name="Submit again").click()
+    expect(page.get_by_label("Repository URL")).to_have_value(live_server.repos["falling-short"])
+    expect(page.locator(f".rubric-preview[data-rubric='{RUBRIC_ID}']")).to_be_visible()
 
     # This attempt now waits for review: another submission warns and changes nothing until the learner agrees.
     page.goto(live_server.url + f"learner/submit?rubric={RUBRIC_ID}")
     page.get_by_label("Repository URL").fill(live_server.repos["passing"])
     page.get_by_role("button", name="Submit for assessment").click()
-    expect(page.locator(".field.invalid")).to_contain_text("is waiting for a mentor's review")
+    expect(page.locator("#replace-warning")).to_contain_text("is waiting for a mentor's review")
+    expect(page.locator(".field.invalid")).to_contain_text("Tick the box to replace attempt")
     expect(page).to_have_url(re.compile(r"/learner/submit"))
     shoot(page, "learner-replace-warning")
 

@@ -351,7 +351,7 @@ def test_replacing_an_attempt_that_waits_for_review_is_confirmed_and_can_be_undo
     assert 'id="replace-warning"' in page and f"Attempt {waiting.number} is waiting for a mentor" in page
     repo = make_repo(CAPSTONE)
     refused = submit(auth, source=str(repo))
-    assert refused.status_code == 400 and "tick the box to replace it" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "Tick the box to replace attempt" in refused.get_data(as_text=True)
     assert count(db, Attempt) == 1  # nothing queued without the learner's say-so
     accepted = submit(auth, source=str(repo), replace_pending="y")
     assert accepted.status_code == 302 and count(db, Attempt) == 2
@@ -520,3 +520,76 @@ def test_an_attempt_that_cannot_pass_leads_with_what_gains_the_most_points(clien
     assert "What gains you the most points" in text, text
     gains = text[text.index("What gains you the most points"):]
     assert gains.startswith("What gains you the most points needed to pass Tests pass : reach level 2 (+20 points)")
+
+
+def _scored_now(db, app, attempt, *, passed: int, commit: str | None = None):
+    """The worker's last step for `attempt`: its report stored and the attempt scored."""
+    from tests.web.conftest import build_report
+    from assessor.rubric import find_rubric
+    from assessor.submissions import finish_scored, store_report
+
+    rubric = find_rubric(attempt.rubric_id, Path(app.config["RUBRICS_DIR"]))
+    stored, reused = store_report(db, report=build_report(rubric, commit=commit or "f" * 40, passed=passed))
+    attempt.status = "running"
+    db.add(attempt)
+    db.commit()
+    assert finish_scored(db, attempt_id=attempt.id, stored=stored, reused=reused)
+    db.refresh(attempt)
+    return attempt
+
+
+def test_an_attempt_that_cannot_pass_reaches_a_mentor_only_when_its_learner_asks(client, auth, db, app, make_user,
+                                                                              make_attempt):
+    from assessor.models import HELD, OPEN
+
+    learner = make_user()
+    attempt = _scored_now(db, app, make_attempt(learner, status="queued"), passed=0)
+    assert attempt.review_state == HELD
+    mentor = make_user("mentor", courses=["test-capstone"])
+    auth.as_(mentor)
+    assert f"/mentor/attempts/{attempt.id}\"" not in client.get("/mentor/").get_data(as_text=True)
+    auth.as_(learner)
+    page = client.get(f"/learner/attempts/{attempt.id}").get_data(as_text=True)
+    assert "not sent to review" in page and "Ask your mentor for feedback" in page
+    url = f"/learner/attempts/{attempt.id}"
+    assert auth.post(f"{url}/ask-feedback", token_from=url).status_code == 302
+    db.refresh(attempt)
+    assert attempt.review_state == OPEN
+    again = auth.post(f"{url}/ask-feedback", token_from=url)  # only once
+    assert again.status_code == 302 and "can be sent for feedback" in client.get(url).get_data(as_text=True)
+    auth.as_(mentor)
+    assert f"/mentor/attempts/{attempt.id}\"" in client.get("/mentor/").get_data(as_text=True)
+
+
+def test_the_commit_a_mentor_asked_changes_to_is_not_sent_to_review_again(client, auth, db, app, make_user,
+                                                                         make_attempt):
+    from assessor.models import HELD
+    from tests.web.certificate_helpers import approve
+    from assessor.models import CHANGES_REQUESTED
+
+    learner = make_user()
+    first = make_attempt(learner, commit="a" * 40)
+    approve(db, app, first, make_user("mentor", courses=["test-capstone"]), decision=CHANGES_REQUESTED)
+    again = _scored_now(db, app, make_attempt(learner, status="queued"), passed=2, commit="a" * 40)
+    assert again.review_state == HELD
+    auth.as_(learner)
+    step, text = summary_of(client, again)
+    assert step == "resubmit" and f"Unchanged since attempt {first.number}" in text
+    assert "Push the changes your mentor asked for" in text
+    different = _scored_now(db, app, make_attempt(learner, status="queued"), passed=2, commit="b" * 40)
+    assert different.review_state == "open"
+
+
+def test_submit_suggests_the_learners_capstone_shows_its_rubric_and_submit_again_brings_the_repository(
+        client, auth, make_user, make_attempt):
+    learner = make_user()
+    auth.as_(learner)
+    fresh = client.get("/learner/submit").get_data(as_text=True)
+    assert '<details class="rubric-preview" data-rubric="other-capstone" hidden>' in fresh  # nothing chosen yet
+    make_attempt(learner, rubric_id="other-capstone")
+    page = client.get("/learner/submit").get_data(as_text=True)
+    assert '<option selected value="other-capstone">' in page or 'value="other-capstone" selected' in page
+    assert '<details class="rubric-preview" data-rubric="other-capstone">' in page
+    again = client.get("/learner/submit?rubric=test-capstone&source=https://git.example.org/l/capstone.git&ref=v2")
+    html_text = again.get_data(as_text=True)
+    assert 'value="https://git.example.org/l/capstone.git"' in html_text and 'value="v2"' in html_text
