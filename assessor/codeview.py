@@ -102,6 +102,7 @@ class CodeLine:
     coverage: str | None = None        # "missed" (never ran) or "partial" (a branch never taken)
     functions: tuple[dict, ...] = ()   # the worst functions that start here: name, complexity, rank
     comments: tuple[Comment, ...] = ()
+    failures: tuple[dict, ...] = ()    # failing tests defined here: name, outcome, message
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,14 @@ def artifact_criteria_by_path(artifacts, titles: dict[str, str]) -> dict[str, li
 
 def file_view(path: str, text: str, *, coverage: dict | None, complexity: dict | None,
               comments: list[Comment] = (), criteria: list[str] = (),
-              highlighted: list[Markup] | None = None) -> FileView:
-    """One file of the code view. `coverage` is the report's coverage, `complexity` its complexity figures;
-    `highlighted` is `highlight_lines(path, text)` when the caller has it already."""
+              highlighted: list[Markup] | None = None, failures: list[dict] = ()) -> FileView:
+    """One file of the code view. `coverage` is the report's coverage, `complexity` its complexity figures,
+    `failures` the report's failing tests (shown at their line); `highlighted` is `highlight_lines(path, text)`
+    when the caller has it already."""
+    failing: dict[int, list[dict]] = {}
+    for failure in failures or ():
+        if failure.get("file") == path and isinstance(failure.get("line"), int):
+            failing.setdefault(failure["line"], []).append(failure)
     figures = coverage_by_path(coverage).get(path)
     missed = set(figures.get("missing_lines") or ()) if figures else set()
     partial = set(figures.get("partial_lines") or ()) if figures else set()
@@ -151,7 +157,8 @@ def file_view(path: str, text: str, *, coverage: dict | None, complexity: dict |
     lines = tuple(
         CodeLine(number, html,
                  "missed" if number in missed else "partial" if number in partial else None,
-                 tuple(functions.get(number, ())), tuple(by_line.get(number, ())))
+                 tuple(functions.get(number, ())), tuple(by_line.get(number, ())),
+                 tuple(failing.get(number, ())))
         for number, html in enumerate(highlighted if highlighted is not None else highlight_lines(path, text),
                                       start=1)
     )
@@ -305,3 +312,19 @@ def changes(old: dict[str, str], new: dict[str, str], *, comments: list[Comment]
                     lines.append(DiffLine("added", None, number, new_lines[number - 1]))
         result.append(FileChange(path, status, added, removed, tuple(lines)))
     return result
+
+
+def neighbours(paths: list[str], path: str) -> tuple[str | None, str | None]:
+    """The files before and after `path` in the list the file view walks (None at either end or when absent)."""
+    if path not in paths:
+        return None, None
+    index = paths.index(path)
+    return (paths[index - 1] if index else None), (paths[index + 1] if index + 1 < len(paths) else None)
+
+
+def by_folder(entries: list[FileEntry]) -> list[tuple[str, list[FileEntry]]]:
+    """The file list as a tree one level deep: each folder (the path without its file name) with its files."""
+    folders: dict[str, list[FileEntry]] = {}
+    for entry in sorted(entries, key=lambda entry: (entry.path.rpartition("/")[0], entry.path)):
+        folders.setdefault(entry.path.rpartition("/")[0], []).append(entry)
+    return list(folders.items())

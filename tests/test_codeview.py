@@ -89,3 +89,32 @@ def test_snapshot_keeps_text_and_skips_links_binaries_locks_and_big_files(tmp_pa
     assert dict(found.skipped) == {"big.txt": "larger than 1 kB", "latin1.txt": "not UTF-8 text", "link.txt":
                                    "symbolic link or unreadable", "logo.png": "binary", "package-lock.json": "lock file"}
     assert all("signing key" not in source.text for source in found.files)
+
+
+def test_a_failing_test_is_shown_at_its_line_with_its_message():
+    text = "def test_ok():\n    pass\n\n\ndef test_wrong():\n    assert 1 == 2\n"
+    failure = {"name": "test_wrong", "file": "tests/test_x.py", "line": 5, "outcome": "failed",
+               "message": "AssertionError: assert 1 == 2"}
+    other = {**failure, "file": "tests/test_y.py"}
+    view = file_view("tests/test_x.py", text, coverage=None, complexity=None, failures=[failure, other])
+    assert [line.number for line in view.lines if line.failures] == [5]
+    assert view.lines[4].failures[0]["message"] == "AssertionError: assert 1 == 2"
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("app/a.py", (None, "app/b.py")), ("app/b.py", ("app/a.py", "tests/t.py")), ("tests/t.py", ("app/b.py", None)),
+    ("elsewhere.py", (None, None)),
+])
+def test_previous_and_next_file(path, expected):
+    from assessor.codeview import neighbours
+
+    assert neighbours(["app/a.py", "app/b.py", "tests/t.py"], path) == expected
+
+
+def test_the_file_list_is_grouped_by_folder():
+    from assessor.codeview import FileEntry, by_folder
+
+    entries = [FileEntry(path, 1, None, 0, None, (), 0) for path in ("tests/t.py", "README.md", "app/b.py",
+                                                                      "app/a.py")]
+    assert [(folder, [entry.path for entry in files]) for folder, files in by_folder(entries)] == [
+        ("", ["README.md"]), ("app", ["app/a.py", "app/b.py"]), ("tests", ["tests/t.py"])]

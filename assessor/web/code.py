@@ -62,19 +62,26 @@ def index(attempt_id: int):
     report = submissions.load_report(session, attempt=attempt)
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     paths = source_paths(session, commit=attempt.commit) if attempt.commit else {}
+    entries = _evidence_entries(attempt, is_learner, report, rubric, paths)
+    measured_only = request.args.get("show") != "all"
+    shown = [entry for entry in entries if not measured_only or _has_evidence(entry)]
+    previous = submissions.previous_attempt(session, attempt=attempt)
+    return render_template("code/index.html", attempt=attempt, entries=shown, folders=codeview.by_folder(shown),
+                           total=len(entries), measured_only=measured_only, has_sources=bool(paths),
+                           is_learner=is_learner, previous=previous)
+
+
+def _has_evidence(entry: codeview.FileEntry) -> bool:
+    return entry.line_percent is not None or bool(entry.criteria) or bool(entry.comments)
+
+
+def _evidence_entries(attempt: Attempt, is_learner: bool, report, rubric, paths: dict[str, int]):
     titles = {criterion.id: criterion.title for criterion in rubric.criteria}
-    counts = line_comments.comment_counts(session, attempt=attempt) if _comments_visible(attempt, is_learner) else {}
-    entries = codeview.file_index(
+    counts = line_comments.comment_counts(db(), attempt=attempt) if _comments_visible(attempt, is_learner) else {}
+    return codeview.file_index(
         paths, coverage=report.coverage if report else None, complexity=report.complexity if report else None,
         artifact_criteria=codeview.artifact_criteria_by_path(report.artifacts if report else (), titles),
         comment_counts=counts)
-    measured_only = request.args.get("show") != "all"
-    shown = [entry for entry in entries if not measured_only or entry.line_percent is not None or entry.criteria
-             or entry.comments]
-    previous = submissions.previous_attempt(session, attempt=attempt)
-    return render_template("code/index.html", attempt=attempt, entries=shown, total=len(entries),
-                           measured_only=measured_only, has_sources=bool(paths), is_learner=is_learner,
-                           previous=previous)
 
 
 def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None, values=None, held=None):
@@ -99,7 +106,14 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
     criteria = codeview.artifact_criteria_by_path(report.artifacts if report else (), titles).get(path, [])
     view = codeview.file_view(path, text, coverage=report.coverage if report else None,
                               complexity=report.complexity if report else None, comments=comments,
-                              criteria=criteria, highlighted=highlighted)
+                              criteria=criteria, highlighted=highlighted,
+                              failures=list(report.failures or ()) if report else [])
+    # Previous and next walk the files the index lists (those with evidence), in its folder order.
+    walked = [entry.path for _, entries in codeview.by_folder(
+        [entry for entry in _evidence_entries(attempt, is_learner, report, rubric,
+                                              source_paths(session, commit=attempt.commit))
+         if _has_evidence(entry) or entry.path == path]) for entry in entries]
+    before, after = codeview.neighbours(walked, path)
     can_comment = not is_learner and line_comments.can_comment(session, attempt=attempt, user=current_user)
     action_form = ActionForm()
     threads = None
@@ -112,7 +126,8 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
                      delete_url=(lambda comment_id: url_for("code.delete_comment", attempt_id=attempt.id,
                                                             comment_id=comment_id)) if can_comment else None)
     return dict(attempt=attempt, view=view, rubric=rubric, is_learner=is_learner, errors=errors or {},
-                values=values or {}, can_comment=can_comment, action_form=action_form, previous=previous, rows=rows)
+                values=values or {}, can_comment=can_comment, action_form=action_form, previous=previous, rows=rows,
+                before=before, after=after)
 
 
 _COVERAGE_TITLES = {"missed": "never ran in the tests", "partial": "a branch here was never taken"}
@@ -143,8 +158,15 @@ def code_rows(view: codeview.FileView, *, delete_url=None, csrf_token: str = "",
             f'<span class="cc-badge rank-{escape(function.get("rank"))}" title="{escape(function.get("name"))}: '
             f'cyclomatic complexity {escape(function.get("complexity"))}">{escape(function.get("complexity"))} '
             f'{escape(function.get("rank"))}</span>' for function in line.functions)
-        parts.append(f'<tr id="L{number}"{css}><td class="num"><a href="#L{number}" data-line="{number}"{title}>'
+        # One tab stop for all the line numbers: the first; the arrow keys move between them (code.js).
+        stop = "" if number == 1 else ' tabindex="-1"'
+        parts.append(f'<tr id="L{number}"{css}><td class="num"><a href="#L{number}" data-line="{number}"{title}{stop}>'
                      f'{number}</a></td><td class="cc">{badges}</td><td class="src">{line.html}</td></tr>')
+        for failure in line.failures:
+            parts.append(f'<tr class="failure-note"><td colspan="3"><div class="comment-card failing">'
+                         f'<p class="comment-meta"><strong>{escape(failure.get("name") or "")}</strong> '
+                         f'{escape(failure.get("outcome") or "failed")}</p>'
+                         f'<pre tabindex="0">{escape(failure.get("message") or "")}</pre></div></td></tr>')
         for comment in line.comments:
             parts.append(_comment_row(comment, view.path, delete_url, csrf_token, threads))
     return Markup("\n".join(parts))

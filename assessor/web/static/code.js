@@ -1,5 +1,19 @@
 // The code view for a reviewing mentor: a line number picks the line to comment on, Shift+line number a range.
 (function () {
+  // The line numbers are one tab stop: the arrow keys move between them (Home and End to the first and last).
+  const numbers = Array.from(document.querySelectorAll("table.code a[data-line]"));
+  numbers.forEach((link, index) => {
+    link.addEventListener("keydown", (event) => {
+      const moves = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: numbers.length - 1 };
+      if (!(event.key in moves)) return;
+      const target = numbers[Math.max(0, Math.min(numbers.length - 1, moves[event.key]))];
+      event.preventDefault();
+      link.tabIndex = -1;
+      target.tabIndex = 0;
+      target.focus();
+    });
+  });
+
   const form = document.getElementById("line-comment-form");
   if (!form) return;
   const start = form.querySelector("#start_line");
