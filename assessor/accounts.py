@@ -259,7 +259,8 @@ def forget_old_failures(session: Session, *, before: datetime) -> None:
 
 # ---------------------------------------------------------------- e-mail links: verification and password reset
 
-TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1), "commit": timedelta(days=3)}
+TOKEN_LIFETIMES = {"verify": timedelta(days=3), "reset": timedelta(hours=1), "commit": timedelta(days=3),
+                   "invite": timedelta(days=7)}
 INVALID_LINK = "this link is not valid any more (used already, expired, or replaced by a newer one): ask for a new one"
 
 
@@ -310,6 +311,23 @@ def verify_email(session: Session, *, raw: str, now: datetime | None = None) -> 
     user = use_token(session, raw=raw, purpose="verify", now=now)
     user.email_verified_at = user.email_verified_at or now or utcnow()
     session.add(user)
+    return user
+
+
+def invite_user(session: Session, *, email: str, role: str = "learner", name: str = "",
+                courses: Iterable[str] = ()) -> User:
+    """An account its owner finishes from an invitation link: until then no password opens it (its hash is of
+    random bytes nobody keeps)."""
+    return create_user(session, email=email, password=secrets.token_urlsafe(32), role=role, name=name,
+                       courses=courses)
+
+
+def accept_invitation(session: Session, *, raw: str, password: str, now: datetime | None = None) -> User:
+    """The invited person's own password; the address is proven (the link reached it)."""
+    check_password(password)
+    user = use_token(session, raw=raw, purpose="invite", now=now)
+    set_password(session, user=user, password=password)
+    user.email_verified_at = user.email_verified_at or now or utcnow()
     return user
 
 

@@ -36,6 +36,14 @@ def send_commit_email_confirmation(session: Session, *, user: User, row, base_ur
     message.to_address = row.email
 
 
+def send_invitation(session: Session, *, user: User, base_url: str, invited_by: User) -> None:
+    raw = accounts.issue_token(session, user=user, purpose="invite")
+    mail.queue(session, to=user, kind="verify", subject="Your Capstone Assessor account", body=(
+        f"{_greeting(user)}\n\n{invited_by.display_name} made you a {user.role} account on Capstone Assessor. "
+        f"Choose your password here to start:\n\n    {_link(base_url, f'/welcome/{raw}')}\n\nThe link works once, "
+        f"for seven days. If you did not expect this, ignore the message.\n"))
+
+
 def send_password_reset(session: Session, *, user: User, base_url: str) -> None:
     raw = accounts.issue_token(session, user=user, purpose="reset")
     mail.queue(session, to=user, kind="reset", subject="Reset your password", body=(

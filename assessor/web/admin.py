@@ -52,22 +52,29 @@ def integrity_page():
 def new_user():
     form = UserForm()
     form.courses.choices = _course_choices()
+    form.password.label.text = "Password (leave empty to send an invitation: they choose their own)"
     if form.validate_on_submit():
         session = db()
+        invited = not form.password.data
         try:
-            if not form.password.data:
-                raise accounts.AccountError("set a first password", field="password")
-            user = accounts.create_user(session, email=form.email.data, password=form.password.data,
-                                        role=form.role.data, name=form.name.data or "", courses=form.courses.data or [])
+            details = dict(email=form.email.data, role=form.role.data, name=form.name.data or "",
+                           courses=form.courses.data or [])
+            if invited:
+                user = accounts.invite_user(session, **details)
+                notifications.send_invitation(session, user=user, base_url=public_url(), invited_by=current_user)
+            else:
+                user = accounts.create_user(session, password=form.password.data, **details)
+                notifications.send_verification(session, user=user, base_url=public_url())
             user.active = bool(form.active.data)
-            notifications.send_verification(session, user=user, base_url=public_url())
             session.commit()
         except accounts.AccountError as error:
             session.rollback()
             attach_error(form, error.field or "email", str(error))
         else:
             enqueue_mail(huey())
-            flash(f"Account {user.email} created; a link to confirm the address was mailed to it.", "success")
+            flash(f"Account {user.email} created; " + ("an invitation to choose a password was mailed to it."
+                                                       if invited else "a link to confirm the address was mailed to it."),
+                  "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/user.html", form=form, user=None), 400 if form.errors else 200
 
@@ -86,6 +93,7 @@ def edit_user(user_id: int):
     user = _user_or_404(user_id)
     form = UserForm(obj=user)
     form.courses.choices = _course_choices()
+    form.password.label.text = "New password (leave empty to keep the current one)"
     if not form.is_submitted():
         form.courses.data = accounts.assigned_courses(session, user=user)
     if form.validate_on_submit():

@@ -173,6 +173,28 @@ def reset_password(token: str):
     return render_template("auth/reset_password.html", form=form), 400 if form.errors or form.form_errors else 200
 
 
+@bp.route("/welcome/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    """An invited person chooses their password (the link in the invitation an admin sent)."""
+    form = ResetPasswordForm()
+    form.password.label.text = "Your password"
+    if form.validate_on_submit():
+        session_db = db()
+        try:
+            user = accounts.accept_invitation(session_db, raw=token, password=form.password.data)
+            session_db.commit()
+        except accounts.AccountError as error:
+            session_db.rollback()
+            attach_error(form, error.field or None, str(error))
+        else:
+            logout_user()
+            session.clear()
+            flash(f"Welcome: your password is set. Sign in as {user.email}.", "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, welcome=True), \
+        400 if form.errors or form.form_errors else 200
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account():

@@ -5,7 +5,7 @@ from sqlmodel import select
 from assessor import accounts
 from assessor.models import User
 
-from tests.web.conftest import PASSWORD
+from tests.web.conftest import PASSWORD, csrf_token
 
 
 def test_admin_lists_creates_and_edits_accounts(client, auth, make_user, db):
@@ -33,7 +33,7 @@ def test_admin_form_errors_are_messages(client, auth, make_user):
     auth.as_(admin)
     cases = [
         ({"email": taken.email, "role": "learner", "password": PASSWORD}, "already exists"),
-        ({"email": "new@example.org", "role": "learner"}, "set a first password"),
+        ({"email": "not-an-address", "role": "learner"}, "e-mail"),
         ({"email": "new@example.org", "role": "wizard", "password": PASSWORD}, "Not a valid choice"),
         ({"email": "new@example.org", "role": "mentor", "password": PASSWORD, "courses": ["nope"]}, "not a valid choice"),
     ]
@@ -65,3 +65,31 @@ def test_admin_post_without_csrf_is_refused(client, auth, make_user, db):
     response = client.post("/admin/users/new", data={"email": "x@example.org", "role": "admin", "password": PASSWORD})
     assert response.status_code == 400
     assert accounts.find_user(db, email="x@example.org") is None
+
+
+def test_an_invited_person_chooses_their_own_password(client, auth, make_user, db):
+    import re as regex
+
+    from assessor.models import OutgoingMail
+
+    admin = make_user("admin", name="Ada Admin")
+    auth.as_(admin)
+    form = client.get("/admin/users/new").get_data(as_text=True)
+    assert "leave empty to send an invitation" in form and "keep the current one" not in form
+    sent = auth.post("/admin/users/new", {"email": "newcomer@example.org", "role": "mentor", "name": "Nia New",
+                                          "active": "y"}, token_from="/admin/users/new")
+    assert sent.status_code == 302
+    invitation = db.exec(select(OutgoingMail).where(OutgoingMail.to_address == "newcomer@example.org")).one()
+    assert "Ada Admin made you a mentor account" in invitation.body
+    link = regex.search(r"(/welcome/\S+)", invitation.body).group(1)
+    auth.logout()
+    assert auth.login("newcomer@example.org", PASSWORD).status_code == 400  # no password opens it yet
+    weak = client.post(link, data={"password": "short", "confirm": "short", "csrf_token": csrf_token(client, link)})
+    assert weak.status_code == 400
+    chosen = client.post(link, data={"password": "a passphrase of my own choosing", "csrf_token":
+                                     csrf_token(client, link), "confirm": "a passphrase of my own choosing"})
+    assert chosen.status_code == 302
+    assert auth.login("newcomer@example.org", "a passphrase of my own choosing").status_code == 302
+    assert client.get(link).status_code == 200 and client.post(link, data={
+        "password": "another passphrase entirely", "confirm": "another passphrase entirely",
+        "csrf_token": csrf_token(client, link)}).status_code == 400  # the link works once
