@@ -60,35 +60,50 @@ def _number(raw: str, name: str) -> float:
 
 def check_row(record: Mapping[str, object], *, courses: set[str], today: date,
               allowed: frozenset[str] | None = None) -> ModuleRow:
-    """One row, or ValueError saying what is wrong with it. `allowed`: the courses the sender may write results
-    for (an API key's), None for every course."""
+    """One row, or ValueError naming everything wrong with it ("; " between problems). `allowed`: the courses
+    the sender may write results for (an API key's), None for every course."""
     values = {name: _text(record.get(name)) for name in COLUMNS}
+    problems: list[str] = []
     missing = [name for name in COLUMNS if not values[name]]
     if missing:
-        raise ValueError(f"empty {', '.join(missing)}")
+        problems.append(f"empty {', '.join(missing)}")
     if any(unicodedata.category(ch)[0] == "C" for value in values.values() for ch in value):
-        raise ValueError("control characters are not allowed")
+        problems.append("control characters are not allowed")
     email = values["email"].lower()
-    if len(email) > 254 or not _EMAIL.match(email):
-        raise ValueError(f"{values['email']!r} is not an e-mail address")
-    if values["course"] not in courses:
-        raise ValueError(f"no course {values['course']!r} (the course is a rubric id: {', '.join(sorted(courses))})")
-    if allowed is not None and values["course"] not in allowed:
-        raise ValueError(f"this API key may not write results for the course {values['course']!r} (its courses: "
-                         f"{', '.join(sorted(allowed))})")
-    if not _MODULE_ID.match(values["module"]):
-        raise ValueError("module ids are 1-64 letters, digits, '.', '_' or '-'")
+    if email and (len(email) > 254 or not _EMAIL.match(email)):
+        problems.append(f"{values['email']!r} is not an e-mail address")
+    if values["course"] and values["course"] not in courses:
+        problems.append(f"no course {values['course']!r} (the course is a rubric id: {', '.join(sorted(courses))})")
+    elif values["course"] and allowed is not None and values["course"] not in allowed:
+        problems.append(f"this API key may not write results for the course {values['course']!r} (its courses: "
+                        f"{', '.join(sorted(allowed))})")
+    if values["module"] and not _MODULE_ID.match(values["module"]):
+        problems.append("module ids are 1-64 letters, digits, '.', '_' or '-'")
     if len(values["title"]) > 100:
-        raise ValueError("keep the title under 100 characters")
-    score, max_score = _number(values["score"], "score"), _number(values["max_score"], "max_score")
-    if max_score == 0 or score > max_score:
-        raise ValueError(f"score {values['score']} must be at most max_score {values['max_score']}, which must be above 0")
-    try:
-        completed = date.fromisoformat(values["completed_on"])
-    except ValueError:
-        raise ValueError(f"completed_on {values['completed_on']!r} is not a date like 2026-11-30") from None
-    if completed > today + timedelta(days=1):
-        raise ValueError("completed_on is in the future")
+        problems.append("keep the title under 100 characters")
+    score = max_score = None
+    for name in ("score", "max_score"):
+        if values[name]:
+            try:
+                number = _number(values[name], name)
+            except ValueError as error:
+                problems.append(str(error))
+            else:
+                score, max_score = (number, max_score) if name == "score" else (score, number)
+    if score is not None and max_score is not None and (max_score == 0 or score > max_score):
+        problems.append(f"score {values['score']} must be at most max_score {values['max_score']}, which must be "
+                        f"above 0")
+    completed = None
+    if values["completed_on"]:
+        try:
+            completed = date.fromisoformat(values["completed_on"])
+        except ValueError:
+            problems.append(f"completed_on {values['completed_on']!r} is not a date like 2026-11-30")
+        else:
+            if completed > today + timedelta(days=1):
+                problems.append("completed_on is in the future")
+    if problems:
+        raise ValueError("; ".join(problems))
     return ModuleRow(email, values["course"], values["module"], values["title"], score, max_score, completed)
 
 

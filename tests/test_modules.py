@@ -83,3 +83,13 @@ def test_json_records_are_checked_the_same_way():
     with pytest.raises(ModuleImportError) as caught:
         check_records([(1, good), (2, {**good, "module": "m2", "score": None})], courses=COURSES, today=TODAY)
     assert caught.value.problems == [(2, "empty score")]
+
+
+def test_a_line_with_several_problems_names_each_of_them():
+    with pytest.raises(ModuleImportError) as caught:
+        parse_csv(csv_of("not-an-address,nope,m 1,T,lots,10,yesterday"), courses=COURSES, today=TODAY)
+    [(line, message)] = caught.value.problems
+    assert line == 2
+    for part in ("'not-an-address' is not an e-mail address", "no course 'nope'", "module ids are",
+                 "score 'lots' is not a number", "completed_on 'yesterday' is not a date"):
+        assert part in message, part
