@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 from zxcvbn import zxcvbn
 
-from assessor.db import utcnow
+from assessor.db import contains, utcnow
 from assessor.errors import AssessorError
 from assessor import ratelimit
 from assessor.models import ROLES, CommitEmail, CourseAssignment, EmailToken, User
@@ -200,8 +200,13 @@ def assigned_courses(session: Session, *, user: User) -> list[str]:
     return sorted(rows)
 
 
-def list_users(session: Session) -> list[User]:
-    return list(session.exec(select(User).order_by(User.role, User.email)))
+def list_users(session: Session, *, search: str = "", limit: int = 500) -> list[User]:
+    """Accounts by role then address; `search` keeps those whose address or name contains it."""
+    statement = select(User)
+    words = (search or "").strip().lower()[:100]
+    if words:
+        statement = statement.where(or_(contains(User.email, words), contains(User.name, words)))
+    return list(session.exec(statement.order_by(User.role, User.email).limit(limit)))
 
 
 def authenticate(session: Session, *, email: str, password: str, ip: str, limits: LoginLimits = LoginLimits(),

@@ -9,7 +9,7 @@ import psycopg
 import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, create_engine, func
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -82,3 +82,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def contains(column, words: str):
+    """A case-insensitive "column contains words" condition, with LIKE's wildcards in `words` taken literally."""
+    escaped = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{escaped}%", escape="\\")

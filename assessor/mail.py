@@ -12,9 +12,9 @@ from email.utils import formataddr, make_msgid
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 
-from assessor.db import utcnow
+from assessor.db import contains, utcnow
 from assessor.models import OutgoingMail, User
 
 logger = logging.getLogger("assessor.mail")
@@ -158,5 +158,11 @@ def retry_now(session: Session, *, message_id: int, now: datetime | None = None)
     return True
 
 
-def recent(session: Session, *, limit: int = 100) -> list[OutgoingMail]:
-    return list(session.exec(select(OutgoingMail).order_by(OutgoingMail.id.desc()).limit(limit)))
+def recent(session: Session, *, search: str = "", limit: int = 100) -> list[OutgoingMail]:
+    """The newest messages; `search` keeps those whose address, subject or body contains it."""
+    statement = select(OutgoingMail)
+    words = (search or "").strip().lower()[:100]
+    if words:
+        statement = statement.where(or_(*(contains(column, words) for column in
+                                          (OutgoingMail.to_address, OutgoingMail.subject, OutgoingMail.body))))
+    return list(session.exec(statement.order_by(OutgoingMail.id.desc()).limit(limit)))

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, or_, select
 
-from assessor.db import utcnow
+from assessor.db import contains, utcnow
 from assessor.errors import ModuleImportError
 from assessor.models import ModuleResult
 
@@ -196,3 +196,20 @@ def results_for(session: Session, *, email: str, course: str | None = None) -> l
         statement = statement.where(ModuleResult.course == course)
     return list(session.exec(statement.order_by(ModuleResult.course, ModuleResult.completed_on,
                                                 ModuleResult.module)))
+
+
+def browse(session: Session, *, course: str | None = None, search: str = "", page: int = 1,
+           per_page: int = 50) -> tuple[list[ModuleResult], int]:
+    """Recorded results for the admin, by course, learner and module; (this page's rows, how many in all)."""
+    conditions = []
+    if course:
+        conditions.append(ModuleResult.course == course)
+    words = (search or "").strip()[:100]
+    if words:
+        conditions.append(or_(contains(ModuleResult.email, words), contains(ModuleResult.module, words),
+                              contains(ModuleResult.title, words)))
+    total = session.exec(select(func.count()).select_from(ModuleResult).where(*conditions)).one()
+    rows = session.exec(select(ModuleResult).where(*conditions)
+                        .order_by(ModuleResult.course, ModuleResult.email, ModuleResult.module)
+                        .limit(per_page).offset((max(1, page) - 1) * per_page)).all()
+    return list(rows), total

@@ -3,7 +3,7 @@
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import accounts, integrity, mail, notifications
+from assessor import accounts, integrity, mail, notifications, overview
 from assessor.errors import AssessorError
 from assessor.jobs import enqueue_mail
 from assessor.web.extensions import db, huey, job_settings, public_url, role_required, rubrics
@@ -27,9 +27,17 @@ def _course_choices():
 @role_required("admin")
 def users():
     session = db()
-    people = accounts.list_users(session)
+    search = (request.args.get("q") or "")[:100]
+    people = accounts.list_users(session, search=search)
     courses = {user.id: accounts.assigned_courses(session, user=user) for user in people if user.role == "mentor"}
-    return render_template("admin/users.html", users=people, courses=courses)
+    return render_template("admin/users.html", users=people, courses=courses, search=search)
+
+
+@bp.route("/overview")
+@role_required("admin")
+def overview_page():
+    """What waits, for how long, what failed and what was certified."""
+    return render_template("admin/overview.html", overview=overview.service_overview(db()))
 
 
 @bp.route("/integrity")
@@ -147,8 +155,9 @@ def sign_out_everywhere(user_id: int):
 @role_required("admin")
 def mail_page():
     """Mail the service sent, is retrying, or gave up on, newest first."""
-    return render_template("admin/mail.html", messages=mail.recent(db()), enabled=job_settings().mail.enabled,
-                           form=ActionForm(formdata=None))
+    search = (request.args.get("q") or "")[:100]
+    return render_template("admin/mail.html", messages=mail.recent(db(), search=search), search=search,
+                           enabled=job_settings().mail.enabled, form=ActionForm(formdata=None))
 
 
 @bp.route("/mail/<int:message_id>/retry", methods=["POST"])

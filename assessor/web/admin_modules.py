@@ -7,6 +7,7 @@ from sqlmodel import func, select
 from assessor import apitokens, modules
 from assessor.errors import ModuleImportError
 from assessor.models import ModuleResult
+from assessor.reviews import Page
 from assessor.web.extensions import db, role_required, rubrics
 from assessor.web.forms import ActionForm
 
@@ -22,9 +23,23 @@ def _page(*, problems=(), code: int = 200, new_key: str | None = None):
     session = db()
     counts = session.exec(select(ModuleResult.course, func.count(), func.count(func.distinct(ModuleResult.email)))
                           .group_by(ModuleResult.course).order_by(ModuleResult.course)).all()
+    courses = sorted(rubric.id for rubric in rubrics())
+    course = request.args.get("course") or None
+    if course not in courses:
+        course = None
+    search = (request.args.get("q") or "")[:100]
+    try:
+        page = max(1, min(int(request.args.get("page", 1)), 100_000))
+    except ValueError:
+        page = 1
+    rows, total = modules.browse(session, course=course, search=search, page=page, per_page=BROWSE_PAGE)
     return render_template("admin/modules.html", form=ActionForm(), columns=modules.COLUMNS, counts=counts,
-                           courses=sorted(rubric.id for rubric in rubrics()), problems=problems,
-                           tokens=apitokens.list_tokens(session), new_key=new_key), code
+                           courses=courses, problems=problems, tokens=apitokens.list_tokens(session),
+                           new_key=new_key, results=rows, results_page=Page(rows, page, BROWSE_PAGE, total),
+                           course=course, search=search), code
+
+
+BROWSE_PAGE = 50
 
 
 @bp.route("/modules")

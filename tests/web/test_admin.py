@@ -93,3 +93,40 @@ def test_an_invited_person_chooses_their_own_password(client, auth, make_user, d
     assert client.get(link).status_code == 200 and client.post(link, data={
         "password": "another passphrase entirely", "confirm": "another passphrase entirely",
         "csrf_token": csrf_token(client, link)}).status_code == 400  # the link works once
+
+
+def test_admins_find_accounts_and_mail_by_what_they_contain(client, auth, make_user, db):
+    from assessor import mail
+
+    admin = make_user("admin")
+    make_user(email="grace.hopper@example.org", name="Grace Hopper")
+    make_user(email="percent_sign@example.org", name="Per Cent")
+    mail.queue(db, to=make_user(email="linus@example.org"), kind="verify", subject="Confirm your address",
+               body="Follow this link: https://assessor.example.org/verify/abc")
+    db.commit()
+    auth.as_(admin)
+    found = client.get("/admin/?q=HOPPER").get_data(as_text=True)
+    assert "grace.hopper@example.org" in found and "linus@example.org" not in found
+    assert "percent_sign@example.org" in client.get("/admin/?q=t_s").get_data(as_text=True)
+    assert "No account's address or name contains" in client.get("/admin/?q=%25").get_data(as_text=True)  # literal %
+    messages = client.get("/admin/mail?q=verify/abc").get_data(as_text=True)
+    assert "linus@example.org" in messages and "https://assessor.example.org/verify/abc" in messages  # the body
+    assert "linus@example.org" not in client.get("/admin/mail?q=nothing-like-it").get_data(as_text=True)
+
+
+def test_the_overview_counts_what_waits_what_failed_and_what_was_certified(client, auth, make_user, make_attempt, db):
+    import re as regex
+
+    admin = make_user("admin")
+    learner = make_user()
+    make_attempt(learner)
+    make_attempt(learner, status="failed", failure_reason="clone failed")
+    make_attempt(make_user(), review_state="held")
+    auth.as_(admin)
+    page = client.get("/admin/overview").get_data(as_text=True)
+    text = " ".join(regex.sub(r"<[^>]+>", " ", page).split())
+    for line in ("Waiting for a mentor 1", "Could not finish (30 days) 1",
+                 "Not sent to review (cannot pass as they stand) 1", "Certificates 0 (0 in the last 30 days)"):
+        assert line in text, line
+    auth.as_(make_user("mentor"))
+    assert client.get("/admin/overview").status_code == 403

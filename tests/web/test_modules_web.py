@@ -164,3 +164,20 @@ def test_an_api_key_writes_results_only_for_its_own_courses(client, db, cli):
     assert done.status_code == 200 and done.get_json()["imported"] == 2
     listing = cli("api-tokens", "list").output
     assert "courses: other-capstone" in listing and "courses: every course" in listing
+
+
+def test_admins_browse_recorded_results_by_course_and_learner(client, auth, make_user, db):
+    from assessor import modules
+
+    rows = modules.check_records([(n, {"email": f"learner{n}@example.org", "course": "test-capstone",
+                                       "module": f"m{n}", "title": f"Module {n}", "score": 80, "max_score": 100,
+                                       "completed_on": "2026-11-01"}) for n in range(1, 4)],
+                                 courses={"test-capstone", "other-capstone"})
+    modules.import_rows(db, rows, source="csv")
+    db.commit()
+    auth.as_(make_user("admin"))
+    page = client.get("/admin/modules?course=test-capstone&q=learner2").get_data(as_text=True)
+    table = page[page.index('id="module-results"'):]
+    assert "learner2@example.org" in table and "learner1@example.org" not in table and "80 of 100" in table
+    assert "No results match" in client.get("/admin/modules?course=other-capstone").get_data(as_text=True)
+    assert client.get("/admin/modules?course=<x>&page=zz").status_code == 200
