@@ -136,3 +136,6 @@ def test_code_view_marks_unrun_lines_and_carries_a_mentors_comment_to_the_next_a
     changes = client.get(f"/attempts/{second}/changes").get_data(as_text=True)
     assert "Changes since attempt 1" in changes and "calc.py" in changes and "tests/test_calc.py" in changes
     assert "+1 −0" in changes  # calc.py: the comment line added on top
+    # the changed files listed first with their counts, each file's diff folded below (open when it has comments)
+    assert changes.index('<table class="changed-files">') < changes.index('<details class="file-change" id="change-1"')
+    assert "2 files changed" in changes
