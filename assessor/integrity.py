@@ -105,9 +105,10 @@ class FlagColumns:
 
 def flag_columns() -> FlagColumns:
     def shared(column):
-        return (select(column).select_from(Attempt)
-                .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
-                .where(Attempt.status == SCORED, column.is_not(None)).group_by(column)
+        statement = select(column).select_from(Attempt)
+        if column is not Attempt.commit:  # the commit needs no report (and the index on it serves the grouping)
+            statement = statement.join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+        return (statement.where(Attempt.status == SCORED, column.is_not(None)).group_by(column)
                 .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
     larger = case((SimilarityMatch.percent > SimilarityMatch.module_percent, SimilarityMatch.percent),
@@ -119,6 +120,46 @@ def flag_columns() -> FlagColumns:
     return FlagColumns(
         same_work=or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree))),
         near_copy=Attempt.report_id.in_(_near_copy_reports()), highest_percent=highest)
+
+
+@dataclass(frozen=True)
+class AttemptFlags:
+    same_work: bool = False
+    near_copy_percent: float | None = None
+
+
+def flags_for(session: Session, *, attempts: list[Attempt]) -> dict[int, AttemptFlags]:
+    """The integrity flags of a page of attempts, found for those attempts only (by their commits, trees and
+    reports) rather than over every submission."""
+    scored = [attempt for attempt in attempts if attempt.commit]
+    if not scored:
+        return {}
+
+    def shared(column, values):
+        statement = select(column).select_from(Attempt)
+        if column is not Attempt.commit:
+            statement = statement.join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+        return set(session.exec(statement.where(Attempt.status == SCORED, column.in_(values)).group_by(column)
+                                .having(func.count(func.distinct(Attempt.user_id)) > 1)))
+
+    report_ids = {attempt.report_id for attempt in scored if attempt.report_id}
+    trees = dict(session.exec(select(StoredReport.id, StoredReport.tree).where(
+        StoredReport.id.in_(report_ids), StoredReport.tree.is_not(None))).all())
+    shared_commits = shared(Attempt.commit, {attempt.commit for attempt in scored})
+    shared_trees = shared(StoredReport.tree, set(trees.values())) if trees else set()
+    highest: dict[int, float] = {}
+    for first, second, percent, module_percent in session.exec(
+            select(SimilarityMatch.report_id, SimilarityMatch.other_report_id, SimilarityMatch.percent,
+                   SimilarityMatch.module_percent)
+            .where(or_(SimilarityMatch.report_id.in_(report_ids), SimilarityMatch.other_report_id.in_(report_ids)))
+    ).all():
+        share = max(percent or 0.0, module_percent or 0.0)
+        for report_id in (first, second):
+            if report_id in report_ids:
+                highest[report_id] = max(highest.get(report_id, 0.0), share)
+    return {attempt.id: AttemptFlags(attempt.commit in shared_commits or trees.get(attempt.report_id) in shared_trees,
+                                     highest.get(attempt.report_id))
+            for attempt in scored}
 
 
 def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:

@@ -132,6 +132,7 @@ class Attempt(SQLModel, table=True):
         Index("ix_attempts_queue", "status", "review_state", "rubric_id", "id"),
         Index("ix_attempts_user", "user_id", "id"),
         Index("ix_attempts_running", "status", "heartbeat_at"),
+        Index("ix_attempts_commit", "commit"),  # the same work by another learner (integrity)
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -230,27 +230,28 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
     """Scored attempts awaiting review in the mentor's courses, oldest first, never the mentor's own, with their
     integrity flags (`flagged` True or False keeps only flagged or unflagged ones).
     Served by the (status, review_state, rubric_id, id) index; LIMIT/OFFSET pages."""
-    flags = integrity.flag_columns()
     conditions = _queue_conditions(session, mentor=mentor, rubric_id=rubric_id, state=state)
-    if flagged is not None:
-        conditions.append(flags.any if flagged else ~flags.any)
+    if flagged is not None:  # the filter needs the flags over every attempt; a plain page only for its rows
+        every = integrity.flag_columns().any
+        conditions.append(every if flagged else ~every)
     page = max(1, page)
     total = session.exec(select(func.count()).select_from(Attempt)
                          .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
                          .where(*conditions)).one()
     rows = session.exec(
         select(Attempt, User.email, User.name, Attempt.self_assessed_at.is_not(None), Review.mentor_id,
-               StoredReport.percent, StoredReport.outcome, StoredReport.document, flags.same_work,
-               flags.highest_percent, Review.integrity_acknowledged_at)
+               StoredReport.percent, StoredReport.outcome, StoredReport.document, Review.integrity_acknowledged_at)
         .join(User, User.id == Attempt.user_id)
         .join(Review, Review.attempt_id == Attempt.id, isouter=True)
         .join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
         .where(*conditions).order_by(Attempt.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
+    flags = integrity.flags_for(session, attempts=[row[0] for row in rows])
+    none = integrity.AttemptFlags()
     items = [QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document),
-                      bool(same), highest, acknowledged is not None)
-             for attempt, email, name, assessed, reviewer, percent, outcome, document, same, highest, acknowledged
-             in rows]
+                      flags.get(attempt.id, none).same_work, flags.get(attempt.id, none).near_copy_percent,
+                      acknowledged is not None)
+             for attempt, email, name, assessed, reviewer, percent, outcome, document, acknowledged in rows]
     return Page(items, page, per_page, total)
 
 

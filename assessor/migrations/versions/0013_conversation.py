@@ -1,4 +1,5 @@
-"""conversation: learners' questions and regrade requests per criterion; replies to and edits of line comments
+"""conversation: learners' questions and regrade requests per criterion; replies to and edits of line comments;
+an index on attempts' commits (the integrity flags on the review queue)
 
 Revision ID: 0013
 Revises: 0012
@@ -42,6 +43,8 @@ def upgrade() -> None:
     with op.batch_alter_table('criterion_requests', schema=None) as batch_op:
         batch_op.create_index('ix_criterion_requests_attempt', ['attempt_id', 'criterion_id'], unique=False)
         batch_op.create_index('ix_criterion_requests_open', ['answered_at', 'attempt_id'], unique=False)
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.create_index('ix_attempts_commit', ['commit'], unique=False)
     with op.batch_alter_table('line_comments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('parent_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('edited_at', _WHEN(), nullable=True))
@@ -49,6 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('attempts', schema=None) as batch_op:
+        batch_op.drop_index('ix_attempts_commit')
     with op.batch_alter_table('line_comments', schema=None) as batch_op:
         batch_op.drop_constraint('fk_line_comments_parent_id', type_='foreignkey')
         batch_op.drop_column('edited_at')
