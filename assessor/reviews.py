@@ -255,6 +255,22 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
     return Page(items, page, per_page, total)
 
 
+def comment_bank(session: Session, *, mentor: User, rubric_id: str, per_criterion: int = 5) -> dict[str, list[str]]:
+    """The comments this mentor wrote most often on each criterion of this capstone, to reuse with one click."""
+    rows = session.exec(
+        select(ReviewLevel.criterion_id, ReviewLevel.comment, func.count().label("uses"))
+        .join(Review, Review.id == ReviewLevel.review_id).join(Attempt, Attempt.id == Review.attempt_id)
+        .where(Review.mentor_id == mentor.id, Attempt.rubric_id == rubric_id, ReviewLevel.comment != "")
+        .group_by(ReviewLevel.criterion_id, ReviewLevel.comment)
+        .order_by(ReviewLevel.criterion_id, func.count().desc(), ReviewLevel.comment)).all()
+    bank: dict[str, list[str]] = {}
+    for criterion_id, comment, _uses in rows:
+        kept = bank.setdefault(criterion_id, [])
+        if len(kept) < per_criterion:
+            kept.append(comment)
+    return bank
+
+
 def next_ungraded(session: Session, *, mentor: User, after: Attempt | None = None,
                   rubric_id: str | None = None) -> Attempt | None:
     """The oldest attempt in the mentor's queue that nobody else is reviewing and that is not `after`: where

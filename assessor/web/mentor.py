@@ -101,6 +101,7 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
     near_copies = integrity.near_copies(session, attempt=attempt, viewer=current_user)
     return dict(
         requests=conversation.requests_for(session, attempt=attempt, rubric=rubric),
+        bank=reviews.comment_bank(session, mentor=current_user, rubric_id=attempt.rubric_id),
         answer_for=answer_for, answer_values=answer_values or {}, answer_errors=answer_errors or {},
         flag_pending=bool(same_work or near_copies) and not (review and review.integrity_acknowledged_at),
         next_attempt=reviews.next_ungraded(session, mentor=current_user, after=attempt),

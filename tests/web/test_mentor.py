@@ -392,3 +392,18 @@ def test_save_and_next_ungraded_moves_to_the_oldest_attempt_nobody_else_is_revie
     nothing_left = save(auth, third, action="save_next")
     assert nothing_left.status_code == 302 and nothing_left.headers["Location"].endswith("/mentor/")
     assert "Nothing else is waiting for a review." in client.get("/mentor/").get_data(as_text=True)
+
+
+def test_a_mentors_earlier_comments_on_a_criterion_are_offered_again(client, auth, make_user, make_attempt, mentor):
+    first, second = make_attempt(make_user()), make_attempt(make_user())
+    auth.as_(mentor)
+    start(auth, first)
+    assert save(auth, first, **{"comment-design": "Name the layers after the domain."}).status_code == 302
+    start(auth, second)
+    page = client.get(review_url(second)).get_data(as_text=True)
+    bank = page[page.index('id="comment-design"'):]
+    bank = bank[:bank.index("</details>")]
+    assert "Your comments used before (1)" in bank
+    assert 'data-insert="comment-design" data-text="Name the layers after the domain."' in bank
+    defense = page[page.index('id="comment-defense"'):]
+    assert "Your comments used before" not in defense[:defense.index("</section>")]  # none on that criterion yet

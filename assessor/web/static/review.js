@@ -82,6 +82,15 @@
     radio.dispatchEvent(new Event("change", { bubbles: true }));
   });
 
+  // A comment used before goes into the criterion's box, after whatever is there.
+  form.querySelectorAll("button[data-insert]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const box = document.getElementById(button.dataset.insert);
+      box.value = box.value.trim() ? box.value.trimEnd() + "\n" + button.dataset.text : button.dataset.text;
+      box.focus();
+    });
+  });
+
   const dialog = document.getElementById("approve-dialog");
   if (!approve || !dialog || typeof dialog.showModal !== "function") return;  // the server asks instead
   approve.addEventListener("click", (event) => {
