@@ -88,3 +88,43 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
     page.goto(live_server.url + "mentor/")
     expect(page.locator("table.queue tbody tr", has=page.locator(f"a[href$='/mentor/attempts/{attempt_id}']"))
            ).to_contain_text("acknowledged")
+
+    # The mentor asks for changes; the learner asks for a regrade of one criterion, the mentor raises the level.
+    page.goto(live_server.url + f"mentor/attempts/{attempt_id}")
+    page.locator("#decision-bar").get_by_role("button", name="Request changes").click()
+    expect(page.get_by_role("status")).to_contain_text("Changes requested")
+    learner = browser.new_context()
+    try:
+        learner_page = learner.new_page()
+        sign_in_as(learner_page, live_server, "twin2@example.org", PASSWORD)
+        learner_page.goto(live_server.url + f"learner/attempts/{attempt_id}")
+        learner_page.get_by_role("link", name="Ask about this").last.click()
+        ask = learner_page.locator("#ask")
+        ask.get_by_label("A regrade: I think the level is wrong").check()
+        ask.get_by_label("Your question, or why the level should change").fill(
+            "The memo in docs/ covers this in its second section.")
+        ask.get_by_role("button", name="Send to your mentor").click()
+        expect(learner_page.locator("#requests")).to_contain_text("regrade request, open")
+    finally:
+        learner.close()
+
+    page.goto(live_server.url + "mentor/")
+    page.get_by_role("link", name=re.compile(r"Regrade request, attempt \d+")).first.click()
+    request = page.locator("li.request-card.open").first
+    expect(request).to_contain_text("The memo in docs/ covers this")
+    request.get_by_label("Your answer to the learner").fill("Agreed: the second section answers it.")
+    request.locator("input[name=level]").last.check()
+    new_level = request.locator("input[name=level]").last.get_attribute("value")
+    request.get_by_role("button", name="Send the answer").click()
+    expect(page.get_by_role("status")).to_contain_text("the level and the final score changed")
+    learner = browser.new_context()
+    try:
+        learner_page = learner.new_page()
+        sign_in_as(learner_page, live_server, "twin2@example.org", PASSWORD)
+        learner_page.goto(live_server.url + f"learner/attempts/{attempt_id}")
+        answered = learner_page.locator("#requests li.request-card")
+        expect(answered).to_contain_text(f"→ level {new_level}")
+        expect(answered).to_contain_text("Agreed: the second section answers it.")
+        shoot(learner_page, "learner-regrade-answered")
+    finally:
+        learner.close()
