@@ -3,9 +3,10 @@
     .venv/bin/python tests/browser/make_readme_screenshots.py
 
 Runs the learner -> mentor -> employer journey in tests/browser/ (which saves its screenshots and the certificate
-PDF in tests/browser/artifacts/), then copies the five pictures the README shows into tests/browser/screenshots/:
-the report page, the mentor's review page, the code view with a line comment, the certificate (its first PDF page, drawn by pdftoppm from Debian's
-poppler-utils) and the public verify page.
+PDF in tests/browser/artifacts/), then copies the six pictures the README shows into tests/browser/screenshots/:
+the report page, the first screen of a report that cannot pass, the mentor's review page, the code view with a
+line comment, the certificate (its first PDF page, drawn by pdftoppm from Debian's poppler-utils) and the public
+verify page.
 """
 
 import shutil
@@ -18,12 +19,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 ARTIFACTS = HERE / "artifacts"
 SCREENSHOTS = HERE / "screenshots"
-JOURNEY = ["learner_submits", "mentor_reviews", "certificate_and_an_employer"]
+JOURNEY = ["learner_submits", "mentor_reviews", "certificate_and_an_employer", "a_failing_test_is_shown"]
 PICTURES = {  # artifact -> README picture
     "readme-report.png": "report.png",
     "readme-mentor-review.png": "mentor-review.png",
     "readme-verify-page.png": "verify-page.png",
     "mentor-line-comment.png": "code-view.png",
+    "learner-failing-first-screen.png": "failing-report.png",
 }
 
 
