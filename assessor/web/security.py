@@ -4,7 +4,9 @@ import logging
 
 import redis.exceptions
 
-from flask import Flask, Response, current_app, has_request_context, jsonify, make_response, render_template, request
+from flask import (
+    Flask, Response, current_app, has_request_context, jsonify, make_response, redirect, render_template, request,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -122,7 +124,27 @@ def _csrf_error(error: CSRFError):
 def _http_error(error: HTTPException):
     if error.code is None or error.code < 400:
         return error
+    if error.code == 405 and request.method == "GET" and not request.path.startswith(("/api/", "/hooks/", "/lti/")):
+        # A form's address opened again (a reload after an error, a bookmark, the back button): the page the
+        # form lives on, the nearest address above it that answers GET.
+        page = _nearest_page(request.path)
+        if page is not None:
+            return redirect(page)
     return _render_error(error.code)
+
+
+def _nearest_page(path: str) -> str | None:
+    adapter = current_app.url_map.bind("localhost")
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        for candidate in ("/".join(parts) or "/", "/".join(parts) + "/"):
+            try:
+                adapter.match(candidate, method="GET")
+            except HTTPException:
+                continue
+            return candidate
+    return None
 
 
 def _unexpected_error(error: Exception):

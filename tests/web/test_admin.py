@@ -1,5 +1,6 @@
 """Administration of accounts, roles and course assignments."""
 
+import pytest
 from sqlmodel import select
 
 from assessor import accounts
@@ -130,3 +131,15 @@ def test_the_overview_counts_what_waits_what_failed_and_what_was_certified(clien
         assert line in text, line
     auth.as_(make_user("mentor"))
     assert client.get("/admin/overview").status_code == 403
+
+
+@pytest.mark.parametrize(("address", "lands_on"), [
+    ("/admin/certificates/00000000-0000-4000-8000-000000000000/revoke", "/admin/certificates"),
+    ("/admin/users/1/sign-out", "/admin/users/1"),
+    ("/admin/api-keys", "/admin/"),
+    ("/learner/repositories/keys", "/learner/repositories/"),
+])
+def test_a_forms_address_opened_with_get_lands_on_the_page_the_form_is_on(client, auth, make_user, address, lands_on):
+    auth.as_(make_user("admin"))
+    answer = client.get(address)
+    assert answer.status_code == 302 and answer.headers["Location"] == lands_on

@@ -103,7 +103,8 @@ def test_login_without_csrf_token_is_refused(client, make_user):
 
 def test_logout_needs_post_with_csrf(client, auth, make_user):
     auth.as_(make_user())
-    assert client.get("/logout").status_code == 405
+    reopened = client.get("/logout")  # the form's address opened: the site's first page, never a sign-out
+    assert reopened.status_code == 302 and reopened.headers["Location"] == "/"
     client.post("/logout", data={})  # forged: no token
     assert client.get("/learner/").status_code == 200  # still signed in
 
