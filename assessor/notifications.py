@@ -68,13 +68,20 @@ def assessment_finished(session: Session, *, attempt: Attempt, base_url: str, ou
                      f"You can switch these messages off on your account page.\n"))
 
 
-def review_decided(session: Session, *, attempt: Attempt, approved: bool, base_url: str) -> None:
+def review_decided(session: Session, *, attempt: Attempt, approved: bool, base_url: str,
+                   outcome: str | None = None) -> None:
+    """The decision as the attempt page states it: passed, not passed (a final decision), or changes asked for."""
     user = session.get(User, attempt.user_id)
     if user is None:
         return
-    what = "approved your capstone" if approved else "asked for changes to your capstone"
-    mail.queue(session, to=user, kind="review", subject=f"A mentor {what}", body=(
-        f"{_greeting(user)}\n\nA mentor {what} for {attempt.course} (attempt {attempt.number}). Their levels and "
+    if not approved:
+        subject, said = "Your mentor asked for changes", "asked for changes to your capstone"
+    elif outcome == "pass":
+        subject, said = "Your capstone passed", "approved your capstone: it passed"
+    else:
+        subject, said = "Your capstone did not pass", "made the final decision on your capstone: it did not pass"
+    mail.queue(session, to=user, kind="review", subject=subject, body=(
+        f"{_greeting(user)}\n\nA mentor {said} ({attempt.course}, attempt {attempt.number}). Their levels and "
         f"comments are on the attempt page:\n\n    {_link(base_url, f'/learner/attempts/{attempt.id}')}\n"))
 
 

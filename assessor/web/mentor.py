@@ -238,7 +238,7 @@ def save(attempt_id: int):
     flash(SAVED_MESSAGES[action], "success")
     if decided.decision in (APPROVED, CHANGES_REQUESTED):
         notifications.review_decided(session, attempt=attempt, approved=decided.decision == APPROVED,
-                                     base_url=public_url())
+                                     outcome=decided.final_outcome, base_url=public_url())
         graded = lti.queue_grades(session, attempt=attempt, score=decided.final_percent or 0.0,
                                   comment="Approved" if decided.decision == APPROVED else "Changes requested")
         session.commit()

@@ -109,7 +109,7 @@ def test_approval_of_an_unconfirmed_learner_waits_for_the_address_then_issues_an
               "level-design": "2", "level-defense": "2"}
     assert save(auth, attempt, **levels, action="approve").status_code == 302
     decided = inbox.wait_for(1)[0]
-    assert decided["To"] == "una@example.org" and decided["Subject"] == "A mentor approved your capstone"
+    assert decided["To"] == "una@example.org" and decided["Subject"] == "Your capstone passed"
     time.sleep(1)  # the certificate task ran (or is running) and must find the address unconfirmed
     db.expire_all()
     assert db.exec(select(Certificate)).all() == []
@@ -228,7 +228,7 @@ def test_asking_for_changes_is_mailed_and_the_switch_stops_it(app, client, auth,
     start(auth, first)
     assert save(auth, first, action="request_changes", comment="add tests for the edge cases").status_code == 302
     message = inbox.wait_for(1)[0]
-    assert message["Subject"] == "A mentor asked for changes to your capstone"
+    assert message["Subject"] == "Your mentor asked for changes"
     assert f"/learner/attempts/{first.id}" in body(message)
 
     learner_row = user_by_email(db, "changes@example.org")
