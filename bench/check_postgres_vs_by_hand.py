@@ -19,10 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assessor.config import resolve_paths  # noqa: E402
-from assessor.intake import SourcePolicy  # noqa: E402
-from assessor.pipeline import PipelineSettings, assess  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
-from assessor.toolchains.python.environment import uv_binary  # noqa: E402
+from assessor.engine.intake import SourcePolicy  # noqa: E402
+from assessor.engine.pipeline import PipelineSettings, assess  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
+from assessor.engine.toolchains.python.environment import uv_binary  # noqa: E402
 from tests.test_real_shapes import PG_STORE, PG_TESTS, PG_WORKFLOW  # noqa: E402  the same capstone the tests use
 
 RUBRIC_ID = "senior-backend-capstone"

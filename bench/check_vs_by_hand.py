@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from assessor.config import resolve_paths
-from assessor.intake import SourcePolicy
-from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import find_rubric
+from assessor.engine.intake import SourcePolicy
+from assessor.engine.pipeline import PipelineSettings, assess
+from assessor.engine.rubric import find_rubric
 from assessor.samples import create_sample_repo
 
 RUBRIC_ID = "scalable-architectures-resilient-core"

@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert, text, update  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from assessor import accounts  # noqa: E402
-from assessor.db import init_db, utcnow  # noqa: E402
-from assessor.models import (  # noqa: E402
+from assessor.domain import accounts  # noqa: E402
+from assessor.domain.db import init_db, utcnow  # noqa: E402
+from assessor.domain.models import (  # noqa: E402
     APPROVED, CHANGES_REQUESTED, IN_REVIEW, OPEN, SCORED, SUPERSEDED, Attempt, CourseAssignment, Review,
     SelfAssessment, StoredReport, Submission, User,
 )
-from assessor.reviews import review_queue, reviewed_by  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
-from assessor.submissions import snapshot_rubric  # noqa: E402
+from assessor.domain.reviews import review_queue, reviewed_by  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
+from assessor.domain.submissions import snapshot_rubric  # noqa: E402
 from assessor.web import create_app  # noqa: E402
 
 RUBRICS = ("senior-backend-capstone", "background-jobs-capstone")

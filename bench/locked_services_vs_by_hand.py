@@ -22,11 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assessor.config import resolve_paths  # noqa: E402
-from assessor.intake import SourcePolicy  # noqa: E402
-from assessor.pipeline import PipelineSettings, assess  # noqa: E402
-from assessor.registries import uv_binary, uv_env  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
-from assessor.services.servers import postgresql_bin_dir, redis_server  # noqa: E402
+from assessor.engine.intake import SourcePolicy  # noqa: E402
+from assessor.engine.pipeline import PipelineSettings, assess  # noqa: E402
+from assessor.engine.registries import uv_binary, uv_env  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
+from assessor.engine.services.servers import postgresql_bin_dir, redis_server  # noqa: E402
 from tests.ops.test_proxy import wait_for  # noqa: E402
 from tests.test_real_shapes import PG_STORE, PG_TESTS, REDIS_CACHE, REDIS_TESTS  # noqa: E402  the tests' capstone
 

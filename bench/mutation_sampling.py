@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assessor.config import resolve_paths  # noqa: E402
-from assessor.intake import SourcePolicy  # noqa: E402
-from assessor.pipeline import PipelineSettings, assess  # noqa: E402
-from assessor.rubric import Criterion, Level, find_rubric  # noqa: E402
+from assessor.engine.intake import SourcePolicy  # noqa: E402
+from assessor.engine.pipeline import PipelineSettings, assess  # noqa: E402
+from assessor.engine.rubric import Criterion, Level, find_rubric  # noqa: E402
 from assessor.samples import create_sample_repo  # noqa: E402
 
 RUBRIC_ID = "scalable-architectures-resilient-core"

@@ -27,16 +27,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session, func, select  # noqa: E402
 
-from assessor import accounts, line_comments, reviews  # noqa: E402
-from assessor.db import init_db, utcnow  # noqa: E402
-from assessor.intake import SourcePolicy  # noqa: E402
-from assessor.models import SCORED, Attempt, CourseAssignment, CriterionRequest, Submission, User  # noqa: E402
-from assessor.pipeline import PipelineSettings, assess  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
+from assessor.domain import accounts, line_comments, reviews  # noqa: E402
+from assessor.domain.db import init_db, utcnow  # noqa: E402
+from assessor.engine.intake import SourcePolicy  # noqa: E402
+from assessor.domain.models import SCORED, Attempt, CourseAssignment, CriterionRequest, Submission, User  # noqa: E402
+from assessor.engine.pipeline import PipelineSettings, assess  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
 from assessor.samples import create_sample_repo  # noqa: E402
-from assessor.source_store import store_sources  # noqa: E402
-from assessor.sources import SourceFile, SourceSnapshot  # noqa: E402
-from assessor.submissions import record_event, snapshot_rubric, store_report  # noqa: E402
+from assessor.domain.source_store import store_sources  # noqa: E402
+from assessor.engine.sources import SourceFile, SourceSnapshot  # noqa: E402
+from assessor.domain.submissions import record_event, snapshot_rubric, store_report  # noqa: E402
 from assessor.web import create_app  # noqa: E402
 from dashboard import seed  # noqa: E402  (bench/dashboard.py)
 
@@ -249,7 +249,7 @@ def main() -> int:
 
         certificate = None
         try:
-            from assessor import issuing
+            from assessor.domain import issuing
 
             with Session(engine, expire_on_commit=False) as session:
                 certificate = issuing.issue_certificate(session, attempt_id=attempt.id,
@@ -258,7 +258,7 @@ def main() -> int:
             print(f"no certificate: {type(error).__name__}: {error}")
         timed("GET attempt (approved, result)", lambda: as_learner.get(base), shows="Final score")
         with Session(engine, expire_on_commit=False) as session:
-            from assessor import conversation
+            from assessor.domain import conversation
 
             conversation.open_request(session, learner=session.get(User, learner.id),
                                       attempt=session.get(Attempt, attempt.id), rubric=rubric,

@@ -26,12 +26,12 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session, func, select  # noqa: E402
 
-from assessor import accounts, jobs  # noqa: E402
-from assessor.db import make_engine, normalize_url  # noqa: E402
-from assessor.migrate import upgrade  # noqa: E402
-from assessor.models import Attempt, Event, StoredReport, Submission  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
-from assessor.submissions import record_event, snapshot_rubric  # noqa: E402
+from assessor.domain import accounts, jobs  # noqa: E402
+from assessor.domain.db import make_engine, normalize_url  # noqa: E402
+from assessor.domain.migrate import upgrade  # noqa: E402
+from assessor.domain.models import Attempt, Event, StoredReport, Submission  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
+from assessor.domain.submissions import record_event, snapshot_rubric  # noqa: E402
 from tests.web.rubrics import TEST_RUBRIC  # noqa: E402
 from tests.web.test_queue import TINY_CAPSTONE  # noqa: E402
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assessor.toolchains.python.environment import SYSTEM_PYTHON, uv_binary  # noqa: E402
-from assessor.sandbox import SandboxLimits, bubblewrap_available, run_sandboxed, size_capped_dir  # noqa: E402
+from assessor.engine.toolchains.python.environment import SYSTEM_PYTHON, uv_binary  # noqa: E402
+from assessor.engine.sandbox import SandboxLimits, bubblewrap_available, run_sandboxed, size_capped_dir  # noqa: E402
 
 
 def median_ms(run, repeats: int) -> float:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assessor.sandbox import SYSTEM_PYTHON, SandboxLimits, bubblewrap_available, run_sandboxed, size_capped_dir  # noqa: E402
-from assessor.services import ServiceNeed, ServicePlan  # noqa: E402
-from assessor.services.runtime import prepare_services, read_status  # noqa: E402
-from assessor.services.servers import STARTABLE  # noqa: E402
+from assessor.engine.sandbox import SYSTEM_PYTHON, SandboxLimits, bubblewrap_available, run_sandboxed, size_capped_dir  # noqa: E402
+from assessor.engine.services import ServiceNeed, ServicePlan  # noqa: E402
+from assessor.engine.services.runtime import prepare_services, read_status  # noqa: E402
+from assessor.engine.services.servers import STARTABLE  # noqa: E402
 
 # Settings the way a declaration gives them, for the servers that take users and databases.
 DECLARED = {"postgresql": {"users": {"app": "secret"}, "databases": {"app": "app"}},

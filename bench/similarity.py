@@ -30,14 +30,15 @@ import numpy as np  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from assessor import integrity, similarity  # noqa: E402
-from assessor.db import init_db, make_engine, utcnow  # noqa: E402
-from assessor.models import SCORED, Attempt, FingerprintRow, StoredReport, Submission, User  # noqa: E402
-from assessor.report import report_from_json, report_to_json  # noqa: E402
-from assessor.rubric import find_rubric  # noqa: E402
+from assessor.domain import integrity  # noqa: E402
+from assessor.engine import similarity
+from assessor.domain.db import init_db, make_engine, utcnow  # noqa: E402
+from assessor.domain.models import SCORED, Attempt, FingerprintRow, StoredReport, Submission, User  # noqa: E402
+from assessor.engine.report import report_from_json, report_to_json  # noqa: E402
+from assessor.engine.rubric import find_rubric  # noqa: E402
 from assessor.samples import NODE_PASSING_TREE, PASSING_TREE  # noqa: E402
-from assessor.sources import SourceFile, SourceSnapshot, snapshot  # noqa: E402
-from assessor.submissions import snapshot_rubric  # noqa: E402
+from assessor.engine.sources import SourceFile, SourceSnapshot, snapshot  # noqa: E402
+from assessor.domain.submissions import snapshot_rubric  # noqa: E402
 from tests.copies import disguise  # noqa: E402
 from tests.web.conftest import build_report  # noqa: E402
 

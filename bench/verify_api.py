@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def build_app(root: Path):
     from sqlmodel import Session
 
-    from assessor import accounts, issuing
-    from assessor.db import init_db, utcnow
-    from assessor.models import Attempt, Submission
-    from assessor.rubric import find_rubric
-    from assessor.submissions import snapshot_rubric, store_report
+    from assessor.domain import accounts, issuing
+    from assessor.domain.db import init_db, utcnow
+    from assessor.domain.models import Attempt, Submission
+    from assessor.engine.rubric import find_rubric
+    from assessor.domain.submissions import snapshot_rubric, store_report
     from assessor.web import create_app
     from tests.web.certificate_helpers import approve
     from tests.web.conftest import build_report

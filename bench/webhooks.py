@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import Session, select  # noqa: E402
 
-from assessor import accounts, jobs, webhooks  # noqa: E402
+from assessor.domain import accounts, jobs, webhooks  # noqa: E402
 from assessor.certificates.sealing import key_encryption_key  # noqa: E402
-from assessor.db import init_db  # noqa: E402
-from assessor.models import Attempt  # noqa: E402
+from assessor.domain.db import init_db  # noqa: E402
+from assessor.domain.models import Attempt  # noqa: E402
 from assessor.web import create_app  # noqa: E402
 from tests.web.rubrics import OTHER_RUBRIC  # noqa: E402
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from assessor.db import normalize_url
+from assessor.domain.db import normalize_url
 
 PG_ENV, REDIS_ENV = "ASSESSOR_TEST_DATABASE_URL", "ASSESSOR_TEST_REDIS_URL"
 IN_CI = os.environ.get("CI", "").lower() == "true"  # CI must test the scaled deployment: missing servers fail

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from assessor.rubric import Criterion, Level
+from assessor.engine.rubric import Criterion, Level
 
 from tests.mailserver import inbox  # noqa: F401  (fixture: a real SMTP server)
 

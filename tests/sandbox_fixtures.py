@@ -11,8 +11,8 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from assessor.toolchains.python.environment import build_environment, uv_binary
-from assessor.sandbox import UID_POOL_SIZE, UID_POOL_START, SandboxLimits, processes_of_uid
+from assessor.engine.toolchains.python.environment import build_environment, uv_binary
+from assessor.engine.sandbox import UID_POOL_SIZE, UID_POOL_START, SandboxLimits, processes_of_uid
 
 # Small limits so hostile cases end in seconds.
 TEST_LIMITS = SandboxLimits(wall_seconds=20, cpu_seconds=8, memory_mb=768, processes=32, file_size_mb=32,

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from assessor.errors import MeasureError
-from assessor.measure import artifacts
-from assessor.measure.artifacts import ArtifactSpec, check_artifacts
+from assessor.engine.measure import artifacts
+from assessor.engine.measure.artifacts import ArtifactSpec, check_artifacts
 
 RUNBOOK = ArtifactSpec(id="runbook", title="Runbook", patterns=("docs/runbook*.md", "docs/**/runbook*.md"))
 SLO_FIELDS = ("SLI|indicator", "objective|target", "window|period", "error budget|error_budget")
@@ -295,7 +295,7 @@ def test_results_come_back_in_spec_order_as_json_ready_dicts(make_repo):
 
 
 def test_a_missing_document_says_where_it_belongs_and_what_it_needs_in_words(make_repo):
-    from assessor.facts import artifact_facts
+    from assessor.engine.facts import artifact_facts
 
     spec = ArtifactSpec(id="adr", title="Decision memo", patterns=("docs/adr/*.md", "ADR.md"),
                         sections=("Context", "Alternatives|Options considered|Options"), fields=("Status",))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from assessor.authorship import Authorship, HistoryLimits
-from assessor.intake import SourcePolicy, clone
+from assessor.engine.authorship import Authorship, HistoryLimits
+from assessor.engine.intake import SourcePolicy, clone
 
 LOCAL = SourcePolicy(allow_local=True)
 

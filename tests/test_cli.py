@@ -82,7 +82,7 @@ def test_missing_local_repository_is_a_clear_error(runner, tmp_path):
 
 @pytest.fixture
 def pending_report():
-    from assessor.rubric import parse_rubric
+    from assessor.engine.rubric import parse_rubric
 
     from tests.web.conftest import build_report
     from tests.web.rubrics import TEST_RUBRIC

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from assessor.codeview import Comment, carry_over, changes, file_view, highlight_lines, line_mapping
-from assessor.sources import SourceLimits, snapshot
+from assessor.engine.codeview import Comment, carry_over, changes, file_view, highlight_lines, line_mapping
+from assessor.engine.sources import SourceLimits, snapshot
 
 
 @pytest.mark.parametrize("text, count", [
@@ -106,13 +106,13 @@ def test_a_failing_test_is_shown_at_its_line_with_its_message():
     ("elsewhere.py", (None, None)),
 ])
 def test_previous_and_next_file(path, expected):
-    from assessor.codeview import neighbours
+    from assessor.engine.codeview import neighbours
 
     assert neighbours(["app/a.py", "app/b.py", "tests/t.py"], path) == expected
 
 
 def test_the_file_list_is_grouped_by_folder():
-    from assessor.codeview import FileEntry, by_folder
+    from assessor.engine.codeview import FileEntry, by_folder
 
     entries = [FileEntry(path, 1, None, 0, None, (), 0) for path in ("tests/t.py", "README.md", "app/b.py",
                                                                       "app/a.py")]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from assessor.errors import MeasureError
-from assessor.measure import complexity
-from assessor.measure.complexity import measure_complexity
+from assessor.engine.measure import complexity
+from assessor.engine.measure.complexity import measure_complexity
 
 
 def branches(name: str, count: int, indent: str = "") -> str:
@@ -263,10 +263,10 @@ def describe(count):
 
 
 def test_complexity_measures_exactly_the_files_coverage_measures(make_repo):
-    from assessor.manifest import read_manifest
-    from assessor.services import ServicePolicy
-    from assessor.toolchains import detect
-    from assessor.toolchains.python.coverage_data import measured_files
+    from assessor.engine.manifest import read_manifest
+    from assessor.engine.services import ServicePolicy
+    from assessor.engine.toolchains import detect
+    from assessor.engine.toolchains.python.coverage_data import measured_files
 
     repo = make_repo({
         "requirements.txt": "flask\n",

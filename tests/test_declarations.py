@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from assessor.manifest import Manifest, read_manifest
-from assessor.services import ServicePolicy, choose_test_step, plan_services, read_declarations
-from assessor.services.servers import image_repository, kind_for_image
-from assessor.toolchains import Unrecognised, detect
-from assessor.toolchains.python.dependencies import poetry_constraint, read_requirements
-from assessor.toolchains.python.pytest_config import selection_from_command
+from assessor.engine.manifest import Manifest, read_manifest
+from assessor.engine.services import ServicePolicy, choose_test_step, plan_services, read_declarations
+from assessor.engine.services.servers import image_repository, kind_for_image
+from assessor.engine.toolchains import Unrecognised, detect
+from assessor.engine.toolchains.python.dependencies import poetry_constraint, read_requirements
+from assessor.engine.toolchains.python.pytest_config import selection_from_command
 from tests.conftest import write_tree
 
 
@@ -442,13 +442,13 @@ def test_workflow_text_is_data_only(tmp_path):
     ("# nothing but a comment\n\n", {}),
 ])
 def test_dotenv_values_read_as_python_dotenv_reads_them(text, expected):
-    from assessor.services.declarations import parse_dotenv
+    from assessor.engine.services.declarations import parse_dotenv
 
     assert parse_dotenv(text) == expected
 
 
 def test_dotenv_expansion_never_reads_the_workers_environment(monkeypatch):
-    from assessor.services.declarations import parse_dotenv
+    from assessor.engine.services.declarations import parse_dotenv
 
     monkeypatch.setenv("ASSESSOR_SECRET_KEY", "do-not-leak")
     assert parse_dotenv("LEAK=${ASSESSOR_SECRET_KEY}\nHOME_DIR=$HOME\n") == {"LEAK": "", "HOME_DIR": "$HOME"}

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session
 
-from assessor import accounts, demo, modules
+from assessor.domain import accounts, demo, modules
 from assessor.cli import main
-from assessor.db import init_db
+from assessor.domain.db import init_db
 from assessor.web import create_app
 
 
@@ -123,7 +123,7 @@ def test_the_demo_command_prints_the_banner_and_serves_with_local_sources_allowe
                       env=os.environ.get("ASSESSOR_ALLOW_LOCAL_SOURCES"), log_level=os.environ.get("ASSESSOR_LOG_LEVEL"),
                       samples=make_app().config["INTEGRITY_SAMPLES"])
 
-    monkeypatch.setattr("assessor.cli_admin.serve", fake_serve)
+    monkeypatch.setattr("assessor.cli.admin.serve", fake_serve)
     monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setenv("ASSESSOR_ALLOW_LOCAL_SOURCES", "false")  # restored after the test
     monkeypatch.setenv("ASSESSOR_LOG_LEVEL", "unset")  # so the demo's own setting is undone after the test
@@ -145,8 +145,8 @@ def test_the_demo_command_prints_the_banner_and_serves_with_local_sources_allowe
 def test_the_demo_mailbox_is_a_real_smtp_server_saving_each_message(tmp_path):
     from email import message_from_bytes
 
-    from assessor.mail import MailSettings, deliver
-    from assessor.models import OutgoingMail
+    from assessor.domain.mail import MailSettings, deliver
+    from assessor.domain.models import OutgoingMail
 
     mailbox = demo.DemoMailbox(tmp_path / "mail")
     port = mailbox.start()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from assessor.toolchains.python.dependencies import check_requirement, read_requirements
-from assessor.toolchains.python.environment import build_environment, explain_uv_failure, service_pins
+from assessor.engine.toolchains.python.dependencies import check_requirement, read_requirements
+from assessor.engine.toolchains.python.environment import build_environment, explain_uv_failure, service_pins
 from assessor.errors import EnvironmentBuildError
 from tests.conftest import write_tree
 from tests.sandbox_fixtures import fresh_dir, uv_cache

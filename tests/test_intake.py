@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assessor.errors import IntakeError
-from assessor.intake import CloneLimits, SourcePolicy, _check_ref, _one_line, check_source, clone, resolve_commit
+from assessor.engine.intake import CloneLimits, SourcePolicy, _check_ref, _one_line, check_source, clone, resolve_commit
 
 LOCAL = SourcePolicy(allow_local=True)
 SSH = SourcePolicy(allowed_schemes=frozenset({"https", "ssh"}))
@@ -425,7 +425,7 @@ def test_the_same_files_committed_by_someone_else_have_the_same_tree(make_repo, 
 
 def test_running_out_of_disk_while_cloning_is_the_services_problem_and_names_no_path(make_repo, tmp_path):
     from assessor.errors import OutOfRoomError
-    from assessor.sandbox import size_capped_dir
+    from assessor.engine.sandbox import size_capped_dir
 
     repo = make_repo({"data.bin": os.urandom(4 * 1024 * 1024).hex(), "app.py": "x = 1\n"})
     room = tmp_path / "room"

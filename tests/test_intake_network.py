@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from assessor.errors import IntakeError, TransientIntakeError
-from assessor.intake import (
+from assessor.engine.intake import (
     CloneLimits, SourcePolicy, _git_config, check_source, clone, is_public_address, literal_address, pin_host,
     resolve_commit,
 )

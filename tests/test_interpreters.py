@@ -6,7 +6,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from assessor.toolchains.python.interpreters import (
+from assessor.engine.toolchains.python.interpreters import (
     DeclaredPython, Interpreter, choose_interpreter, declared_python, find_interpreters,
 )
 from tests.conftest import write_tree

@@ -13,7 +13,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from assessor.services.mailcatcher import Catcher, Mailbox, handler_for
+from assessor.engine.services.mailcatcher import Catcher, Mailbox, handler_for
 
 
 def free_port() -> int:

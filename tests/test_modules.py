@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from assessor.errors import ModuleImportError
-from assessor.modules import COLUMNS, check_records, parse_csv
+from assessor.domain.modules import COLUMNS, check_records, parse_csv
 
 COURSES = {"backend-capstone", "scalable-architectures"}
 TODAY = date(2026, 12, 1)

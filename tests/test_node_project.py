@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from assessor.manifest import Manifest
-from assessor.toolchains import detect
-from assessor.toolchains.node.packages import _foreign_sources, explain_failure
-from assessor.toolchains.node.project import (
+from assessor.engine.manifest import Manifest
+from assessor.engine.toolchains import detect
+from assessor.engine.toolchains.node.packages import _foreign_sources, explain_failure
+from assessor.engine.toolchains.node.project import (
     find_test_command, find_test_files, has_runtime_code, read_package_json, source_files,
 )
 from tests.conftest import write_tree

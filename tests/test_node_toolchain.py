@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from assessor import sandbox
+from assessor.engine import sandbox
 from assessor.config import resolve_paths
-from assessor.intake import SourcePolicy
-from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import find_rubric
+from assessor.engine.intake import SourcePolicy
+from assessor.engine.pipeline import PipelineSettings, assess
+from assessor.engine.rubric import find_rubric
 from tests.conftest import with_strength, write_tree
 from tests.sandbox_fixtures import Listener, fresh_dir
 
@@ -259,7 +259,7 @@ def test_pnpm_and_yarn_lock_files_install_from_the_lock(make_repo, settings, rub
     }
     scratch = fresh_dir("lock")
     write_tree(scratch, files)
-    from assessor.toolchains.node.packages import service_tools
+    from assessor.engine.toolchains.node.packages import service_tools
     tools = service_tools(settings.work_root / "shared", cache_dir=settings.cache_dir)
     tool = {"pnpm": tools / "node_modules/pnpm/bin/pnpm.cjs", "yarn": tools / "node_modules/yarn/bin/yarn.js"}[manager]
     subprocess.run(["node", str(tool), "install", "--ignore-scripts"], cwd=scratch, check=True, capture_output=True,

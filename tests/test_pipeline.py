@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from assessor.cli import main
 from assessor.config import resolve_paths
-from assessor.intake import SourcePolicy
-from assessor.pipeline import IN_USE_FILE, STAGES, PipelineSettings, assess, clean_stale_job_dirs
-from assessor.report import report_from_json, report_to_json
-from assessor.rubric import find_rubric
+from assessor.engine.intake import SourcePolicy
+from assessor.engine.pipeline import IN_USE_FILE, STAGES, PipelineSettings, assess, clean_stale_job_dirs
+from assessor.engine.report import report_from_json, report_to_json
+from assessor.engine.rubric import find_rubric
 from assessor.samples import create_sample_repo
 
 pytestmark = pytest.mark.slow

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from assessor import sandbox
+from assessor.engine import sandbox
 from assessor.cli import render_report
 from assessor.config import resolve_paths
-from assessor.intake import SourcePolicy
-from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import find_rubric
-from assessor.toolchains.python.environment import uv_binary
+from assessor.engine.intake import SourcePolicy
+from assessor.engine.pipeline import PipelineSettings, assess
+from assessor.engine.rubric import find_rubric
+from assessor.engine.toolchains.python.environment import uv_binary
 from tests.conftest import with_strength
 from tests.sandbox_fixtures import fresh_dir
 

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from assessor.errors import ReportError
-from assessor.report import Report, RubricRef, report_from_json, report_to_dict, report_to_json
-from assessor.rubric import parse_rubric
-from assessor.scoring import decide, score_measured, score_pending
+from assessor.engine.report import Report, RubricRef, report_from_json, report_to_dict, report_to_json
+from assessor.engine.rubric import parse_rubric
+from assessor.engine.scoring import decide, score_measured, score_pending
 
 from tests.test_scoring import RUBRIC
 

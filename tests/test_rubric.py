@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from assessor.errors import RubricError
-from assessor.rubric import find_rubric, load_rubric, load_rubrics, parse_rubric
+from assessor.engine.rubric import find_rubric, load_rubric, load_rubrics, parse_rubric
 
 SOURCE = "rubrics/demo.toml"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from assessor import sandbox
+from assessor.engine import sandbox
 from assessor.errors import SandboxError
-from assessor.sandbox import (
+from assessor.engine.sandbox import (
     OutputKeeper, SandboxLimits, limits_from_mapping, run_sandboxed, size_capped_dir,
 )
 from tests.sandbox_fixtures import (
@@ -340,7 +340,7 @@ def test_sandbox_dies_with_its_parent():
         import sys
         sys.path.insert(0, {str(sandbox.SERVICE_ROOT)!r})
         from pathlib import Path
-        from assessor.sandbox import run_sandboxed, SandboxLimits
+        from assessor.engine.sandbox import run_sandboxed, SandboxLimits
         run_sandboxed([{str(bare_venv() / "bin" / "python")!r}, "-c",
                        "import time; open('started', 'w').close(); time.sleep(120)"],
                       workdir=Path({str(workdir)!r}), venv=Path({str(bare_venv())!r}),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assessor.rubric import parse_rubric
-from assessor.scoring import decide, reached_level, score_given, score_measured, score_pending
+from assessor.engine.rubric import parse_rubric
+from assessor.engine.scoring import decide, reached_level, score_given, score_measured, score_pending
 
 RUBRIC = b"""
 id = "demo"
@@ -183,8 +183,8 @@ def test_automated_score_excludes_mentor_levels(rubric):
     ("min_line", 80, None, "line coverage of at least 80% (not measured)"),
 ])
 def test_what_a_level_asks_for_is_said_in_words(key, wanted, have, line):
-    from assessor.rubric import Level
-    from assessor.scoring import THRESHOLDS, unmet_thresholds
+    from assessor.engine.rubric import Level
+    from assessor.engine.scoring import THRESHOLDS, unmet_thresholds
 
     level = Level(level=2, points=2, descriptor="", thresholds={key: wanted})
     facts = {} if have is None else {THRESHOLDS[key].fact: have}
@@ -203,7 +203,7 @@ def test_what_a_level_asks_for_is_said_in_words(key, wanted, have, line):
     ({"tests": 2, "coverage": 1, "complexity": 1, "runbook": 2, "defense": 0}, [("coverage", 2, 10.0, False)]),
 ])
 def test_what_gains_the_most_points_is_ranked_from_the_rubric(rubric, levels, expected):
-    from assessor.scoring import gains
+    from assessor.engine.scoring import gains
 
     found = gains(rubric, _scores(rubric, **levels))
     assert [(gain.criterion, gain.to_level, gain.points, gain.required) for gain in found] == expected

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from assessor import sandbox
+from assessor.engine import sandbox
 from assessor.config import resolve_paths
-from assessor.intake import SourcePolicy
-from assessor.pipeline import PipelineSettings, assess
-from assessor.rubric import find_rubric
+from assessor.engine.intake import SourcePolicy
+from assessor.engine.pipeline import PipelineSettings, assess
+from assessor.engine.rubric import find_rubric
 from tests.sandbox_fixtures import fresh_dir
 
 pytestmark = [

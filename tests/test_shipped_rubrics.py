@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from assessor.rubric import Rubric, load_rubric, load_rubrics
+from assessor.engine.rubric import Rubric, load_rubric, load_rubrics
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC_DIR = ROOT / "rubrics"

@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from assessor import similarity
+from assessor.engine import similarity
 from assessor.errors import IntegrityError
-from assessor.sources import snapshot
+from assessor.engine.sources import snapshot
 
 from tests.copies import disguise
 from tests.integrity_capstones import PY_HONEST, PY_ORIGINAL, TS_HONEST, TS_ORIGINAL
@@ -98,7 +98,7 @@ def test_fingerprints_are_the_same_in_another_process(make_repo):
     # copydetect hashes with Python's hash(), which PYTHONHASHSEED changes; a stored index needs stable hashes.
     repo = make_repo(PY_ORIGINAL)
     here = similarity.fingerprint(snapshot(repo)).hashes
-    program = ("import sys; from assessor import similarity; from assessor.sources import snapshot; "
+    program = ("import sys; from assessor.engine import similarity; from assessor.engine.sources import snapshot; "
                "sys.stdout.buffer.write(similarity.fingerprint(snapshot(sys.argv[1])).hashes.tobytes())")
     other = subprocess.run([sys.executable, "-c", program, str(repo)], capture_output=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from assessor import sandbox
+from assessor.engine import sandbox
 from assessor.errors import EnvironmentBuildError
-from assessor.toolchains.python.environment import build_environment
+from assessor.engine.toolchains.python.environment import build_environment
 from tests.conftest import write_tree
 from tests.sandbox_fixtures import Listener, fresh_dir, uv_cache
 

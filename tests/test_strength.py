@@ -4,13 +4,13 @@ import textwrap
 
 import pytest
 
-from assessor.measure.strength import (
+from assessor.engine.measure.strength import (
     Mutant, MutantResult, StrengthResult, choose_sample, suspect, verdict_of,
 )
-from assessor.measure.planted import restore as restore_planted
-from assessor.toolchains.node import canaries as node_canaries
-from assessor.toolchains.python import canaries
-from assessor.toolchains.python.mutants import mutants_for
+from assessor.engine.measure.planted import restore as restore_planted
+from assessor.engine.toolchains.node import canaries as node_canaries
+from assessor.engine.toolchains.python import canaries
+from assessor.engine.toolchains.python.mutants import mutants_for
 
 PRICING = textwrap.dedent('''\
     """Pricing."""

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import pytest
 
-from assessor import sandbox
-from assessor.measure.outcomes import Flag
-from assessor.measure.resultfiles import ResultFileError, parse_junit
-from assessor.toolchains.python.integrity import scan_for_gaming
-from assessor.toolchains.python.pytest_config import filter_addopts, learner_addopts, learner_pytest_config
-from assessor.toolchains.python.testrun import TestRunRequest, run_tests
+from assessor.engine import sandbox
+from assessor.engine.measure.outcomes import Flag
+from assessor.engine.measure.resultfiles import ResultFileError, parse_junit
+from assessor.engine.toolchains.python.integrity import scan_for_gaming
+from assessor.engine.toolchains.python.pytest_config import filter_addopts, learner_addopts, learner_pytest_config
+from assessor.engine.toolchains.python.testrun import TestRunRequest, run_tests
 from tests.sandbox_fixtures import (
     TEST_LIMITS, Listener, assert_no_sandbox_processes, free_disk_bytes, fresh_dir, mounts_under,
     shared_environment,
@@ -547,7 +547,7 @@ def test_unsafe_mode_without_bubblewrap_reports_its_backend(make_repo, monkeypat
     ("", "no output"),
 ])
 def test_a_failed_pytest_start_is_explained_by_its_exception_not_a_hint(output, reason):
-    from assessor.toolchains.python.testrun import _last_error
+    from assessor.engine.toolchains.python.testrun import _last_error
 
     assert _last_error(output) == reason
 

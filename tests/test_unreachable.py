@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from assessor.measure.outcomes import TestCounts, absent_server_verdict, unavailable_note
-from assessor.measure.resultfiles import parse_junit
-from assessor.services import AbsentService, blame_for
-from assessor.toolchains.node.runners import parse_jest_json
+from assessor.engine.measure.outcomes import TestCounts, absent_server_verdict, unavailable_note
+from assessor.engine.measure.resultfiles import parse_junit
+from assessor.engine.services import AbsentService, blame_for
+from assessor.engine.toolchains.node.runners import parse_jest_json
 
 MONGO = AbsentService(label="MongoDB", kind="mongodb", ports=(27017,), hosts=("mongo",))
 MYSQL = AbsentService(label="MySQL/MariaDB", kind="mysql", ports=(3306,), hosts=("db",))

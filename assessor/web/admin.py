@@ -3,9 +3,9 @@
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import accounts, integrity, mail, notifications, overview
+from assessor.domain import accounts, integrity, mail, notifications, overview
 from assessor.errors import AssessorError
-from assessor.jobs import enqueue_mail
+from assessor.domain.jobs import enqueue_mail
 from assessor.web.extensions import db, huey, job_settings, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm, UserForm, attach_error, choice
 

@@ -3,9 +3,9 @@
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import issuing
-from assessor.jobs import enqueue_mail
-from assessor.models import Attempt, User
+from assessor.domain import issuing
+from assessor.domain.jobs import enqueue_mail
+from assessor.domain.models import Attempt, User
 from assessor.web.extensions import db, huey, public_url, role_required
 from assessor.web.forms import ActionForm
 

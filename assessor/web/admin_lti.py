@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 
-from assessor import lti
+from assessor.domain import lti
 from assessor.web.extensions import db, job_settings, role_required
 from assessor.web.forms import ActionForm
 

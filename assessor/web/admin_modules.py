@@ -4,10 +4,10 @@ platform pushes results with."""
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
 from sqlmodel import func, select
 
-from assessor import apitokens, modules
+from assessor.domain import apitokens, modules
 from assessor.errors import ModuleImportError
-from assessor.models import ModuleResult
-from assessor.reviews import Page
+from assessor.domain.models import ModuleResult
+from assessor.domain.reviews import Page
 from assessor.web.extensions import db, role_required, rubrics
 from assessor.web.forms import ActionForm
 

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Flask, jsonify, request
 
-from assessor import apitokens, modules
+from assessor.domain import apitokens, modules
 from assessor.errors import ModuleImportError
 from assessor.web.extensions import csrf, db, rubrics
 from assessor.web.jsonbody import json_body

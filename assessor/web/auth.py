@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from assessor import accounts, issuing, notifications
-from assessor.jobs import enqueue_certificate, enqueue_mail
+from assessor.domain import accounts, issuing, notifications
+from assessor.domain.jobs import enqueue_certificate, enqueue_mail
 from assessor.web.extensions import db, huey, public_url, redirect_home
 from assessor.web.forms import (
     ActionForm, ForgotPasswordForm, LoginForm, NotificationsForm, ResetPasswordForm, SignupForm, attach_error,

@@ -8,10 +8,11 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
-from assessor import codeview, integrity, line_comments, reviews, submissions
-from assessor.codeview import carry_over, line_mapping
-from assessor.models import Attempt
-from assessor.source_store import changed_sources, has_sources, read_highlighted, read_source, source_paths
+from assessor.engine import codeview
+from assessor.domain import integrity, line_comments, reviews, submissions
+from assessor.engine.codeview import carry_over, line_mapping
+from assessor.domain.models import Attempt
+from assessor.domain.source_store import changed_sources, has_sources, read_highlighted, read_source, source_paths
 from assessor.web.extensions import db
 from assessor.web.forms import ActionForm
 

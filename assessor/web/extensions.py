@@ -8,12 +8,12 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlmodel import Session
 
-from assessor import accounts
-from assessor.db import make_engine
-from assessor.jobs import make_huey, settings_from_config
-from assessor.measure.artifacts import section_words
-from assessor.rubric import Rubric
-from assessor.submissions import available_rubrics
+from assessor.domain import accounts
+from assessor.domain.db import make_engine
+from assessor.domain.jobs import make_huey, settings_from_config
+from assessor.engine.measure.artifacts import section_words
+from assessor.engine.rubric import Rubric
+from assessor.domain.submissions import available_rubrics
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -49,7 +49,7 @@ def human_time(value) -> str:
 
 def waited(since, now=None) -> str:
     """How long ago, as a reader says it: "5 min", "3 h", "2 days"."""
-    from assessor.db import utcnow
+    from assessor.domain.db import utcnow
 
     if since is None:
         return "–"

@@ -6,8 +6,8 @@ from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleFiel
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from assessor.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, AccountError, check_email
-from assessor.models import ROLES
+from assessor.domain.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, AccountError, check_email
+from assessor.domain.models import ROLES
 
 try:  # WTForms 3.3 deprecates (value, label) tuples in favour of SelectChoice
     from wtforms import SelectChoice

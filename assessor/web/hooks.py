@@ -2,9 +2,9 @@
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from assessor import submissions, webhooks
-from assessor.jobs import enqueue_attempt
-from assessor.submissions import find_available
+from assessor.domain import submissions, webhooks
+from assessor.domain.jobs import enqueue_attempt
+from assessor.domain.submissions import find_available
 from assessor.web.extensions import csrf, db, huey, job_settings, rubrics, sealing_key
 
 bp = Blueprint("hooks", __name__)

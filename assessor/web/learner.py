@@ -7,15 +7,16 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from assessor import conversation, integrity, line_comments, reviews, scoring, submissions
-from assessor.attempt_summary import summarise
+from assessor.domain import conversation, integrity, line_comments, reviews, submissions
+from assessor.engine import scoring
+from assessor.domain.attempt_summary import summarise
 from assessor.certificates.render import qr_svg
-from assessor.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
+from assessor.web.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
-from assessor.jobs import enqueue_attempt
-from assessor.models import APPROVED, CHANGES_REQUESTED, HELD, SUPERSEDED
-from assessor.pipeline import STAGES
-from assessor.source_store import has_sources
+from assessor.domain.jobs import enqueue_attempt
+from assessor.domain.models import APPROVED, CHANGES_REQUESTED, HELD, SUPERSEDED
+from assessor.engine.pipeline import STAGES
+from assessor.domain.source_store import has_sources
 from assessor.web.extensions import db, huey, job_settings, rubrics
 from assessor.web.forms import ActionForm, SubmitForm, attach_error, choice
 
@@ -224,7 +225,7 @@ def _revoked_reason(certificate: dict | None) -> str | None:
 
 def _certificate_context(attempt, rubric, result) -> dict | None:
     """None when no certificate is due; else the certificate (or None while the worker issues it) and links."""
-    from assessor import issuing
+    from assessor.domain import issuing
 
     if attempt.review_state != APPROVED or result is None or result.outcome != "pass":
         return None
@@ -251,7 +252,7 @@ def _certificate_context(attempt, rubric, result) -> dict | None:
 @login_required
 def certificate_pdf(public_id: str):
     """The stored, sealed PDF: only for its owner (anyone else gets 404, as if it did not exist)."""
-    from assessor import issuing
+    from assessor.domain import issuing
 
     certificate = issuing.get_certificate(db(), public_id=public_id)
     if certificate is None or certificate.user_id != current_user.id:

@@ -10,9 +10,9 @@ from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequ
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
-from assessor import lti
+from assessor.domain import lti
 from assessor.errors import RubricError
-from assessor.submissions import find_available
+from assessor.domain.submissions import find_available
 from assessor.web.extensions import csrf, db, job_settings, rubrics, sealing_key
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")

@@ -3,12 +3,12 @@
 from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from assessor import conversation, integrity, line_comments, lti, notifications, reviews, submissions
-from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
+from assessor.domain import conversation, integrity, line_comments, lti, notifications, reviews, submissions
+from assessor.web.charts import calibration_chart, coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError
-from assessor.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
-from assessor.jobs import enqueue_certificate, enqueue_grades, enqueue_mail
-from assessor.source_store import has_sources
+from assessor.domain.models import APPROVED, AWAITING_REVIEW, CHANGES_REQUESTED, User
+from assessor.domain.jobs import enqueue_certificate, enqueue_grades, enqueue_mail
+from assessor.domain.source_store import has_sources
 from assessor.web.extensions import db, huey, public_url, role_required, rubrics
 from assessor.web.forms import ActionForm
 

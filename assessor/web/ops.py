@@ -17,10 +17,10 @@ from sqlalchemy import func, text
 from sqlmodel import select
 
 from assessor import logs
-from assessor.db import utcnow
-from assessor.metrics import Metrics
-from assessor.models import FAILED, QUEUED, RUNNING, Attempt
-from assessor.submissions import dead_letters, requeue_dead_letter
+from assessor.domain.db import utcnow
+from assessor.domain.metrics import Metrics
+from assessor.domain.models import FAILED, QUEUED, RUNNING, Attempt
+from assessor.domain.submissions import dead_letters, requeue_dead_letter
 from assessor.web.extensions import db, engine, huey, role_required
 
 logger = logging.getLogger("assessor.web")
@@ -135,7 +135,7 @@ def readyz():
 
 
 def _disk_room():
-    from assessor import diskspace
+    from assessor.domain import diskspace
 
     return diskspace.room(Path(current_app.config["WORK_ROOT"]),
                           needed_mb=int(current_app.config.get("MIN_FREE_DISK_MB", 1024)))
@@ -167,7 +167,7 @@ def metrics():
 @bp.route("/admin/jobs")
 @role_required("admin")
 def jobs_page():
-    from assessor.jobs import queued_attempt_ids
+    from assessor.domain.jobs import queued_attempt_ids
 
     session = db()
     try:
@@ -184,7 +184,7 @@ def jobs_page():
     queued = session.exec(select(func.count()).select_from(Attempt).where(Attempt.status == QUEUED)).one()
     failed = list(session.exec(select(Attempt).where(Attempt.status == FAILED, Attempt.dead_letter == False)  # noqa: E712
                                .order_by(Attempt.finished_at.desc(), Attempt.id.desc()).limit(50)))
-    from assessor.issuing import blocked_certificates
+    from assessor.domain.issuing import blocked_certificates
 
     return render_template("admin/jobs.html", depth=depth, queue_problem=queue_problem, running=running,
                            queued=queued, failed=failed, dead=dead_letters(session), orphans=orphans,
@@ -195,8 +195,8 @@ def jobs_page():
 @role_required("admin")
 def issue_again(attempt_id: int):
     """Queue the certificate of an approved attempt again, once the machines can sign."""
-    from assessor.issuing import blocked_certificates
-    from assessor.jobs import enqueue_certificate
+    from assessor.domain.issuing import blocked_certificates
+    from assessor.domain.jobs import enqueue_certificate
 
     if attempt_id not in dict(blocked_certificates(db())):
         abort(404)
@@ -213,7 +213,7 @@ def issue_again(attempt_id: int):
 @role_required("admin")
 def enqueue(attempt_id: int):
     """A queued attempt whose job is gone, queued again now (a duplicate job is harmless: one claim wins)."""
-    from assessor.jobs import enqueue_attempt
+    from assessor.domain.jobs import enqueue_attempt
 
     attempt = db().get(Attempt, attempt_id)
     if attempt is None or attempt.status != QUEUED:
@@ -231,7 +231,7 @@ def enqueue(attempt_id: int):
 @bp.route("/admin/jobs/<int:attempt_id>/requeue", methods=["POST"])
 @role_required("admin")
 def requeue(attempt_id: int):
-    from assessor.jobs import enqueue_attempt
+    from assessor.domain.jobs import enqueue_attempt
 
     session = db()
     if not requeue_dead_letter(session, attempt_id=attempt_id, actor=current_user):
@@ -239,7 +239,7 @@ def requeue(attempt_id: int):
     try:
         enqueue_attempt(huey(), attempt_id)
     except Exception as error:
-        from assessor.submissions import finish_failed
+        from assessor.domain.submissions import finish_failed
 
         finish_failed(session, attempt_id=attempt_id, from_statuses=(QUEUED,), dead_letter=True,
                       reason=f"the job queue is unavailable ({type(error).__name__})")

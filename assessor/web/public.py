@@ -10,7 +10,7 @@ from functools import lru_cache
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from assessor import issuing, ratelimit, verification, wallet
+from assessor.domain import issuing, ratelimit, verification, wallet
 from assessor.certificates import identity_matches
 from assessor.certificates import verify as v
 from assessor.certificates.badge import badge_png, badge_svg, badge_texts, bake_png, bake_svg
@@ -19,8 +19,8 @@ from assessor.certificates.credential import (
 )
 from assessor.certificates.describe import describe
 from assessor.errors import RubricError
-from assessor.models import Attempt
-from assessor.submissions import find_available, load_report
+from assessor.domain.models import Attempt
+from assessor.domain.submissions import find_available, load_report
 from assessor.web.extensions import csrf, db, engine, rubrics
 from assessor.web.jsonbody import json_body
 

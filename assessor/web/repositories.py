@@ -3,9 +3,9 @@
 from flask import Blueprint, Flask, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from assessor import repository_access, webhooks
+from assessor.domain import repository_access, webhooks
 from assessor.errors import RubricError
-from assessor.repository_access import DEPLOY_KEY_STEPS, RepositoryAccessError
+from assessor.domain.repository_access import DEPLOY_KEY_STEPS, RepositoryAccessError
 from assessor.web.extensions import db, job_settings, rubrics, sealing_key
 from assessor.web.forms import (
     ActionForm, RepositoryKeyForm, RepositoryLinkForm, RepositoryTokenForm, attach_error, choice,

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from assessor.db import DATABASE_OUTAGES
+from assessor.domain.db import DATABASE_OUTAGES
 
 logger = logging.getLogger("assessor.web")
 # Errors that mean a server is down, not that the code is wrong: a short 503 and one log line.

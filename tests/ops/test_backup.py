@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from sqlmodel import Session
 
-from assessor import issuing
-from assessor.backup import read_manifest, restore_database, restore_instance_files, take_backup
+from assessor.domain import issuing
+from assessor.domain.backup import read_manifest, restore_database, restore_instance_files, take_backup
 from assessor.certificates import verify_credential
-from assessor.db import init_db
+from assessor.domain.db import init_db
 from assessor.web import create_app
 
 from tests.web.certificate_helpers import approve, settings

@@ -2,8 +2,8 @@
 
 from huey import RedisHuey, SqliteHuey
 
-from assessor import jobs
-from assessor.db import make_engine, normalize_url
+from assessor.domain import jobs
+from assessor.domain.db import make_engine, normalize_url
 from assessor.web import create_app
 
 
@@ -50,7 +50,7 @@ def test_a_worker_that_disagrees_with_the_web_servers_is_refused_and_config_chec
     from click.testing import CliRunner
 
     from assessor.cli import main
-    from assessor.cli_admin import _record_settings
+    from assessor.cli.admin import _record_settings
 
     monkeypatch.setenv("ASSESSOR_INSTANCE", str(tmp_path / "instance"))
     monkeypatch.setenv("ASSESSOR_RUBRICS", str(rubrics_dir))

@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
-from assessor import jobs
-from assessor.models import SCORED
+from assessor.domain import jobs
+from assessor.domain.models import SCORED
 
 from tests.backends import IN_CI, PG_ENV, postgresql_schema_url
 from tests.ops.test_worker_processes import engine, queued_attempt, wait_for  # noqa: F401  (fixtures)

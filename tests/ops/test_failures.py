@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assessor import jobs
-from assessor.models import RUNNING, SCORED
+from assessor.domain import jobs
+from assessor.domain.models import RUNNING, SCORED
 
 from tests.backends import PG_ENV
 from tests.ops.test_worker_processes import engine, kinds, queued_attempt, wait_for  # noqa: F401  (fixtures)

@@ -3,9 +3,9 @@ operator's list with what was found (its subqueries are the part most likely to 
 
 import textwrap
 
-from assessor import integrity
-from assessor.sources import snapshot
-from assessor.submissions import attempt_rubric, load_report
+from assessor.domain import integrity
+from assessor.engine.sources import snapshot
+from assessor.domain.submissions import attempt_rubric, load_report
 
 from tests.copies import disguise
 from tests.integrity_capstones import PY_ORIGINAL

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from assessor import jobs
-from assessor.db import utcnow
+from assessor.domain import jobs
+from assessor.domain.db import utcnow
 from assessor.errors import IntakeError, TransientIntakeError
-from assessor.metrics import Metrics
-from assessor.models import FAILED, QUEUED, RUNNING, SCORED, Attempt, Event
-from assessor.submissions import mark_running
+from assessor.domain.metrics import Metrics
+from assessor.domain.models import FAILED, QUEUED, RUNNING, SCORED, Attempt, Event
+from assessor.domain.submissions import mark_running
 
 from tests.web.conftest import build_report
 from tests.web.test_jobs import COMMIT

@@ -4,8 +4,8 @@ import threading
 
 from sqlmodel import Session, select
 
-from assessor import mail
-from assessor.models import OutgoingMail, User
+from assessor.domain import mail
+from assessor.domain.models import OutgoingMail, User
 
 
 def test_parallel_senders_deliver_each_message_once(app, make_user, inbox):

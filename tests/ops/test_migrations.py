@@ -8,9 +8,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
-import assessor.models  # noqa: F401
-from assessor.db import init_db, make_engine
-from assessor.migrate import INITIAL_REVISION, current, head, upgrade
+import assessor.domain.models  # noqa: F401
+from assessor.domain.db import init_db, make_engine
+from assessor.domain.migrate import INITIAL_REVISION, current, head, upgrade
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlmodel import select
 
 from assessor import logs
-from assessor.db import utcnow
-from assessor.models import FAILED, QUEUED, RUNNING, Attempt, Event
+from assessor.domain.db import utcnow
+from assessor.domain.models import FAILED, QUEUED, RUNNING, Attempt, Event
 from assessor.web import create_app
 
 from tests.web.conftest import csrf_token
@@ -138,7 +138,7 @@ def test_only_admins_see_the_jobs_page(client, auth, make_user):
 
 def test_the_jobs_page_lists_queued_attempts_without_a_job_and_queues_them_again(app, client, auth, make_user,
                                                                                  make_attempt, db):
-    from assessor.jobs import enqueue_attempt, queued_attempt_ids
+    from assessor.domain.jobs import enqueue_attempt, queued_attempt_ids
     from assessor.web.extensions import huey
 
     auth.as_(make_user("admin"))
@@ -166,7 +166,7 @@ def test_low_disk_space_makes_assessments_wait_and_is_shown_to_the_admin(app, cl
                                                                         db):
     import time
 
-    from assessor import jobs
+    from assessor.domain import jobs
     from assessor.web.extensions import huey
 
     attempt = make_attempt(make_user(), status=QUEUED)

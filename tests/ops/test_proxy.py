@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from assessor.db import make_engine
-from assessor.models import RateCounter
+from assessor.domain.db import make_engine
+from assessor.domain.models import RateCounter
 
 PROXY = textwrap.dedent("""
     import http.client, http.server, sys

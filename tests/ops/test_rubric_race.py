@@ -4,9 +4,9 @@ import threading
 
 from sqlmodel import Session, select
 
-from assessor.models import RubricSnapshot
-from assessor.rubric import load_rubric
-from assessor.submissions import snapshot_rubric
+from assessor.domain.models import RubricSnapshot
+from assessor.engine.rubric import load_rubric
+from assessor.domain.submissions import snapshot_rubric
 
 
 def test_concurrent_first_uses_of_a_new_rubric_version_store_it_once(app, rubrics_dir):

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlmodel import Session, select
 
-from assessor.models import RateCounter, User
+from assessor.domain.models import RateCounter, User
 from tests.web.conftest import PASSWORD, csrf_token
 
 
@@ -204,7 +204,7 @@ def test_sign_up_is_limited_per_address_per_hour(app, client):
 
 def test_an_account_runs_a_bounded_number_of_assessments_at_once(app, client, auth, make_user, make_attempt,
                                                                  make_repo):
-    from assessor.models import Attempt, QUEUED
+    from assessor.domain.models import Attempt, QUEUED
 
     app.config["MAX_RUNNING_PER_ACCOUNT"] = 1
     learner = make_user()

@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import jobs
-from assessor.models import QUEUED, RUNNING, SCORED, Attempt, Event, StoredReport
+from assessor.domain import jobs
+from assessor.domain.models import QUEUED, RUNNING, SCORED, Attempt, Event, StoredReport
 
 from tests.web.test_queue import TINY_CAPSTONE
 

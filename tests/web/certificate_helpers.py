@@ -3,11 +3,11 @@
 import zlib
 from pathlib import Path
 
-from assessor import issuing
-from assessor.models import APPROVED, CHANGES_REQUESTED
-from assessor.reviews import save_review
-from assessor.rubric import find_rubric
-from assessor.submissions import load_report
+from assessor.domain import issuing
+from assessor.domain.models import APPROVED, CHANGES_REQUESTED
+from assessor.domain.reviews import save_review
+from assessor.engine.rubric import find_rubric
+from assessor.domain.submissions import load_report
 
 PASSING_LEVELS = {"tests": 2, "coverage": 1, "complexity": 1, "docs": 1, "design": 2, "defense": 2}
 

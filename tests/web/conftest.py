@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import accounts, jobs
-from assessor.db import init_db, utcnow
-from assessor.models import OPEN, SCORED, Attempt, Submission
-from assessor.report import Report, RubricRef
-from assessor.rubric import find_rubric
-from assessor.scoring import decide, score_measured, score_pending
-from assessor.submissions import record_event, snapshot_rubric, store_report
+from assessor.domain import accounts, jobs
+from assessor.domain.db import init_db, utcnow
+from assessor.domain.models import OPEN, SCORED, Attempt, Submission
+from assessor.engine.report import Report, RubricRef
+from assessor.engine.rubric import find_rubric
+from assessor.engine.scoring import decide, score_measured, score_pending
+from assessor.domain.submissions import record_event, snapshot_rubric, store_report
 from assessor.web import create_app
 
 from tests.jsonld_contexts import cache_dir as jsonld_cache_dir

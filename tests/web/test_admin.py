@@ -3,8 +3,8 @@
 import pytest
 from sqlmodel import select
 
-from assessor import accounts
-from assessor.models import User
+from assessor.domain import accounts
+from assessor.domain.models import User
 
 from tests.web.conftest import PASSWORD, csrf_token
 
@@ -71,7 +71,7 @@ def test_admin_post_without_csrf_is_refused(client, auth, make_user, db):
 def test_an_invited_person_chooses_their_own_password(client, auth, make_user, db):
     import re as regex
 
-    from assessor.models import OutgoingMail
+    from assessor.domain.models import OutgoingMail
 
     admin = make_user("admin", name="Ada Admin")
     auth.as_(admin)
@@ -97,7 +97,7 @@ def test_an_invited_person_chooses_their_own_password(client, auth, make_user, d
 
 
 def test_admins_find_accounts_and_mail_by_what_they_contain(client, auth, make_user, db):
-    from assessor import mail
+    from assessor.domain import mail
 
     admin = make_user("admin")
     make_user(email="grace.hopper@example.org", name="Grace Hopper")

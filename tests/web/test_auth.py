@@ -3,8 +3,8 @@
 import pytest
 from sqlmodel import select
 
-from assessor import accounts
-from assessor.models import RateCounter, User
+from assessor.domain import accounts
+from assessor.domain.models import RateCounter, User
 
 from tests.web.conftest import _CSRF, PASSWORD, csrf_token
 
@@ -191,7 +191,7 @@ def test_each_role_gets_its_own_navigation(client, auth, make_user, role, presen
     ("correct horse battery", True), ("j8Kq2vLm9xPz", True), ("Tr0ub4dor&3x" * 20, True),
 ])
 def test_guessable_passwords_are_refused_with_the_reason(password, accepted):
-    from assessor.accounts import AccountError, check_password, personal_words
+    from assessor.domain.accounts import AccountError, check_password, personal_words
 
     hints = personal_words("grace.hopper@example.org", "Grace Hopper")
     if accepted:
@@ -220,8 +220,8 @@ def test_guessing_from_elsewhere_never_locks_the_owner_out_of_their_own_address(
 def test_spread_guesses_are_slowed_by_a_delay_that_doubles_up_to_its_bound(db, make_user):
     from datetime import timedelta
 
-    from assessor import accounts
-    from assessor.db import utcnow
+    from assessor.domain import accounts
+    from assessor.domain.db import utcnow
 
     user = make_user()
     limits = accounts.LoginLimits(max_failures=3, max_delay=timedelta(seconds=8))

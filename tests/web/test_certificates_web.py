@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from pypdf import PdfReader, PdfWriter
 from sqlmodel import func, select
 
-from assessor import issuing
-from assessor.cli_certificates import register
-from assessor.models import Certificate, OutgoingMail
+from assessor.domain import issuing
+from assessor.cli.certificates import register
+from assessor.domain.models import Certificate, OutgoingMail
 
 from tests.web.certificate_helpers import approve, settings
 from tests.web.conftest import csrf_token
@@ -396,7 +396,7 @@ def test_cli_declares_a_key_compromised(cli, certificate, db, app, tmp_path):
 
 
 def test_init_creates_the_signing_key(tmp_path, rubrics_dir, monkeypatch):
-    from assessor.cli_admin import register as register_admin
+    from assessor.cli.admin import register as register_admin
 
     instance = tmp_path / "inst"
     monkeypatch.setenv("ASSESSOR_INSTANCE", str(instance))

@@ -1,6 +1,6 @@
 """Server-side SVG charts: drawn from numbers, labels escaped, empty input draws nothing."""
 
-from assessor.charts import calibration_chart, coverage_bars, coverage_files_from_report, rank_distribution
+from assessor.web.charts import calibration_chart, coverage_bars, coverage_files_from_report, rank_distribution
 
 
 def test_coverage_bars_escape_labels_and_sort_weakest_first():

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from assessor.cli_admin import register
+from assessor.cli.admin import register
 
 from tests.web.conftest import PASSWORD
 
@@ -80,7 +80,7 @@ def test_commands_without_init_explain_what_to_do(cli):
 
 
 def test_commands_are_registered_on_the_main_cli():
-    from assessor.cli_admin import users
+    from assessor.cli.admin import users
 
     group = click.Group("x")
     register(group)

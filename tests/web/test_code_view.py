@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor.models import SCORED, Attempt, LineComment, SourceFileRow
-from assessor.submissions import load_report
+from assessor.domain.models import SCORED, Attempt, LineComment, SourceFileRow
+from assessor.domain.submissions import load_report
 
 from tests.conftest import git, write_tree
 from tests.web.conftest import csrf_token

@@ -6,8 +6,8 @@ import json
 import pytest
 from sqlmodel import select
 
-from assessor import integrity
-from assessor.models import CommitEmail, StoredReport
+from assessor.domain import integrity
+from assessor.domain.models import CommitEmail, StoredReport
 
 from tests.web.conftest import csrf_token
 from tests.web.test_mail import PUBLIC, link_in

@@ -6,7 +6,7 @@ import html
 import pytest
 from sqlmodel import select
 
-from assessor.models import (
+from assessor.domain.models import (
     APPROVED, CHANGES_REQUESTED, Certificate, CriterionRequest, Event, LineComment, OutgoingMail, Review,
 )
 
@@ -142,8 +142,8 @@ def test_another_courses_mentor_cannot_answer(client, auth, db, app, make_user, 
 
 def test_learner_and_mentor_reply_under_a_line_comment_and_edit_their_own(
         client, auth, db, app, make_attempt, learner, mentor):
-    from assessor import line_comments
-    from assessor.reviews import start_review
+    from assessor.domain import line_comments
+    from assessor.domain.reviews import start_review
 
     attempt = make_attempt(learner)
     start_review(db, mentor=mentor, attempt=attempt)

@@ -11,7 +11,7 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import KeySet
 
-from assessor import issuing
+from assessor.domain import issuing
 from assessor.certificates import verify_credential, verify_pdf
 from assessor.errors import CertificateError
 

@@ -4,7 +4,7 @@ approved until the mentor acknowledges the flag with a reason."""
 import pytest
 from sqlmodel import select
 
-from assessor.models import APPROVED, Attempt, Event, Review, ReviewLevel, StoredReport
+from assessor.domain.models import APPROVED, Attempt, Event, Review, ReviewLevel, StoredReport
 
 from tests.web.test_mentor import review_url, save, start
 

@@ -9,10 +9,10 @@ import jwt as pyjwt
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import issuing
+from assessor.domain import issuing
 from assessor.certificates import verify_credential, verify_pdf
 from assessor.certificates.describe import describe
-from assessor.models import CHANGES_REQUESTED, Certificate, Event
+from assessor.domain.models import CHANGES_REQUESTED, Certificate, Event
 
 from tests.web.certificate_helpers import approve, settings
 
@@ -133,7 +133,7 @@ def test_the_private_key_is_sealed_in_the_database_and_any_machine_with_the_key_
 
 def test_key_files_of_an_earlier_version_are_sealed_in_and_destroyed(db, app):
     from assessor.certificates import generate_key
-    from assessor.models import SigningKey
+    from assessor.domain.models import SigningKey
 
     keys_dir = Path(app.config["KEYS_DIR"])
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -253,7 +253,7 @@ def test_status_list_has_the_revoked_bit(db, app, approved, make_user):
 
 
 def test_retried_task_issues_once(app, db, approved):
-    from assessor.jobs import make_huey, settings_from_config
+    from assessor.domain.jobs import make_huey, settings_from_config
 
     queue = make_huey(settings_from_config({**app.config, "QUEUE_IMMEDIATE": True}))
     queue.assessor_certificate_task(approved.id)
@@ -283,7 +283,7 @@ def test_a_worker_that_cannot_sign_tells_the_admin_and_the_learner_and_the_certi
         app, db, approved, learner, make_user, client, auth):
     import time
 
-    from assessor import jobs
+    from assessor.domain import jobs
     from tests.web.conftest import csrf_token
 
     issuing.active_key(db, settings=settings(app))  # the web servers' key, sealed under their secret

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, func, select
 
-from assessor import jobs
-from assessor.db import utcnow
+from assessor.domain import jobs
+from assessor.domain.db import utcnow
 from assessor.errors import IntakeError, SandboxError
-from assessor.models import FAILED, QUEUED, RUNNING, SCORED, Attempt, Event, StoredReport
+from assessor.domain.models import FAILED, QUEUED, RUNNING, SCORED, Attempt, Event, StoredReport
 
 from tests.conftest import git
 from tests.web.conftest import build_report

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor import accounts, reviews
-from assessor.db import init_db
-from assessor.models import FAILED, IN_REVIEW, QUEUED, Attempt, Event, SelfAssessment, Submission
-from assessor.rubric import find_rubric
-from assessor.submissions import store_report
+from assessor.domain import accounts, reviews
+from assessor.domain.db import init_db
+from assessor.domain.models import FAILED, IN_REVIEW, QUEUED, Attempt, Event, SelfAssessment, Submission
+from assessor.engine.rubric import find_rubric
+from assessor.domain.submissions import store_report
 from assessor.web import create_app
 from assessor.web.extensions import huey as app_huey
 
@@ -309,7 +309,7 @@ def test_the_attempt_page_opens_with_where_it_stands_and_the_next_step(client, a
 
 def test_after_self_assessing_the_next_step_is_the_review_and_after_approval_the_certificate(
         client, auth, db, app, make_user, make_attempt):
-    from assessor import issuing
+    from assessor.domain import issuing
     from tests.web.certificate_helpers import approve, settings
 
     learner = make_user(name="Ada")
@@ -341,8 +341,8 @@ def test_after_self_assessing_the_next_step_is_the_review_and_after_approval_the
 
 def test_replacing_an_attempt_that_waits_for_review_is_confirmed_and_can_be_undone(client, auth, db, make_user,
                                                                                 make_attempt, make_repo):
-    from assessor.models import OPEN, SUPERSEDED
-    from assessor.submissions import _supersede_older
+    from assessor.domain.models import OPEN, SUPERSEDED
+    from assessor.domain.submissions import _supersede_older
 
     learner = make_user()
     waiting = make_attempt(learner)
@@ -525,8 +525,8 @@ def test_an_attempt_that_cannot_pass_leads_with_what_gains_the_most_points(clien
 def _scored_now(db, app, attempt, *, passed: int, commit: str | None = None):
     """The worker's last step for `attempt`: its report stored and the attempt scored."""
     from tests.web.conftest import build_report
-    from assessor.rubric import find_rubric
-    from assessor.submissions import finish_scored, store_report
+    from assessor.engine.rubric import find_rubric
+    from assessor.domain.submissions import finish_scored, store_report
 
     rubric = find_rubric(attempt.rubric_id, Path(app.config["RUBRICS_DIR"]))
     stored, reused = store_report(db, report=build_report(rubric, commit=commit or "f" * 40, passed=passed))
@@ -540,7 +540,7 @@ def _scored_now(db, app, attempt, *, passed: int, commit: str | None = None):
 
 def test_an_attempt_that_cannot_pass_reaches_a_mentor_only_when_its_learner_asks(client, auth, db, app, make_user,
                                                                               make_attempt):
-    from assessor.models import HELD, OPEN
+    from assessor.domain.models import HELD, OPEN
 
     learner = make_user()
     attempt = _scored_now(db, app, make_attempt(learner, status="queued"), passed=0)
@@ -563,9 +563,9 @@ def test_an_attempt_that_cannot_pass_reaches_a_mentor_only_when_its_learner_asks
 
 def test_the_commit_a_mentor_asked_changes_to_is_not_sent_to_review_again(client, auth, db, app, make_user,
                                                                          make_attempt):
-    from assessor.models import HELD
+    from assessor.domain.models import HELD
     from tests.web.certificate_helpers import approve
-    from assessor.models import CHANGES_REQUESTED
+    from assessor.domain.models import CHANGES_REQUESTED
 
     learner = make_user()
     first = make_attempt(learner, commit="a" * 40)

@@ -12,8 +12,8 @@ import pytest
 import requests
 from sqlmodel import func, select
 
-from assessor import lti
-from assessor.models import Attempt, LtiAccount, LtiGradeSend, User
+from assessor.domain import lti
+from assessor.domain.models import Attempt, LtiAccount, LtiGradeSend, User
 
 from tests.lti_platform import INSTRUCTOR, LEARNER, PlatformUser, TestPlatform
 
@@ -106,7 +106,7 @@ def test_launch_submit_review_and_the_grade_reaches_the_lms(app, db, tool, platf
     # the admin sees each score's delivery
     admin = requests.Session()
     from tests.web.conftest import PASSWORD
-    from assessor import accounts
+    from assessor.domain import accounts
 
     accounts.create_user(db, email="root@example.org", password=PASSWORD, role="admin")
     db.commit()

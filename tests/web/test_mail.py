@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from assessor import accounts, jobs
-from assessor.db import init_db, utcnow
-from assessor.models import Certificate, OutgoingMail, User
+from assessor.domain import accounts, jobs
+from assessor.domain.db import init_db, utcnow
+from assessor.domain.models import Certificate, OutgoingMail, User
 from assessor.web import create_app
 
 from tests.web.conftest import PASSWORD, Auth, csrf_token

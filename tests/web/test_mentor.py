@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from assessor.models import APPROVED, CHANGES_REQUESTED, IN_REVIEW, OPEN, Attempt, Event, Review, ReviewLevel
-from assessor.reviews import final_score, get_review, review_levels
-from assessor.rubric import find_rubric
-from assessor.scoring import decide, score_given
-from assessor.submissions import load_report
+from assessor.domain.models import APPROVED, CHANGES_REQUESTED, IN_REVIEW, OPEN, Attempt, Event, Review, ReviewLevel
+from assessor.domain.reviews import final_score, get_review, review_levels
+from assessor.engine.rubric import find_rubric
+from assessor.engine.scoring import decide, score_given
+from assessor.domain.submissions import load_report
 
 from tests.web.test_learner import self_assessment_data
 
@@ -333,7 +333,7 @@ def test_review_page_links_each_error_and_offers_descriptors_and_the_previous_at
 def test_each_queue_row_shows_what_triage_needs(client, auth, make_user, make_attempt, mentor, db):
     from datetime import timedelta
 
-    from assessor.db import utcnow
+    from assessor.domain.db import utcnow
 
     waiting, failing = make_attempt(make_user(name="Wai Ting")), make_attempt(make_user(name="Fay Ling"), passed=0)
     waiting.finished_at = utcnow() - timedelta(hours=5)

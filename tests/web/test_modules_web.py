@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import func, select
 
-from assessor.cli_certificates import register
-from assessor.models import ApiToken, ModuleResult
+from assessor.cli.certificates import register
+from assessor.domain.models import ApiToken, ModuleResult
 
 from tests.web.conftest import csrf_token
 
@@ -167,7 +167,7 @@ def test_an_api_key_writes_results_only_for_its_own_courses(client, db, cli):
 
 
 def test_admins_browse_recorded_results_by_course_and_learner(client, auth, make_user, db):
-    from assessor import modules
+    from assessor.domain import modules
 
     rows = modules.check_records([(n, {"email": f"learner{n}@example.org", "course": "test-capstone",
                                        "module": f"m{n}", "title": f"Module {n}", "score": 80, "max_score": 100,

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
 
-from assessor import issuing
-from assessor.cli_certificates import register
+from assessor.domain import issuing
+from assessor.cli.certificates import register
 
 from tests.node_verifiers import verify_data_integrity
 from tests.web.certificate_helpers import approve, settings

@@ -9,14 +9,14 @@ from dataclasses import replace
 import pytest
 from sqlmodel import select
 
-from assessor import integrity, jobs
-from assessor.models import SCORED, Attempt, FingerprintRow, SimilarityMatch, StoredReport, User
-from assessor.rubric import IntegrityRules
+from assessor.domain import integrity, jobs
+from assessor.domain.models import SCORED, Attempt, FingerprintRow, SimilarityMatch, StoredReport, User
+from assessor.engine.rubric import IntegrityRules
 from assessor.samples import NODE_PASSING_TREE
-from assessor.similarity import ENGINE
-from assessor.source_store import store_sources
-from assessor.sources import snapshot
-from assessor.submissions import attempt_rubric, load_report
+from assessor.engine.similarity import ENGINE
+from assessor.domain.source_store import store_sources
+from assessor.engine.sources import snapshot
+from assessor.domain.submissions import attempt_rubric, load_report
 
 from tests.copies import disguise
 from tests.integrity_capstones import PY_HONEST, PY_ORIGINAL, TS_HONEST, TS_ORIGINAL

@@ -19,7 +19,7 @@ from jwcrypto import jws as jwcrypto_jws
 from PIL import Image
 from pyld import jsonld
 
-from assessor import issuing, modules
+from assessor.domain import issuing, modules
 from assessor.certificates.badge import PNG_KEYWORD, SVG_NAMESPACE
 
 from tests.jsonld_contexts import OB_V303, VC_V2, published_contexts

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from assessor import repository_access
+from assessor.domain import repository_access
 from assessor.certificates.sealing import key_encryption_key, unseal
-from assessor.models import Attempt, RepositoryKey, StoredReport
+from assessor.domain.models import Attempt, RepositoryKey, StoredReport
 
 from tests.sshserver import git_ssh_server  # noqa: F401 (fixture)
 
@@ -151,7 +151,7 @@ def test_git_hosts_are_refused_without_their_published_keys(value, problem):
 def test_a_token_is_sent_only_to_its_own_host_never_in_the_url():
     import tempfile
 
-    from assessor.intake import GitCredentials, SourcePolicy, _clean_environment
+    from assessor.engine.intake import GitCredentials, SourcePolicy, _clean_environment
 
     credentials = GitCredentials(token="ghp_example_token_123", token_host="git.example.org", token_user="oauth2")
     with tempfile.TemporaryDirectory() as scratch:

@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlmodel import Session, func, select
 
-from assessor.models import FAILED, SCORED, Attempt, Event, StoredReport
+from assessor.domain.models import FAILED, SCORED, Attempt, Event, StoredReport
 
 from tests.conftest import git
 from tests.web.conftest import csrf_token

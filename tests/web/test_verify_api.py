@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from assessor import issuing
+from assessor.domain import issuing
 from assessor.certificates import sign_credential
 
 from tests.web.certificate_helpers import approve, bomb_pdf, settings

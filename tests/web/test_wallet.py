@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from assessor import issuing, wallet
+from assessor.domain import issuing, wallet
 from assessor.certificates import dataintegrity
 
 from tests.web.certificate_helpers import approve, settings
@@ -142,7 +142,7 @@ def test_did_web_of_an_address(url, did, path):
 
 
 def test_the_learner_adds_the_certificate_to_a_wallet_by_link_qr_or_file(client, auth, db, certificate, make_user):
-    from assessor.models import User
+    from assessor.domain.models import User
 
     auth.as_(db.get(User, certificate.user_id))
     url = f"/learner/attempts/{certificate.attempt_id}"

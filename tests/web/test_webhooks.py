@@ -12,7 +12,7 @@ import uuid
 import pytest
 from sqlmodel import func, select
 
-from assessor.models import Attempt, RepositoryKey, WebhookDelivery
+from assessor.domain.models import Attempt, RepositoryKey, WebhookDelivery
 
 from tests.conftest import git
 from tests.sshserver import git_ssh_server  # noqa: F401 (fixture)
@@ -176,7 +176,7 @@ def test_a_later_push_replaces_a_queued_attempt(app, db, client, auth, make_user
     # while the learner has an attempt of this capstone running, the pushed one waits its turn, unclaimed
     from sqlmodel import Session
 
-    from assessor import jobs
+    from assessor.domain import jobs
 
     replaced.status = "running"
     db.add(replaced)

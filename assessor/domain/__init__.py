@@ -1,0 +1,1 @@
+"""The service's domain over the database: accounts, submissions, reviews, certificates issued, the job queue."""

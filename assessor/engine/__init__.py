@@ -1,0 +1,1 @@
+"""The engine: a repository in, a scored report out (no database, no web)."""
