@@ -1,7 +1,6 @@
 """After a decision, a learner asks about a criterion or requests a regrade, and a mentor answers (and may change the
 level); plain functions over a session."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -251,13 +250,3 @@ def open_requests(session: Session, *, mentor: User, page: int = 1, per_page: in
         items.append(OpenRequestRow(request, attempt, learner.display_name,
                                     titles[key].get(request.criterion_id, request.criterion_id)))
     return Page(items, page, per_page, total)
-
-
-def open_counts(session: Session, *, attempt_ids: list[int]) -> Mapping[int, int]:
-    """Unanswered requests per attempt, for the queue's rows."""
-    if not attempt_ids:
-        return {}
-    rows = session.exec(select(CriterionRequest.attempt_id, func.count())
-                        .where(CriterionRequest.attempt_id.in_(attempt_ids), CriterionRequest.answered_at.is_(None))
-                        .group_by(CriterionRequest.attempt_id)).all()
-    return dict(rows)

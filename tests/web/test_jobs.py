@@ -218,3 +218,10 @@ def test_config_to_settings_and_source_policy():
     assert settings.source_policy.allowed_hosts == frozenset({"github.com", "gitlab.com"})
     assert settings.source_policy.allowed_schemes == frozenset({"https", "ssh"})
     assert settings.source_policy.allow_local is False and settings.job_timeout_seconds == 60.0
+
+
+@pytest.mark.parametrize("task", ["run_attempt", "issue_certificate", "send_mail", "send_grades", "reap_stale"])
+def test_jobs_queued_before_the_package_took_layers_still_find_their_task(settings, task):
+    """A queued job names its task by the module it was defined in; that was assessor.jobs."""
+    queue = jobs.make_huey(settings)
+    assert queue._registry.string_to_task(f"assessor.jobs.assessor.{task}") is not None
