@@ -249,6 +249,21 @@ def users_courses(email, rubric_ids) -> None:
     click.echo(f"{email}: courses {', '.join(sorted(rubric_ids)) or 'none'}")
 
 
+
+def _started_app():
+    """The app a long-running command (serve, worker) works with: logs set up, the instance folder and its secret
+    key made on a fresh machine (the embedded default comes up with nothing but this command), the database
+    brought up to date."""
+    from assessor import logs
+
+    logs.configure()
+    if write_secret_key(resolve_paths().instance):
+        click.echo("first start: created the instance folder and its secret key", err=True)
+    app = _app()
+    logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
+    _init_database(app)
+    return app
+
 @click.command()
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="Jobs run at once.")
 @click.option("--type", "worker_type", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
@@ -262,7 +277,6 @@ def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None
     """Run the assessment worker (huey consumer). SIGINT or SIGTERM: running jobs may finish (up to 30 s); any
     still running then are handed back to the queue for another worker."""
     from assessor.domain import jobs
-    from assessor import logs
 
     # Started in the background by a shell (`serve &`, nohup), the worker inherits SIGINT ignored; SIGINT is
     # how it is told to stop at once.
@@ -271,13 +285,7 @@ def worker(workers, worker_type, metrics_port, metrics_host, parent_pid) -> None
         from assessor.domain.embedded_worker import stop_with_parent
 
         stop_with_parent(parent_pid)
-    logs.configure()
-    # The embedded default must come up on a fresh machine with nothing but this command.
-    if write_secret_key(resolve_paths().instance):
-        click.echo("first start: created the instance folder and its secret key", err=True)
-    app = _app()
-    logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
-    _init_database(app)
+    app = _started_app()
     _refuse_other_settings(app)
     settings = jobs.settings_from_config(app.config)
     try:
@@ -316,15 +324,7 @@ def serve(host, port, threads, workers) -> None:
     """Serve the web app with waitress and, for the embedded queue, an assessment worker beside it."""
     from waitress import create_server
 
-    from assessor import logs
-
-    logs.configure()
-    # The embedded default must come up on a fresh machine with nothing but this command.
-    if write_secret_key(resolve_paths().instance):
-        click.echo("first start: created the instance folder and its secret key", err=True)
-    app = _app()
-    logs.configure(app.config.get("LOG_FORMAT"))  # the instance config may ask for JSON lines
-    _init_database(app)
+    app = _started_app()
     _record_settings(app)
     embedded = None
     if workers and app.config["QUEUE_URL"].startswith("sqlite:///"):

@@ -156,32 +156,26 @@ def forgot_password():
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
-    form = ResetPasswordForm()
-    if form.validate_on_submit():
-        session_db = db()
-        try:
-            user = accounts.reset_password(session_db, raw=token, password=form.password.data)
-            session_db.commit()
-        except accounts.AccountError as error:
-            session_db.rollback()
-            attach_error(form, error.field or None, str(error))
-        else:
-            logout_user()
-            session.clear()
-            flash(f"Your password is changed and every device was signed out. Sign in as {user.email}.", "success")
-            return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password.html", form=form), 400 if form.errors or form.form_errors else 200
+    return _choose_password(token, accounts.reset_password, welcome=False,
+                            done="Your password is changed and every device was signed out. Sign in as {email}.")
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
     """An invited person chooses their password (the link in the invitation an admin sent)."""
+    return _choose_password(token, accounts.accept_invitation, welcome=True,
+                            done="Welcome: your password is set. Sign in as {email}.")
+
+
+def _choose_password(token: str, use_link, *, welcome: bool, done: str):
+    """A password chosen from an e-mailed link: `use_link(session, raw=, password=)` checks the link and sets it."""
     form = ResetPasswordForm()
-    form.password.label.text = "Your password"
+    if welcome:
+        form.password.label.text = "Your password"
     if form.validate_on_submit():
         session_db = db()
         try:
-            user = accounts.accept_invitation(session_db, raw=token, password=form.password.data)
+            user = use_link(session_db, raw=token, password=form.password.data)
             session_db.commit()
         except accounts.AccountError as error:
             session_db.rollback()
@@ -189,9 +183,9 @@ def accept_invitation(token: str):
         else:
             logout_user()
             session.clear()
-            flash(f"Welcome: your password is set. Sign in as {user.email}.", "success")
+            flash(done.format(email=user.email), "success")
             return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password.html", form=form, welcome=True), \
+    return render_template("auth/reset_password.html", form=form, welcome=welcome), \
         400 if form.errors or form.form_errors else 200
 
 
