@@ -755,3 +755,18 @@ def test_a_failing_assertion_keeps_its_whole_diff_line_by_line(make_repo, settin
     assert failure["name"] == "test_stock"
     assert "'item39': 39" in failure["message"] and "'item39': 0" in failure["message"]
     assert "-vv" not in failure["message"] and "\n" in failure["message"]
+
+
+def test_a_project_on_pytest_7_that_turns_warnings_into_errors_still_runs(make_repo, settings, rubric):
+    """A project pinned to pytest 7 (which has no option for whole diffs) with warnings as errors runs as before."""
+    repo = make_repo({
+        "requirements.txt": "pytest==7.4.0\n",
+        "pyproject.toml": '[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n',
+        "shop/__init__.py": "def answer():\n    return 42\n",
+        "tests/test_shop.py": "from shop import answer\n\n\ndef test_answer():\n    assert answer() == 42\n\n\n"
+                              "def test_wrong():\n    assert answer() == 41\n",
+    })
+    report = assess(str(repo), rubric, settings=settings)
+    assert (report.tests["passed"], report.tests["failed"], report.tests["errors"]) == (1, 1, 0)
+    [failure] = report.failures
+    assert failure["name"] == "test_wrong" and "assert 42 == 41" in failure["message"]

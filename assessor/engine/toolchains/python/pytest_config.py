@@ -166,10 +166,6 @@ def pytest_arguments(*, root: Path, out_dir: Path, kept_addopts: list[str], coll
                  "required_plugins=", "console_output_style=classic", "junit_suite_name=pytest"]
     if python_files:
         overrides.append("python_files=" + " ".join(python_files))
-    if not {"--strict-config", "--strict"} & set(kept_addopts):
-        # pytest 8's whole assertion diff, which the learner cannot ask for with -vv here; older pytest only
-        # warns of an unknown option, but refuses it under --strict-config.
-        overrides.append("verbosity_assertions=2")
     args = [*kept_addopts]
     for override in overrides:
         args += ["-o", override]

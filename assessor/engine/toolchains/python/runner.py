@@ -271,6 +271,13 @@ def one_mutant(channel, item, pytest_args, pytest, changed):
     return {**reported, "verdict": "ran", "seconds": round(time.monotonic() - began, 3)}
 
 
+def whole_diffs(pytest):
+    """An assertion's whole diff in the failure message (the learner cannot ask for -vv here). The option exists
+    from pytest 8; an older pytest is not given it."""
+    major = pytest.__version__.split(".")[0]
+    return ["-o", "verbosity_assertions=2"] if major.isdigit() and int(major) >= 8 else []
+
+
 def main():
     mode, control, out_dir, project = sys.argv[1:5]
     pytest_args = sys.argv[6:]
@@ -308,7 +315,7 @@ def main():
     cov.start()
     canary.begin()
     try:
-        code = int(pytest.main(pytest_args, plugins=[observer]))
+        code = int(pytest.main([*whole_diffs(pytest), *pytest_args], plugins=[observer]))
     except BaseException as error:
         cov.stop()
         message["error"] = repr(error)[:500]
