@@ -103,14 +103,17 @@ class FlagColumns:
         return or_(self.same_work, self.near_copy)
 
 
-def flag_columns() -> FlagColumns:
-    def shared(column):
-        statement = select(column).select_from(Attempt)
-        if column is not Attempt.commit:  # the commit needs no report (and the index on it serves the grouping)
-            statement = statement.join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
-        return (statement.where(Attempt.status == SCORED, column.is_not(None)).group_by(column)
-                .having(func.count(func.distinct(Attempt.user_id)) > 1))
+def _shared(column, among=None):
+    """The values of `column` (a commit or a tree) that more than one learner submitted, `among` those given."""
+    statement = select(column).select_from(Attempt)
+    if column is not Attempt.commit:  # the commit needs no report (and the index on it serves the grouping)
+        statement = statement.join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
+    condition = column.is_not(None) if among is None else column.in_(among)
+    return (statement.where(Attempt.status == SCORED, condition).group_by(column)
+            .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
+
+def flag_columns() -> FlagColumns:
     larger = case((SimilarityMatch.percent > SimilarityMatch.module_percent, SimilarityMatch.percent),
                   else_=SimilarityMatch.module_percent)
     highest = (select(func.max(larger))
@@ -118,7 +121,7 @@ def flag_columns() -> FlagColumns:
                           SimilarityMatch.other_report_id == Attempt.report_id))
                .correlate(Attempt).scalar_subquery())
     return FlagColumns(
-        same_work=or_(Attempt.commit.in_(shared(Attempt.commit)), StoredReport.tree.in_(shared(StoredReport.tree))),
+        same_work=or_(Attempt.commit.in_(_shared(Attempt.commit)), StoredReport.tree.in_(_shared(StoredReport.tree))),
         near_copy=Attempt.report_id.in_(_near_copy_reports()), highest_percent=highest)
 
 
@@ -136,11 +139,7 @@ def flags_for(session: Session, *, attempts: list[Attempt]) -> dict[int, Attempt
         return {}
 
     def shared(column, values):
-        statement = select(column).select_from(Attempt)
-        if column is not Attempt.commit:
-            statement = statement.join(StoredReport, StoredReport.id == Attempt.report_id, isouter=True)
-        return set(session.exec(statement.where(Attempt.status == SCORED, column.in_(values)).group_by(column)
-                                .having(func.count(func.distinct(Attempt.user_id)) > 1)))
+        return set(session.exec(_shared(column, values)))
 
     report_ids = {attempt.report_id for attempt in scored if attempt.report_id}
     trees = dict(session.exec(select(StoredReport.id, StoredReport.tree).where(

@@ -379,19 +379,6 @@ def final_score(rubric: Rubric, report: Report, levels: Mapping[str, ReviewLevel
     return FinalScore(tuple(scores), tuple(gates), score)
 
 
-def acknowledge_integrity(session: Session, *, mentor: User, attempt: Attempt, reason: Any) -> Review:
-    """The reviewing mentor's reason for going on despite the integrity flags, kept on the review and the timeline."""
-    review = get_review(session, attempt=attempt)
-    if review is None or review.mentor_id != mentor.id or review.decided_at is not None:
-        raise ReviewError("only the mentor reviewing this attempt can acknowledge its flags, before the decision")
-    text, problem = _acknowledgement(reason)
-    if problem:
-        raise ReviewError("the acknowledgement was not saved", {"integrity_reason": problem})
-    _acknowledge(session, review=review, attempt=attempt, mentor=mentor, text=text)
-    session.commit()
-    return review
-
-
 def _acknowledgement(reason: Any) -> tuple[str, str | None]:
     """The reason as kept, and what is wrong with it (None when nothing is)."""
     text = reason.strip() if isinstance(reason, str) else ""

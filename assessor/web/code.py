@@ -110,10 +110,10 @@ def _file_context(attempt: Attempt, is_learner: bool, path: str, *, errors=None,
                               criteria=criteria, highlighted=highlighted,
                               failures=list(report.failures or ()) if report else [])
     # Previous and next walk the files the index lists (those with evidence), in its folder order.
-    walked = [entry.path for _, entries in codeview.by_folder(
-        [entry for entry in _evidence_entries(attempt, is_learner, report, rubric,
-                                              source_paths(session, commit=attempt.commit))
-         if _has_evidence(entry) or entry.path == path]) for entry in entries]
+    listed = [entry for entry in _evidence_entries(attempt, is_learner, report, rubric,
+                                                   source_paths(session, commit=attempt.commit))
+              if _has_evidence(entry) or entry.path == path]
+    walked = [entry.path for _, files in codeview.by_folder(listed) for entry in files]
     before, after = codeview.neighbours(walked, path)
     can_comment = not is_learner and line_comments.can_comment(session, attempt=attempt, user=current_user)
     action_form = ActionForm()
@@ -310,12 +310,6 @@ def answer_comment(attempt_id: int, comment_id: int):
         return render_template("code/file.html", **context), 400 if error.errors else 409
     flash("Reply sent." if kind == "reply" else "Comment changed.", "success")
     return redirect(url_for("code.file", attempt_id=attempt.id, path=path, _anchor=f"comment-{saved.id}"))
-
-
-@bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/<any(reply, edit):action>", methods=["GET"])
-@login_required
-def answer_address(attempt_id: int, comment_id: int, action: str):
-    return comments_address(attempt_id)
 
 
 @bp.route("/<int:attempt_id>/code-comments/<int:comment_id>/delete", methods=["POST"])

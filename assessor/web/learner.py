@@ -148,12 +148,6 @@ def ask(attempt_id: int):
     return redirect(url_for("learner.attempt", attempt_id=attempt.id, _anchor="requests"))
 
 
-@bp.route("/attempts/<int:attempt_id>/requests", methods=["GET"])
-@login_required
-def ask_address(attempt_id: int):
-    return redirect(url_for("learner.attempt", attempt_id=_own_attempt(attempt_id).id, _anchor="requests"))
-
-
 def _attempt_page(attempt, *, ask_values=None, ask_errors=None):
     session = db()
     report, rubric, charts = _report_context(attempt)

@@ -176,36 +176,6 @@ def start(attempt_id: int):
     return redirect(url_for("mentor.review", attempt_id=attempt.id))
 
 
-@bp.route("/attempts/<int:attempt_id>/acknowledge", methods=["GET"])
-@bp.route("/attempts/<int:attempt_id>/review", methods=["GET"])
-@role_required("mentor", "admin")
-def back_to_review(attempt_id: int):
-    """A form's address opened again (a reload after an error, a bookmark): the review page itself."""
-    return redirect(url_for("mentor.review", attempt_id=_attempt(attempt_id).id))
-
-
-@bp.route("/attempts/<int:attempt_id>/acknowledge", methods=["POST"])
-@role_required("mentor", "admin")
-def acknowledge(attempt_id: int):
-    """The acknowledgement alone (API clients and pages without the review form); the page sends it with the
-    review form so nothing typed there is lost."""
-    attempt = _attempt(attempt_id)
-    if not ActionForm().validate_on_submit():
-        abort(400)
-    session = db()
-    reason = request.form.get("integrity_reason", "")
-    try:
-        reviews.acknowledge_integrity(session, mentor=current_user, attempt=attempt, reason=reason)
-    except reviews.ReviewError as error:
-        session.rollback()
-        session.refresh(attempt)
-        context = _review_context(attempt, errors=error.errors or {"form": str(error)})
-        context["integrity_value"] = reason
-        return render_template("mentor/review.html", **context), 400 if error.errors else 409
-    flash("Flag acknowledged: your reason is on the timeline. You can now decide.", "success")
-    return redirect(url_for("mentor.review", attempt_id=attempt.id))
-
-
 @bp.route("/attempts/<int:attempt_id>/review", methods=["POST"])
 @role_required("mentor", "admin")
 def save(attempt_id: int):
@@ -286,12 +256,6 @@ def answer(attempt_id: int, request_id: int):
     enqueue_mail(huey())
     flash("Answer sent" + (": the level and the final score changed." if answered.level_changed else "."), "success")
     return redirect(url_for("mentor.review", attempt_id=attempt.id, _anchor=f"request-{request_id}"))
-
-
-@bp.route("/attempts/<int:attempt_id>/requests/<int:request_id>/answer", methods=["GET"])
-@role_required("mentor", "admin")
-def answer_address(attempt_id: int, request_id: int):
-    return redirect(url_for("mentor.review", attempt_id=_attempt(attempt_id).id, _anchor=f"request-{request_id}"))
 
 
 def _queue_certificate(attempt_id: int) -> None:

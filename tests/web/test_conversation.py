@@ -137,7 +137,8 @@ def test_another_courses_mentor_cannot_answer(client, auth, db, app, make_user, 
     request = db.exec(select(CriterionRequest)).one()
     auth.as_(make_user("mentor", courses=["other-capstone"]))
     assert answer(auth, attempt, request.id).status_code == 404
-    assert client.get(f"/mentor/attempts/{attempt.id}/requests/{request.id}/answer").status_code == 404
+    reopened = client.get(f"/mentor/attempts/{attempt.id}/requests/{request.id}/answer")
+    assert reopened.status_code == 302 and client.get(reopened.headers["Location"]).status_code == 404
 
 
 def test_learner_and_mentor_reply_under_a_line_comment_and_edit_their_own(
