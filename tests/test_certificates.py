@@ -678,6 +678,12 @@ def _pdf_attack(name, sealed, pdf, issuer):
         out = io.BytesIO()
         writer.write(out)
         return out.getvalue()
+    if name == "object_stream_filter_misspelled":
+        # pypdf answers an unknown filter name with NotImplementedError, which is no parse error of its own
+        start = sealed.index(b"/ObjStm")
+        dictionary_start = sealed.rindex(b" obj", 0, start)
+        filter_at = sealed.index(b"/FlateDecode", dictionary_start)
+        return sealed[:filter_at] + b"/FlateDeco\xe6\xb2" + sealed[filter_at + len(b"/FlateDecode"):]
     if name == "sealed_by_a_stranger_key":
         stranger = ec.generate_private_key(ec.SECP256R1())
         return seal_pdf(pdf, stranger, issuer_name="Capstone Academy", kid=issuer.kid)
@@ -699,6 +705,7 @@ PDF_ATTACKS = [
     ("attachment_removed_by_incremental_update", "no_credential"),
     ("sealed_by_a_stranger_key", "tampered"),
     ("sealed_by_the_other_published_key", "tampered"),
+    ("object_stream_filter_misspelled", "malformed"),
 ]
 
 
@@ -708,6 +715,13 @@ def test_attacks_on_the_pdf_get_a_clear_verdict(name, expected, sealed, pdf, iss
     verdict = verify_pdf(forged, issuer.jwks, now=ISSUED)
     assert verdict.status == expected, verdict.reason
     assert verdict.credential is None
+
+
+def test_reading_the_credential_out_of_a_mangled_pdf_gives_a_verdict_not_an_error(sealed, issuer, pdf):
+    # the web's "which certificate was this made from?" reads the token without the full check around it
+    token, problem = v.extract_credential_token(_pdf_attack("object_stream_filter_misspelled", sealed, pdf, issuer))
+    assert token is None and problem.status == "malformed"
+    assert "NotImplementedError" in problem.reason
 
 
 def test_damaged_sealed_pdfs_never_raise_and_never_pass(sealed, issuer):

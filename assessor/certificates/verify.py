@@ -310,10 +310,15 @@ def _pyhanko_limits():
                         document_budget=DocumentDecodeBudget(base_allowance=MAX_DECODED_DOCUMENT_BYTES, max_ratio=20))
 
 
+def _log_unreadable(exc: Exception) -> None:
+    # A hostile or broken upload is expected input, not our failure: one quiet line, the trace only in debug.
+    log.info("certificate PDF could not be checked: %s: %s", type(exc).__name__, str(exc)[:200])
+    log.debug("certificate PDF check failed", exc_info=True)
+
+
 def extract_credential_token(pdf: bytes) -> tuple[str | None, Verdict | None]:
     """The embedded ``credential.jwt`` (exactly one), or a verdict saying why not."""
     from pypdf import PdfReader  # local import: pypdf is only needed for PDFs
-    from pypdf.errors import PyPdfError
 
     try:
         with _bounded_pypdf():
@@ -321,7 +326,8 @@ def extract_credential_token(pdf: bytes) -> tuple[str | None, Verdict | None]:
             attachments = reader.attachments
             found = attachments.get(CREDENTIAL_ATTACHMENT)
             names = list(attachments)
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError) as exc:
+    except Exception as exc:  # pypdf meets hostile bytes with any error type (a mangled filter name is NotImplemented)
+        _log_unreadable(exc)
         return None, Verdict(MALFORMED, f"cannot parse the PDF: {type(exc).__name__}")
     if not found:
         return None, Verdict(NO_CREDENTIAL, "no credential.jwt attachment")
@@ -392,7 +398,6 @@ def archival_check(pdf: bytes) -> Check:
     """Whether the file is what PDF/A-3b needs and claims: PDF 1.7 at most (also after sealing: no later catalog
     version), and XMP metadata saying PDF/A-3B. Informative: the seal already vouches for every byte."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     header = pdf[5:8]
     try:
@@ -400,7 +405,8 @@ def archival_check(pdf: bytes) -> Check:
             root = PdfReader(io.BytesIO(pdf)).trailer["/Root"]
             catalog_version = str(root.get("/Version", "")).lstrip("/")
             metadata = root["/Metadata"].get_object().get_data() if "/Metadata" in root else b""
-    except (PyPdfError, KeyError, ValueError, TypeError, AttributeError, RecursionError, OSError) as exc:
+    except Exception as exc:  # as above: any error type from a damaged file
+        _log_unreadable(exc)
         return Check("archival format", False, f"cannot read the PDF's version and metadata: {type(exc).__name__}")
     part, conformance = _PDFA_PART.search(metadata), _PDFA_CONFORMANCE.search(metadata)
     claim = f"PDF/A-{part.group(1).decode()}{conformance.group(1).decode().lower()}" if part and conformance else None
@@ -446,9 +452,7 @@ def _checked_pdf(pdf_bytes: bytes, jwks: dict, *, require_seal: bool, now: datet
     except CertificateError:
         raise
     except Exception as exc:  # never let a hostile file surface as a 500
-        # A hostile or broken upload is expected input, not our failure: one quiet line, the trace only in debug.
-        log.info("certificate PDF could not be checked: %s: %s", type(exc).__name__, str(exc)[:200])
-        log.debug("certificate PDF check failed", exc_info=True)
+        _log_unreadable(exc)
         return _pdf_verdict(MALFORMED, f"cannot check the PDF: {type(exc).__name__}")
     if seal is None:
         if require_seal:

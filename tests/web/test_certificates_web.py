@@ -516,6 +516,12 @@ def test_altered_uploads_leave_no_warnings_or_tracebacks_in_the_operators_log(cl
                 altered[chance.randrange(len(altered))] ^= 0xFF
             assert upload(client, pdf=bytes(altered)).status_code < 500
         upload(client, pdf=certificate.pdf[: len(certificate.pdf) // 2] + b"%%EOF")
+        # the flip that once reached the operator as a 500: a misspelled filter on the object stream
+        pdf = certificate.pdf
+        filter_at = pdf.index(b"/FlateDecode", pdf.rindex(b" obj", 0, pdf.index(b"/ObjStm")))
+        mangled = pdf[:filter_at] + b"/FlateDeco\xe6\xb2" + pdf[filter_at + len(b"/FlateDecode"):]
+        answer = upload(client, pdf=mangled)
+        assert answer.status_code == 200 and "cannot" in answer.get_data(as_text=True)
         logging.getLogger("pypdf").warning("outside a check, a library's warning still reaches the log")
     finally:
         root.removeHandler(handler)
