@@ -263,7 +263,7 @@ def main() -> int:
             conversation.open_request(session, learner=session.get(User, learner.id),
                                       attempt=session.get(Attempt, attempt.id), rubric=rubric,
                                       criterion_id=rubric.criteria[-1].id, kind="regrade",
-                                      body="The design memo covers it in section 3.")
+                                      body="The design memo covers it in section 3.", base_url="http://localhost/")
         timed("GET attempt with a regrade request", lambda: as_learner.get(base), shows="regrade request, open")
         timed("GET mentor review page (open request)", lambda: as_mentor.get(f"/mentor/attempts/{attempt.id}"),
               shows="Send the answer")

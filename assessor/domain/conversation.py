@@ -6,14 +6,16 @@ from datetime import datetime
 
 from sqlmodel import Session, func, select
 
-from assessor.domain import mail
+from assessor.domain import notifications
 from assessor.domain.db import utcnow
 from assessor.domain.models import (
     APPROVED, CHANGES_REQUESTED, QUESTION, REGRADE, Attempt, Certificate, CriterionRequest, Review, ReviewLevel,
     User,
 )
 from assessor.engine.report import Report
-from assessor.domain.reviews import MAX_TEXT, Page, ReviewError, final_score, get_review, mentor_rubric_ids, review_levels
+from assessor.domain.reviews import (
+    Page, ReviewError, automated_level, final_score, get_review, mentor_rubric_ids, review_levels, written_text,
+)
 from assessor.engine.rubric import Rubric
 from assessor.domain.submissions import attempt_rubric, record_event
 
@@ -74,18 +76,10 @@ def can_ask(attempt: Attempt, review: Review | None) -> bool:
                                                                                              CHANGES_REQUESTED)
 
 
-def _text(value: object, what: str) -> tuple[str, str | None]:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        return "", what
-    if len(text) > MAX_TEXT:
-        return text, f"keep it under {MAX_TEXT:,} characters (it has {len(text):,})"
-    return text, None
-
-
 def open_request(session: Session, *, learner: User, attempt: Attempt, rubric: Rubric, criterion_id: object,
-                 kind: object, body: object) -> CriterionRequest:
-    """The learner's question or regrade request on one criterion, with their reason; one open per criterion."""
+                 kind: object, body: object, base_url: str) -> CriterionRequest:
+    """The learner's question or regrade request on one criterion, with their reason; one open per criterion.
+    The reviewing mentor is mailed a link to answer it (`base_url`: the service's public address)."""
     if attempt.user_id != learner.id:
         raise ConversationError("this is not your attempt")
     review = get_review(session, attempt=attempt)
@@ -97,7 +91,7 @@ def open_request(session: Session, *, learner: User, attempt: Attempt, rubric: R
         errors["criterion"] = "choose one of the rubric's criteria"
     if kind not in KINDS:
         errors["kind"] = "choose a question or a regrade request"
-    text, problem = _text(body, "say what you want to know, or why the level should change")
+    text, problem = written_text(body, missing="say what you want to know, or why the level should change")
     if problem:
         errors["body"] = problem
     if errors:
@@ -119,10 +113,8 @@ def open_request(session: Session, *, learner: User, attempt: Attempt, rubric: R
                  detail=f"{criterion_id}: {text}")
     mentor = session.get(User, review.mentor_id)
     if mentor is not None:
-        what = "asks for a regrade" if kind == REGRADE else "asks a question"
-        mail.queue(session, to=mentor, kind="review", subject=f"A learner {what} about {criteria[criterion_id].title}",
-                   body=f"Hello,\n\nOn {attempt.course}, attempt {attempt.number}, the learner {what} about "
-                        f"{criteria[criterion_id].title}:\n\n{text}\n\nAnswer it from the review page.\n")
+        notifications.request_opened(session, mentor=mentor, attempt=attempt, regrade=kind == REGRADE,
+                                     criterion_title=criteria[criterion_id].title, text=text, base_url=base_url)
     session.commit()
     return request
 
@@ -145,10 +137,11 @@ def _names(session: Session, ids: set[int]) -> dict[int, str]:
 
 
 def answer_request(session: Session, *, mentor: User, attempt: Attempt, rubric: Rubric, report: Report,
-                   request_id: int, answer: object, level: object = None) -> Answered:
+                   request_id: int, answer: object, base_url: str, level: object = None) -> Answered:
     """The mentor's answer; for a regrade request (or a question that shows a level was wrong) `level` changes the
     criterion's level, the final score is computed again and everything is kept on the timeline. A level that
-    would fail an attempt whose certificate stands is refused: the certificate is revoked first."""
+    would fail an attempt whose certificate stands is refused: the certificate is revoked first. The learner is
+    mailed a link to the answer."""
     request = session.get(CriterionRequest, request_id)
     if request is None or request.attempt_id != attempt.id:
         raise ConversationError("no such request on this attempt")
@@ -161,7 +154,7 @@ def answer_request(session: Session, *, mentor: User, attempt: Attempt, rubric: 
         raise ConversationError("the review of this attempt is not decided")
     criterion = rubric.criterion(request.criterion_id)
     errors: dict[str, str] = {}
-    text, problem = _text(answer, "write your answer to the learner")
+    text, problem = written_text(answer, missing="write your answer to the learner")
     if problem:
         errors["answer"] = problem
     new_level = None
@@ -177,11 +170,11 @@ def answer_request(session: Session, *, mentor: User, attempt: Attempt, rubric: 
     row = levels.get(criterion.id) or ReviewLevel(review_id=review.id, criterion_id=criterion.id)
     before_level = row.level
     if before_level is None and criterion.automated:
-        before_level = _automated_level(report, criterion.id)
+        before_level = automated_level(report, criterion.id)
     outcome_before, changed = review.final_outcome, new_level is not None and new_level != before_level
     if changed:
         if row.automated_level is None and criterion.automated:
-            row.automated_level = _automated_level(report, criterion.id)
+            row.automated_level = automated_level(report, criterion.id)
         row.level, row.updated_at = new_level, utcnow()
         row.override_reason = text if criterion.automated and new_level != row.automated_level else None
         session.add(row)
@@ -200,18 +193,10 @@ def answer_request(session: Session, *, mentor: User, attempt: Attempt, rubric: 
     record_event(session, attempt=attempt, actor=mentor, kind="regraded" if changed else "answered", detail=detail)
     learner = session.get(User, attempt.user_id)
     if learner is not None:
-        what = f"changed the level of {criterion.title}" if changed else f"answered about {criterion.title}"
-        mail.queue(session, to=learner, kind="review", subject=f"Your mentor {what}",
-                   body=f"Hello,\n\nOn {attempt.course}, attempt {attempt.number}, your mentor {what}:\n\n{text}\n")
+        notifications.request_answered(session, learner=learner, attempt=attempt, level_changed=changed,
+                                       criterion_title=criterion.title, text=text, base_url=base_url)
     session.commit()
     return Answered(request, changed, outcome_before, review.final_outcome, review.final_percent)
-
-
-def _automated_level(report: Report, criterion_id: str) -> int | None:
-    try:
-        return report.criterion(criterion_id).level
-    except KeyError:
-        return None
 
 
 def _has_standing_certificate(session: Session, attempt: Attempt) -> bool:

@@ -5,11 +5,10 @@ from sqlmodel import Session, func, select
 from assessor.engine.codeview import Comment, Reply
 from assessor.domain.db import utcnow
 from assessor.domain.models import Attempt, LineComment, User
-from assessor.domain.reviews import ReviewError, get_review
+from assessor.domain.reviews import ReviewError, get_review, written_text
 from assessor.engine.rubric import Rubric
 from assessor.domain.submissions import record_event
 
-MAX_COMMENT_CHARS = 4000
 MAX_RANGE_LINES = 500
 
 
@@ -39,11 +38,9 @@ def add_comment(session: Session, *, attempt: Attempt, author: User, rubric: Rub
     criterion = criterion_id.strip() if isinstance(criterion_id, str) else ""
     if criterion and criterion not in {c.id for c in rubric.criteria}:
         errors["criterion"] = "choose one of the rubric's criteria, or none"
-    text = body.strip() if isinstance(body, str) else ""
-    if not text:
-        errors["body"] = "write the comment"
-    elif len(text) > MAX_COMMENT_CHARS:
-        errors["body"] = f"keep the comment under {MAX_COMMENT_CHARS:,} characters (it has {len(text):,})"
+    text, problem = written_text(body, missing="write the comment")
+    if problem:
+        errors["body"] = problem
     if errors:
         raise ReviewError("the comment was not saved", errors)
     comment = LineComment(attempt_id=attempt.id, author_id=author.id, path=path, start_line=start, end_line=end,
@@ -76,12 +73,9 @@ def can_reply(session: Session, *, attempt: Attempt, user: User) -> bool:
 
 
 def _body(value: object) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise ReviewError("nothing was saved", {"body": "write the reply"})
-    if len(text) > MAX_COMMENT_CHARS:
-        raise ReviewError("nothing was saved", {
-            "body": f"keep it under {MAX_COMMENT_CHARS:,} characters (it has {len(text):,})"})
+    text, problem = written_text(value, missing="write the reply")
+    if problem:
+        raise ReviewError("nothing was saved", {"body": problem})
     return text
 
 

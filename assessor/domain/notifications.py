@@ -102,6 +102,25 @@ def certificate_revoked(session: Session, *, user: User, course: str, reason: st
         f"is a mistake.\n"))
 
 
+def request_opened(session: Session, *, mentor: User, attempt: Attempt, regrade: bool, criterion_title: str,
+                   text: str, base_url: str) -> None:
+    """To the mentor who decided: a learner's question or regrade request, with the link to answer it."""
+    what = "asks for a regrade" if regrade else "asks a question"
+    mail.queue(session, to=mentor, kind="review", subject=f"A learner {what} about {criterion_title}", body=(
+        f"{_greeting(mentor)}\n\nOn {attempt.course}, attempt {attempt.number}, the learner {what} about "
+        f"{criterion_title}:\n\n{text}\n\nAnswer it on the review page:\n\n"
+        f"    {_link(base_url, f'/mentor/attempts/{attempt.id}#requests')}\n"))
+
+
+def request_answered(session: Session, *, learner: User, attempt: Attempt, level_changed: bool,
+                     criterion_title: str, text: str, base_url: str) -> None:
+    what = f"changed the level of {criterion_title}" if level_changed else f"answered about {criterion_title}"
+    mail.queue(session, to=learner, kind="review", subject=f"Your mentor {what}", body=(
+        f"{_greeting(learner)}\n\nOn {attempt.course}, attempt {attempt.number}, your mentor {what}:\n\n{text}\n\n"
+        f"The conversation is on your attempt page:\n\n"
+        f"    {_link(base_url, f'/learner/attempts/{attempt.id}#requests')}\n"))
+
+
 def _learner_label(session: Session, user_id: int) -> str:
     """How the dashboard names a learner: the name when there is one, and always the account number."""
     learner = session.get(User, user_id)

@@ -32,6 +32,26 @@ class ReviewError(AssessorError):
         self.errors = dict(errors or {})
 
 
+def too_long(text: str, limit: int = MAX_TEXT) -> str | None:
+    """What is wrong with a typed text past the limit (None when it fits)."""
+    return f"keep it under {limit:,} characters (it has {len(text):,})" if len(text) > limit else None
+
+
+def written_text(value: object, *, missing: str, limit: int = MAX_TEXT) -> tuple[str, str | None]:
+    """A text someone must write, as kept (stripped), and what is wrong with it: `missing` when there is none,
+    or its length (None when nothing is)."""
+    text = value.strip() if isinstance(value, str) else ""
+    return text, (too_long(text, limit) if text else missing)
+
+
+def automated_level(report: Report, criterion_id: str) -> int | None:
+    """The level the report measured for a criterion (None when it has none)."""
+    try:
+        return report.criterion(criterion_id).level
+    except KeyError:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Self-assessment
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,8 +105,8 @@ def save_self_assessment(session: Session, *, user: User, attempt: Attempt, rubr
         required = not draft and not criterion.automated
         if level is None and required:
             errors[f"level-{criterion.id}"] = "choose the level you think you reached"
-        if len(text) > MAX_TEXT:
-            errors[f"justification-{criterion.id}"] = f"keep it under {MAX_TEXT} characters"
+        if too_long(text):
+            errors[f"justification-{criterion.id}"] = too_long(text)
         elif not text and (required or (level is not None and not draft)):
             errors[f"justification-{criterion.id}"] = "say briefly why (what in your work shows it)"
         if not text and level is None:
@@ -247,11 +267,11 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
         .where(*conditions).order_by(Attempt.id).limit(per_page).offset((page - 1) * per_page)
     ).all()
     flags = integrity.flags_for(session, attempts=[row[0] for row in rows])
-    none = integrity.AttemptFlags()
-    items = [QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document),
-                      flags.get(attempt.id, none).same_work, flags.get(attempt.id, none).near_copy_percent,
-                      acknowledged is not None)
-             for attempt, email, name, assessed, reviewer, percent, outcome, document, acknowledged in rows]
+    items = []
+    for attempt, email, name, assessed, reviewer, percent, outcome, document, acknowledged in rows:
+        flag = flags.get(attempt.id) or integrity.AttemptFlags()
+        items.append(QueueRow(attempt, email, name, bool(assessed), reviewer, percent, outcome, _failed_gates(document),
+                              flag.same_work, flag.near_copy_percent, acknowledged is not None))
     return Page(items, page, per_page, total)
 
 
@@ -379,16 +399,6 @@ def final_score(rubric: Rubric, report: Report, levels: Mapping[str, ReviewLevel
     return FinalScore(tuple(scores), tuple(gates), score)
 
 
-def _acknowledgement(reason: Any) -> tuple[str, str | None]:
-    """The reason as kept, and what is wrong with it (None when nothing is)."""
-    text = reason.strip() if isinstance(reason, str) else ""
-    if not text:
-        return "", "say why you go on (what you checked, what you found)"
-    if len(text) > MAX_TEXT:
-        return text, f"keep it under {MAX_TEXT} characters"
-    return text, None
-
-
 def _acknowledge(session: Session, *, review: Review, attempt: Attempt, mentor: User, text: str) -> None:
     review.integrity_acknowledged_at, review.integrity_reason = utcnow(), text
     session.add(review)
@@ -440,8 +450,8 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
         raise ReviewError("another mentor is reviewing this attempt")
     comment = (comment or "").strip()
     errors: dict[str, str] = {}
-    if len(comment) > MAX_TEXT:
-        errors["comment"] = f"keep it under {MAX_TEXT} characters"
+    if too_long(comment):
+        errors["comment"] = too_long(comment)
     cleaned: dict[str, tuple[int | None, int | None, str, str | None]] = {}
     for criterion in rubric.criteria:
         level_value, text, reason = entries.get(criterion.id, (None, "", ""))
@@ -451,26 +461,22 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
         except ValueError as error:
             errors[f"level-{criterion.id}"] = str(error)
             continue
-        if len(text) > MAX_TEXT:
-            errors[f"comment-{criterion.id}"] = f"keep it under {MAX_TEXT} characters"
-        if len(reason) > MAX_TEXT:
-            errors[f"reason-{criterion.id}"] = f"keep it under {MAX_TEXT} characters"
-        automated_level = None
+        for name, typed in ((f"comment-{criterion.id}", text), (f"reason-{criterion.id}", reason)):
+            if too_long(typed):
+                errors[name] = too_long(typed)
+        measured = automated_level(report, criterion.id) if criterion.automated else None
         if criterion.automated:
-            try:
-                automated_level = report.criterion(criterion.id).level
-            except KeyError:
-                automated_level = None
-            if level is not None and level != automated_level and not reason:
+            if level is not None and level != measured and not reason:
                 errors[f"reason-{criterion.id}"] = "an override needs a written reason"
         elif level is None and decision == APPROVED:
             errors[f"level-{criterion.id}"] = "set a level before approving"
-        cleaned[criterion.id] = (automated_level, level, text, reason or None)
+        cleaned[criterion.id] = (measured, level, text, reason or None)
     if decision == CHANGES_REQUESTED and not comment:
         errors["comment"] = "tell the learner what to change"
     acknowledging = None
     if review.integrity_acknowledged_at is None and (acknowledge or (integrity_reason or "").strip()):
-        acknowledging, problem = _acknowledgement(integrity_reason)
+        acknowledging, problem = written_text(integrity_reason,
+                                              missing="say why you go on (what you checked, what you found)")
         if problem:
             errors["integrity_reason"] = problem
     if (decision == APPROVED and review.integrity_acknowledged_at is None and acknowledging is None
@@ -485,18 +491,18 @@ def save_review(session: Session, *, mentor: User, attempt: Attempt, rubric: Rub
     existing = review_levels(session, review=review)
     now = utcnow()
     changed = []
-    for criterion_id, (automated_level, level, text, reason) in cleaned.items():
+    for criterion_id, (measured, level, text, reason) in cleaned.items():
         row = existing.get(criterion_id)
         if row is None:
             row = ReviewLevel(review_id=review.id, criterion_id=criterion_id)
         before = (row.level, row.override_reason)
-        row.automated_level, row.comment, row.updated_at = automated_level, text, now
-        is_override = level is not None and level != automated_level and rubric.criterion(criterion_id).automated
+        row.automated_level, row.comment, row.updated_at = measured, text, now
+        is_override = level is not None and level != measured and rubric.criterion(criterion_id).automated
         row.level = level
         row.override_reason = reason if is_override else None
         session.add(row)
         if is_override and before != (level, row.override_reason):
-            was = "not measured" if automated_level is None else f"level {automated_level}"
+            was = "not measured" if measured is None else f"level {measured}"
             record_event(session, attempt=attempt, kind="overridden", actor=mentor,
                          detail=f"{criterion_id}: {was} -> level {level} (both kept): {reason}")
         if level is not None and before[0] != level:

@@ -13,11 +13,11 @@ from assessor.domain.attempt_summary import summarise
 from assessor.certificates.render import qr_svg
 from assessor.web.charts import coverage_bars, coverage_files_from_report, line_thresholds, rank_distribution
 from assessor.errors import AssessorError, RubricError
-from assessor.domain.jobs import enqueue_attempt
+from assessor.domain.jobs import enqueue_attempt, enqueue_mail
 from assessor.domain.models import APPROVED, CHANGES_REQUESTED, HELD, SUPERSEDED
 from assessor.engine.pipeline import STAGES
 from assessor.domain.source_store import has_sources
-from assessor.web.extensions import db, huey, job_settings, rubrics
+from assessor.web.extensions import db, huey, job_settings, public_url, rubrics
 from assessor.web.forms import ActionForm, SubmitForm, attach_error, choice
 
 bp = Blueprint("learner", __name__, url_prefix="/learner")
@@ -139,11 +139,13 @@ def ask(attempt_id: int):
     try:
         conversation.open_request(session, learner=current_user, attempt=attempt,
                                   rubric=submissions.attempt_rubric(session, attempt=attempt),
-                                  criterion_id=values["criterion"], kind=values["kind"], body=values["body"])
+                                  criterion_id=values["criterion"], kind=values["kind"], body=values["body"],
+                                  base_url=public_url())
     except conversation.ConversationError as error:
         session.rollback()
         return _attempt_page(attempt, ask_values=values,
                              ask_errors=error.errors or {"form": str(error)}), 400 if error.errors else 409
+    enqueue_mail(huey())
     flash("Sent: your mentor is told and answers here.", "success")
     return redirect(url_for("learner.attempt", attempt_id=attempt.id, _anchor="requests"))
 

@@ -84,7 +84,7 @@ FLAG_FILTERS = {"flagged": True, "clean": False}
 
 
 def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_approve=False, answer_for=None,
-                    answer_values=None, answer_errors=None):
+                    answer_values=None, answer_errors=None, integrity_value=""):
     session = db()
     rubric = submissions.attempt_rubric(session, attempt=attempt)
     report = submissions.load_report(session, attempt=attempt)
@@ -103,6 +103,7 @@ def _review_context(attempt, *, values=None, errors=None, comment=None, confirm_
         requests=conversation.requests_for(session, attempt=attempt, rubric=rubric),
         bank=reviews.comment_bank(session, mentor=current_user, rubric_id=attempt.rubric_id),
         answer_for=answer_for, answer_values=answer_values or {}, answer_errors=answer_errors or {},
+        integrity_value=integrity_value,
         flag_pending=bool(same_work or near_copies) and not (review and review.integrity_acknowledged_at),
         next_attempt=reviews.next_ungraded(session, mentor=current_user, after=attempt),
         bar_score=reviews.preview_score(rubric, report, chosen) if report is not None else None,
@@ -192,8 +193,8 @@ def save(attempt_id: int):
     integrity_reason = request.form.get("integrity_reason", "")
     if action == "approve" and request.form.get("confirmed") != "yes":
         # Approving issues a certificate: it is asked once more (the page's dialog does it without a round trip).
-        context = _review_context(attempt, values=entries, comment=comment, confirm_approve=True)
-        context["integrity_value"] = integrity_reason
+        context = _review_context(attempt, values=entries, comment=comment, confirm_approve=True,
+                                  integrity_value=integrity_reason)
         return render_template("mentor/review.html", **context)
     try:
         decided = reviews.save_review(session, mentor=current_user, attempt=attempt, rubric=rubric, report=report,
@@ -202,19 +203,16 @@ def save(attempt_id: int):
     except reviews.ReviewError as error:
         session.rollback()
         session.refresh(attempt)
-        context = _review_context(attempt, values=entries, errors=error.errors or {"form": str(error)}, comment=comment)
-        context["integrity_value"] = integrity_reason
+        context = _review_context(attempt, values=entries, errors=error.errors or {"form": str(error)}, comment=comment,
+                                  integrity_value=integrity_reason)
         return render_template("mentor/review.html", **context), 400 if error.errors else 409
     flash(SAVED_MESSAGES[action], "success")
     if decided.decision in (APPROVED, CHANGES_REQUESTED):
         notifications.review_decided(session, attempt=attempt, approved=decided.decision == APPROVED,
                                      outcome=decided.final_outcome, base_url=public_url())
-        graded = lti.queue_grades(session, attempt=attempt, score=decided.final_percent or 0.0,
-                                  comment="Approved" if decided.decision == APPROVED else "Changes requested")
-        session.commit()
+        _grade_to_lms(session, attempt, percent=decided.final_percent,
+                      comment="Approved" if decided.decision == APPROVED else "Changes requested")
         enqueue_mail(huey())
-        if graded:
-            enqueue_grades(huey())
     if decided.decision == APPROVED and decided.final_outcome == "pass":
         _queue_certificate(attempt.id)
     if action == "save_next":
@@ -239,7 +237,7 @@ def answer(attempt_id: int, request_id: int):
     try:
         answered = conversation.answer_request(session, mentor=current_user, attempt=attempt, rubric=rubric,
                                                report=report, request_id=request_id, answer=values["answer"],
-                                               level=values["level"])
+                                               level=values["level"], base_url=public_url())
     except conversation.ConversationError as error:
         session.rollback()
         session.refresh(attempt)
@@ -247,15 +245,20 @@ def answer(attempt_id: int, request_id: int):
                                   answer_errors=error.errors or {"form": str(error)})
         return render_template("mentor/review.html", **context), 400 if error.errors else 409
     if answered.level_changed:
-        graded = lti.queue_grades(session, attempt=attempt, score=answered.percent_after or 0.0, comment="Regraded")
-        session.commit()
-        if graded:
-            enqueue_grades(huey())
+        _grade_to_lms(session, attempt, percent=answered.percent_after, comment="Regraded")
         if answered.now_passes and attempt.review_state == APPROVED:
             _queue_certificate(attempt.id)
     enqueue_mail(huey())
     flash("Answer sent" + (": the level and the final score changed." if answered.level_changed else "."), "success")
     return redirect(url_for("mentor.review", attempt_id=attempt.id, _anchor=f"request-{request_id}"))
+
+
+def _grade_to_lms(session, attempt, *, percent: float | None, comment: str) -> None:
+    """The final score goes back to the course's LMS when the attempt was launched from one (committed here)."""
+    graded = lti.queue_grades(session, attempt=attempt, score=percent or 0.0, comment=comment)
+    session.commit()
+    if graded:
+        enqueue_grades(huey())
 
 
 def _queue_certificate(attempt_id: int) -> None:

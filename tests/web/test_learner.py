@@ -205,7 +205,7 @@ def test_self_assessment_saved_edited_and_locked_when_review_starts(client, auth
     ("abc", "x", "choose one of the levels"),
     ("7", "x", "choose one of the levels"),
     ("2", "", "say briefly why"),
-    ("2", "x" * 5000, "keep it under 4000 characters"),
+    ("2", "x" * 5000, "keep it under 4,000 characters (it has 5,000)"),
 ])
 def test_self_assessment_bad_input_is_a_message_not_500(client, auth, make_user, make_attempt, level, text, message):
     learner = make_user()
@@ -435,7 +435,7 @@ def test_a_draft_keeps_what_is_typed_and_only_a_submission_reaches_the_mentor(cl
 
 @pytest.mark.parametrize("data, message", [
     ({"level-design": "abc"}, "choose one of the levels"),
-    ({"level-design": "2", "justification-design": "x" * 5000}, "keep it under 4000 characters"),
+    ({"level-design": "2", "justification-design": "x" * 5000}, "keep it under 4,000 characters (it has 5,000)"),
 ])
 def test_a_draft_still_refuses_bad_input(client, auth, make_user, make_attempt, db, data, message):
     learner = make_user()
