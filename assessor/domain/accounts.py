@@ -7,7 +7,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, or_, select
 from zxcvbn import zxcvbn
 
-from assessor.domain.db import contains, utcnow
+from assessor.domain.db import as_utc, contains, utcnow
 from assessor.errors import AssessorError
 from assessor.domain import ratelimit
 from assessor.domain.models import ROLES, CommitEmail, CourseAssignment, EmailToken, User
@@ -300,16 +300,11 @@ def use_token(session: Session, *, raw: str, purpose: str, now: datetime | None 
         if raw and len(raw) <= 200 else None
     user = session.get(User, token.user_id) if token is not None else None
     if (token is None or user is None or token.purpose != purpose or token.used_at is not None
-            or _aware(token.expires_at) <= now or not user.active or token.email != user.email):
+            or as_utc(token.expires_at) <= now or not user.active or token.email != user.email):
         raise AccountError(INVALID_LINK)
     token.used_at = now
     session.add(token)
     return user
-
-
-def _aware(moment: datetime) -> datetime:
-    """Stored datetimes come back naive from SQLite; they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def verify_email(session: Session, *, raw: str, now: datetime | None = None) -> User:
@@ -327,22 +322,16 @@ def invite_user(session: Session, *, email: str, role: str = "learner", name: st
                        courses=courses)
 
 
-def accept_invitation(session: Session, *, raw: str, password: str, now: datetime | None = None) -> User:
-    """The invited person's own password; the address is proven (the link reached it)."""
+def password_from_link(session: Session, *, purpose: str, raw: str, password: str,
+                       now: datetime | None = None) -> User:
+    """A password chosen from an e-mailed link ("reset" or "invite"): every session ends, and the address is
+    proven (the link reached it)."""
     check_password(password)
-    user = use_token(session, raw=raw, purpose="invite", now=now)
+    user = use_token(session, raw=raw, purpose=purpose, now=now)
     set_password(session, user=user, password=password)
     user.email_verified_at = user.email_verified_at or now or utcnow()
     return user
 
-
-def reset_password(session: Session, *, raw: str, password: str, now: datetime | None = None) -> User:
-    """A new password from a reset link: every session ends, and the address is proven (the link reached it)."""
-    check_password(password)
-    user = use_token(session, raw=raw, purpose="reset", now=now)
-    set_password(session, user=user, password=password)
-    user.email_verified_at = user.email_verified_at or now or utcnow()
-    return user
 
 
 @dataclass(frozen=True)
@@ -433,7 +422,7 @@ def _commit_link(session: Session, *, raw: str, now: datetime):
                                                  CommitEmail.email == token.email)).first() if token else None
     user = session.get(User, token.user_id) if token is not None else None
     if (token is None or row is None or user is None or not user.active or token.purpose != "commit"
-            or token.used_at is not None or _aware(token.expires_at) <= now):
+            or token.used_at is not None or as_utc(token.expires_at) <= now):
         raise AccountError(INVALID_LINK)
     return token, row, user
 

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, func
 
-from assessor.clock import utcnow  # noqa: F401  (the domain's modules take it from here)
+from assessor.clock import as_utc, utcnow  # noqa: F401  (the domain's modules take it from here)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from assessor.certificates import status
 from assessor.certificates.hsm import HsmPrivateKey, HsmSettings
 from assessor.certificates.sealing import key_encryption_key, seal, unseal
 from assessor.certificates.render import load_seal_chain, render_certificate_pdf, seal_pdf
-from assessor.domain.db import utcnow
+from assessor.domain.db import as_utc, utcnow
 from assessor.errors import AssessorError, CertificateError
 from assessor.domain.models import (
     APPROVED, Attempt, Certificate, ModuleResult, Review, RubricSnapshot, SigningKey, StoredReport, User,
@@ -198,12 +198,6 @@ def _alignments(rubric) -> tuple[Alignment, ...]:
 def _secure_dir(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _add_key(session: Session, *, path: Path, settings: IssuerSettings, active: bool,
@@ -363,7 +357,7 @@ def _make_active(session: Session, row: SigningKey, *, settings: IssuerSettings,
         if other.id != row.id:
             _retire(session, other, settings=settings, now=now)
     row.active, row.retired_at = True, None
-    row.activates_at = min(_aware(row.activates_at), now) if row.activates_at else now
+    row.activates_at = min(as_utc(row.activates_at), now) if row.activates_at else now
     row.key_url = published_kid(row, settings)
     session.add(row)
 
@@ -374,7 +368,7 @@ def _promote_due(session: Session, *, settings: IssuerSettings, now: datetime) -
         SigningKey.active == False, SigningKey.retired_at == None,  # noqa: E711,E712
         SigningKey.compromised_at == None, SigningKey.activates_at != None)  # noqa: E711
         .order_by(SigningKey.activates_at.desc())).all()
-    due = [row for row in waiting if _aware(row.activates_at) <= now]
+    due = [row for row in waiting if as_utc(row.activates_at) <= now]
     if due:
         _make_active(session, due[0], settings=settings, now=now)
         session.commit()
@@ -434,7 +428,7 @@ def rotate_key(session: Session, *, settings: IssuerSettings, now: datetime | No
         SigningKey.compromised_at == None, SigningKey.activates_at != None)).first()  # noqa: E711
     if pending is not None and not immediately:
         raise IssuingError(f"a rotation is already under way: key {pending.kid} signs from "
-                           f"{_aware(pending.activates_at):%Y-%m-%d %H:%M} UTC")
+                           f"{as_utc(pending.activates_at):%Y-%m-%d %H:%M} UTC")
     if pending is not None:
         row = pending
     else:
@@ -465,11 +459,11 @@ def compromise_key(session: Session, *, settings: IssuerSettings, kid: str, sinc
     row = find_key(session, kid=kid)
     if row is None:
         raise IssuingError(f"no key {kid}")
-    since = _aware(since)
+    since = as_utc(since)
     if since > now:
         raise IssuingError("the compromise date cannot be in the future")
     was_signing = row.active or (row.retired_at is None and row.activates_at is not None)
-    row.compromised_at = min(since, _aware(row.compromised_at)) if row.compromised_at else since
+    row.compromised_at = min(since, as_utc(row.compromised_at)) if row.compromised_at else since
     row.compromise_reason = reason
     _retire(session, row, settings=settings, now=now)
     affected = session.exec(select(Certificate).where(Certificate.kid == row.kid,
@@ -504,15 +498,15 @@ def key_state(row: SigningKey, *, now: datetime | None = None) -> str:
         return "active"
     if row.retired_at is not None:
         return "retired"
-    if row.activates_at is not None and _aware(row.activates_at) > now:
+    if row.activates_at is not None and as_utc(row.activates_at) > now:
         return "next"
     return "published"
 
 
 def _records(session: Session, settings: IssuerSettings) -> list[KeyRecord]:
     return [KeyRecord(kid=published_kid(row, settings), public_key=public_key_from_jwk(json.loads(row.public_jwk)),
-                      created=_aware(row.created_at), retired_at=_aware(row.retired_at),
-                      compromised_at=_aware(row.compromised_at), compromise_reason=row.compromise_reason)
+                      created=as_utc(row.created_at), retired_at=as_utc(row.retired_at),
+                      compromised_at=as_utc(row.compromised_at), compromise_reason=row.compromise_reason)
             for row in list_keys(session)]
 
 
@@ -565,14 +559,6 @@ class CertificateStatus:
 
 
 _PLACEHOLDERS = {"qmark": "?", "numeric": ":1", "named": ":public_id", "format": "%s", "pyformat": "%s"}
-
-
-def as_utc(value) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite hands back the stored text
-        value = datetime.fromisoformat(value)
-    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def certificate_status(engine, *, public_id: str) -> CertificateStatus | None:
@@ -665,9 +651,9 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
                               for level in levels_of.get(score.id, ())))
         for score in result.criteria
     )
-    assessed_at = _aware(stored.created_at)
+    assessed_at = as_utc(stored.created_at)
     try:
-        assessed_at = _aware(datetime.fromisoformat(report.assessed_at))
+        assessed_at = as_utc(report.assessed_at)
     except (TypeError, ValueError):
         pass
     salt = secrets.token_hex(16)
@@ -690,7 +676,7 @@ def certificate_data(session: Session, *, attempt: Attempt, settings: IssuerSett
         report_sha256=hashlib.sha256(stored.document.encode("utf-8")).hexdigest(),
         mentor_name=mentor_name,
         assessed_at=assessed_at,
-        approved_at=_aware(review.decided_at or issued_at),
+        approved_at=as_utc(review.decided_at or issued_at),
         issued_at=issued_at,
         verify_url=settings.verify_url(public_id),
         status_list_url=settings.status_list_url(),

@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from assessor.domain import accounts
 from assessor.certificates.keys import b64url
 from assessor.certificates.sealing import seal, unseal
-from assessor.domain.db import utcnow
+from assessor.domain.db import as_utc, utcnow
 from assessor.errors import AssessorError
 from assessor.domain.models import (
     Attempt, LtiAccount, LtiGradeSend, LtiGradeTarget, LtiLaunchValue, LtiPlatform, LtiToolKey, User,
@@ -189,7 +189,7 @@ class DatabaseLaunchStorage(LaunchDataStorage):
 
     def get_value(self, key: str):
         row = self.session.get(LtiLaunchValue, self._prepare_key(key)[:255])
-        if row is None or _aware(row.expires_at) < utcnow():
+        if row is None or as_utc(row.expires_at) < utcnow():
             return None
         return json.loads(row.value)
 
@@ -204,17 +204,13 @@ class DatabaseLaunchStorage(LaunchDataStorage):
     def check_value(self, key: str) -> bool:
         """A nonce is good once: checking it spends it (a replayed launch is refused)."""
         row = self.session.get(LtiLaunchValue, self._prepare_key(key)[:255])
-        if row is None or _aware(row.expires_at) < utcnow():
+        if row is None or as_utc(row.expires_at) < utcnow():
             return False
         self.session.delete(row)
         self.session.commit()
         return True
 
 
-def _aware(moment):
-    from datetime import timezone
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def forget_expired_launch_values(session: Session) -> int:

@@ -7,7 +7,7 @@ from statistics import median
 
 from sqlmodel import Session, func, select
 
-from assessor.domain.db import utcnow
+from assessor.domain.db import as_utc, utcnow
 from assessor.domain.models import (
     AWAITING_REVIEW, FAILED, HELD, QUEUED, RUNNING, SCORED, Attempt, Certificate, CriterionRequest, OutgoingMail,
     Review,
@@ -35,9 +35,7 @@ class Overview:
 
 
 def _hours(later: datetime, earlier: datetime) -> float:
-    def aware(moment: datetime) -> datetime:
-        return moment if moment.tzinfo else moment.replace(tzinfo=later.tzinfo)
-    return (aware(later) - aware(earlier)).total_seconds() / 3600
+    return (as_utc(later) - as_utc(earlier)).total_seconds() / 3600
 
 
 def _count(session: Session, model, *conditions) -> int:

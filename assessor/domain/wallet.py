@@ -17,7 +17,7 @@ from assessor.domain import issuing
 from assessor.certificates import contexts, dataintegrity
 from assessor.certificates.credential import extension_context
 from assessor.certificates.sealing import seal, unseal
-from assessor.domain.db import utcnow
+from assessor.domain.db import as_utc, utcnow
 from assessor.errors import CertificateError
 from assessor.domain.issuing import IssuerSettings, IssuingError
 from assessor.domain.models import Certificate, DidKey
@@ -110,7 +110,7 @@ def credential_for(session: Session, *, certificate: Certificate, settings: Issu
     issued_under = issuing.settings_as_of(session, settings=settings, issuer_id=certificate.issuer_id) or settings
     claims = _claims(certificate.token)
     signed = _sign(session, issued_under, _as_ld(claims, issued_under),
-                   created=issuing.as_utc(certificate.issued_at), fetch=fetch)
+                   created=as_utc(certificate.issued_at), fetch=fetch)
     row = session.get(Certificate, certificate.id)
     row.credential_ld = json.dumps(signed, separators=(",", ":"), ensure_ascii=False)
     session.add(row)

@@ -156,26 +156,27 @@ def forgot_password():
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
-    return _choose_password(token, accounts.reset_password, welcome=False,
+    return _choose_password(token, purpose="reset",
                             done="Your password is changed and every device was signed out. Sign in as {email}.")
 
 
 @bp.route("/welcome/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
     """An invited person chooses their password (the link in the invitation an admin sent)."""
-    return _choose_password(token, accounts.accept_invitation, welcome=True,
+    return _choose_password(token, purpose="invite",
                             done="Welcome: your password is set. Sign in as {email}.")
 
 
-def _choose_password(token: str, use_link, *, welcome: bool, done: str):
-    """A password chosen from an e-mailed link: `use_link(session, raw=, password=)` checks the link and sets it."""
+def _choose_password(token: str, *, purpose: str, done: str):
+    """A password chosen from an e-mailed link ("reset" or "invite")."""
     form = ResetPasswordForm()
+    welcome = purpose == "invite"
     if welcome:
         form.password.label.text = "Your password"
     if form.validate_on_submit():
         session_db = db()
         try:
-            user = use_link(session_db, raw=token, password=form.password.data)
+            user = accounts.password_from_link(session_db, purpose=purpose, raw=token, password=form.password.data)
             session_db.commit()
         except accounts.AccountError as error:
             session_db.rollback()
