@@ -81,15 +81,14 @@ def check_row(record: Mapping[str, object], *, courses: set[str], today: date,
         problems.append("module ids are 1-64 letters, digits, '.', '_' or '-'")
     if len(values["title"]) > 100:
         problems.append("keep the title under 100 characters")
-    score = max_score = None
+    numbers: dict[str, float] = {}
     for name in ("score", "max_score"):
         if values[name]:
             try:
-                number = _number(values[name], name)
+                numbers[name] = _number(values[name], name)
             except ValueError as error:
                 problems.append(str(error))
-            else:
-                score, max_score = (number, max_score) if name == "score" else (score, number)
+    score, max_score = numbers.get("score"), numbers.get("max_score")
     if score is not None and max_score is not None and (max_score == 0 or score > max_score):
         problems.append(f"score {values['score']} must be at most max_score {values['max_score']}, which must be "
                         f"above 0")

@@ -2,6 +2,7 @@
 loopback port, on a temporary instance), and Playwright driving Debian's Chromium (/usr/bin/chromium, headless;
 no browser download). Every test leaves a full-page screenshot in tests/browser/artifacts/."""
 
+import contextlib
 import json
 import os
 import re
@@ -198,6 +199,18 @@ def sign_in_as(page, server: LiveServer, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+@contextlib.contextmanager
+def signed_in_elsewhere(browser, server: LiveServer, email: str, password: str):
+    """A page in a browser context of its own (another person at another computer), signed in as `email`."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        sign_in_as(page, server, email, password)
+        yield page
+    finally:
+        context.close()
 
 
 def sign_in(page, server: LiveServer, role: str) -> None:

@@ -4,7 +4,7 @@ refused, then given), and the queue shows the flag."""
 import re
 import time
 
-from tests.browser.conftest import add_account, require_browser, shoot, sign_in_as
+from tests.browser.conftest import add_account, require_browser, shoot, sign_in_as, signed_in_elsewhere
 
 require_browser()
 
@@ -31,13 +31,8 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
     # Two learners hand in the same commit: the second one's attempt is flagged as the same work.
     for number in (1, 2):
         add_account(live_server, f"twin{number}@example.org", PASSWORD, name=f"Twin Learner {number}")
-        learner = browser.new_context()
-        try:
-            learner_page = learner.new_page()
-            sign_in_as(learner_page, live_server, f"twin{number}@example.org", PASSWORD)
+        with signed_in_elsewhere(browser, live_server, f"twin{number}@example.org", PASSWORD) as learner_page:
             attempt_id = submit_and_wait(learner_page, live_server, live_server.repos["passing"])
-        finally:
-            learner.close()
 
     email, password = live_server.accounts["mentor"]
     sign_in_as(page, live_server, email, password)
@@ -93,10 +88,7 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
     page.goto(live_server.url + f"mentor/attempts/{attempt_id}")
     page.locator("#decision-bar").get_by_role("button", name="Request changes").click()
     expect(page.get_by_role("status")).to_contain_text("Changes requested")
-    learner = browser.new_context()
-    try:
-        learner_page = learner.new_page()
-        sign_in_as(learner_page, live_server, "twin2@example.org", PASSWORD)
+    with signed_in_elsewhere(browser, live_server, "twin2@example.org", PASSWORD) as learner_page:
         learner_page.goto(live_server.url + f"learner/attempts/{attempt_id}")
         learner_page.get_by_role("link", name="Ask about this").last.click()
         ask = learner_page.locator("#ask")
@@ -105,8 +97,6 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
             "The memo in docs/ covers this in its second section.")
         ask.get_by_role("button", name="Send to your mentor").click()
         expect(learner_page.locator("#requests")).to_contain_text("regrade request, open")
-    finally:
-        learner.close()
 
     page.goto(live_server.url + "mentor/")
     page.get_by_role("link", name=re.compile(r"Regrade request, attempt \d+")).first.click()
@@ -117,14 +107,9 @@ def test_a_flagged_review_keeps_everything_typed_when_the_flag_is_acknowledged(l
     new_level = request.locator("input[name=level]").last.get_attribute("value")
     request.get_by_role("button", name="Send the answer").click()
     expect(page.get_by_role("status")).to_contain_text("the level and the final score changed")
-    learner = browser.new_context()
-    try:
-        learner_page = learner.new_page()
-        sign_in_as(learner_page, live_server, "twin2@example.org", PASSWORD)
+    with signed_in_elsewhere(browser, live_server, "twin2@example.org", PASSWORD) as learner_page:
         learner_page.goto(live_server.url + f"learner/attempts/{attempt_id}")
         answered = learner_page.locator("#requests li.request-card")
         expect(answered).to_contain_text(f"→ level {new_level}")
         expect(answered).to_contain_text("Agreed: the second section answers it.")
         shoot(learner_page, "learner-regrade-answered")
-    finally:
-        learner.close()
