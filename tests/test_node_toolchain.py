@@ -224,6 +224,64 @@ def test_typescript_vitest_with_ignore_comments_and_an_excluding_config(make_rep
     close(ours, {name: figures for name, figures in theirs.items() if name.startswith("src/")})
 
 
+NEST_SERVICE = """\
+export class CartService {
+  total(prices: number[], discount = 0): number {
+    const sum = prices.reduce((a, b) => a + b, 0);
+    if (discount > 0) {
+      return sum * (1 - discount);
+    }
+    return sum;
+  }
+
+  label(count: number): string {
+    if (count === 0) {
+      return "empty";
+    }
+    return count === 1 ? "one item" : `${count} items`;
+  }
+}
+"""
+NEST_SPEC = """\
+import { CartService } from "./cart.service";
+
+describe("CartService", () => {
+  const service = new CartService();
+  it("totals", () => expect(service.total([1, 2])).toBe(3));
+  it("discounts", () => expect(service.total([10], 0.5)).toBe(5));
+  it("labels an empty cart", () => expect(service.label(0)).toBe("empty"));
+});
+"""
+
+
+def test_a_nest_style_project_whose_jest_root_is_src_is_measured_like_jest_by_hand(make_repo, settings, rubric):
+    # Nest's generated Jest config: rootDir "src", so Jest matches coverage globs against paths from src/.
+    files = {
+        "package.json": json.dumps({
+            "name": "shop-api", "version": "0.0.1", "scripts": {"test": "jest"},
+            "devDependencies": {"jest": "^29.7.0", "ts-jest": "^29.2.0", "typescript": "^5.6.0",
+                                "@types/jest": "^29.5.0"},
+            "jest": {"moduleFileExtensions": ["js", "json", "ts"], "rootDir": "src", "testRegex": ".*\\.spec\\.ts$",
+                     "transform": {"^.+\\.(t|j)s$": "ts-jest"}, "collectCoverageFrom": ["**/*.(t|j)s"],
+                     "coverageDirectory": "../coverage", "testEnvironment": "node"},
+        }),
+        "tsconfig.json": '{"compilerOptions": {"module": "commonjs", "target": "ES2021", "strict": true}}\n',
+        "src/cart/cart.service.ts": NEST_SERVICE,
+        "src/cart/cart.service.spec.ts": NEST_SPEC,
+        "src/untested.ts": "export const half = (x: number) => (x > 1 ? x / 2 : x);\n",
+        "seed.ts": "export const rows = [1, 2, 3];\n",   # outside Jest's rootDir: no runner can measure it
+    }
+    repo = node_repo(make_repo, files)
+    report = assess(str(repo), rubric, settings=settings)
+
+    assert report.tests == {"passed": 3, "failed": 0, "errors": 0, "skipped": 0, "total": 3}, report.output_tail
+    ours = per_file(report)
+    assert set(ours) == {"src/cart/cart.service.ts", "src/untested.ts"}, report.notes
+    assert ours["src/untested.ts"] == (0.0, 0.0) and ours["src/cart/cart.service.ts"][0] > 50
+    assert any("seed.ts" in note and "left out of coverage" in note for note in report.notes), report.notes
+    close(ours, by_hand(repo, "npx", "jest", "--coverage", "--coverageReporters=json-summary"))
+
+
 def test_node_test_runner_and_c8_with_a_c8rc_that_tries_to_exclude(make_repo, settings, rubric):
     files = {
         "package.json": json.dumps({"name": "cart", "version": "1.0.0", "scripts": {"test": "node --test"},

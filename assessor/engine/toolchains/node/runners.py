@@ -1,6 +1,7 @@
 """Each Node test runner's command line with the service's coverage settings, and reading back what it wrote."""
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,8 @@ def command(runner: str, *, root: Path, out_dir: Path, sources: list[str], paths
                 "--coverageReporters=json", f"--coverageDirectory={coverage_dir}",
                 "--coveragePathIgnorePatterns=/node_modules/", "--coverageThreshold={}", "--json",
                 f"--outputFile={out_dir / 'jest.json'}", f"--cacheDirectory={CACHE_DIR}", "--passWithNoTests"]
-        argv += [f"--collectCoverageFrom={source}" for source in sources] or ["--collectCoverageFrom=!**"]
+        argv += [f"--collectCoverageFrom={glob}" for glob in _jest_coverage_globs(sources)] \
+            or ["--collectCoverageFrom=!**"]
         return RunnerCommand([*argv, *paths], "jest.json")
     if runner == "vitest":
         argv = ["node", str(node_modules / "vitest/vitest.mjs"), "run", "--coverage.enabled=true",
@@ -39,7 +41,8 @@ def command(runner: str, *, root: Path, out_dir: Path, sources: list[str], paths
                 "--coverage.thresholds.branches=0", "--coverage.thresholds.functions=0",
                 "--coverage.thresholds.statements=0", "--coverage.all=true", "--reporter=default", "--reporter=junit",
                 f"--outputFile.junit={out_dir / 'junit.xml'}", "--passWithNoTests", "--watch=false"]
-        argv += [f"--coverage.include={source}" for source in sources] or ["--coverage.include=__none__"]
+        argv += [f"--coverage.include={_literal_glob(source)}" for source in sources] \
+            or ["--coverage.include=__none__"]
         return RunnerCommand([*argv, *paths], "junit.xml")
     c8 = ["node", str(tools / "node_modules/c8/bin/c8.js"), f"--config={control / 'c8.json'}"]
     loader = {"tsx": ["--import", "tsx"], "ts-node": ["--require", "ts-node/register"]}.get(typescript or "", [])
@@ -54,6 +57,25 @@ def command(runner: str, *, root: Path, out_dir: Path, sources: list[str], paths
             f"--test-reporter-destination={out_dir / 'junit.xml'}", "--test-reporter=spec",
             "--test-reporter-destination=stdout"]
     return RunnerCommand([*argv, *files], "junit.xml")
+
+
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]{}()!+@])")
+
+
+def _literal_glob(path: str) -> str:
+    """A path as a glob that matches only itself (route files are named like `[id].ts` or `(group)/page.ts`)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", path)
+
+
+def _jest_coverage_globs(sources: list[str]) -> list[str]:
+    """Jest matches `collectCoverageFrom` against a file's path from its config's rootDir, which a project may set
+    below its root (Nest's `"rootDir": "src"`), so each source is also given from each of its folders; what is
+    measured is narrowed back to exactly `sources` when the report is read."""
+    globs = []
+    for source in sources:
+        parts = source.split("/")
+        globs.extend(_literal_glob("/".join(parts[index:])) for index in range(len(parts)))
+    return list(dict.fromkeys(globs))
 
 
 def mutant_command(runner: str, *, root: Path, out_dir: Path, paths: tuple[str, ...], typescript: str | None,
