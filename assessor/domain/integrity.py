@@ -113,16 +113,21 @@ def _shared(column, among=None):
             .having(func.count(func.distinct(Attempt.user_id)) > 1))
 
 
-def flag_columns() -> FlagColumns:
+def flag_columns(session: Session) -> FlagColumns:
+    """The flags as SQL over a query of attempts. The commits and trees more than one learner submitted, and the
+    reports in a near copy, are looked up once here: as subqueries, a page's count and its rows each grouped
+    every submission again (twice the cost of the queue's filter)."""
+    commits = set(session.scalars(_shared(Attempt.commit)))
+    trees = set(session.scalars(_shared(StoredReport.tree)))
+    reports = set(session.scalars(_near_copy_reports()))
     larger = case((SimilarityMatch.percent > SimilarityMatch.module_percent, SimilarityMatch.percent),
                   else_=SimilarityMatch.module_percent)
     highest = (select(func.max(larger))
                .where(or_(SimilarityMatch.report_id == Attempt.report_id,
                           SimilarityMatch.other_report_id == Attempt.report_id))
                .correlate(Attempt).scalar_subquery())
-    return FlagColumns(
-        same_work=or_(Attempt.commit.in_(_shared(Attempt.commit)), StoredReport.tree.in_(_shared(StoredReport.tree))),
-        near_copy=Attempt.report_id.in_(_near_copy_reports()), highest_percent=highest)
+    return FlagColumns(same_work=or_(Attempt.commit.in_(commits), StoredReport.tree.in_(trees)),
+                       near_copy=Attempt.report_id.in_(reports), highest_percent=highest)
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def flags_for(session: Session, *, attempts: list[Attempt]) -> dict[int, Attempt
 def flagged_attempts(session: Session, *, rubric_id: str | None = None, limit: int = 200) -> list[FlaggedAttempt]:
     """Scored attempts whose commit or tree another learner also submitted, or that are in a near copy, newest
     first (for the operator)."""
-    flags = flag_columns()
+    flags = flag_columns(session)
     same_work, highest = flags.same_work, flags.highest_percent
     conditions = [Attempt.status == SCORED, flags.any]
     if rubric_id:

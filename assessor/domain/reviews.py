@@ -252,7 +252,7 @@ def review_queue(session: Session, *, mentor: User, rubric_id: str | None = None
     Served by the (status, review_state, rubric_id, id) index; LIMIT/OFFSET pages."""
     conditions = _queue_conditions(session, mentor=mentor, rubric_id=rubric_id, state=state)
     if flagged is not None:  # the filter needs the flags over every attempt; a plain page only for its rows
-        every = integrity.flag_columns().any
+        every = integrity.flag_columns(session).any
         conditions.append(every if flagged else ~every)
     page = max(1, page)
     total = session.exec(select(func.count()).select_from(Attempt)

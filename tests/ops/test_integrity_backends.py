@@ -3,7 +3,7 @@ operator's list with what was found (its subqueries are the part most likely to 
 
 import textwrap
 
-from assessor.domain import integrity
+from assessor.domain import integrity, reviews
 from assessor.engine.sources import snapshot
 from assessor.domain.submissions import attempt_rubric, load_report
 
@@ -38,3 +38,8 @@ def test_near_copies_are_stored_found_and_listed(db, make_user, make_attempt, ma
     listed = {row.learner.name: row for row in integrity.flagged_attempts(db, rubric_id="test-capstone")}
     assert set(listed) == {"Ada Author", "Carl Copier"}
     assert all(not row.same_work and row.near_copy_percent >= 80 for row in listed.values())
+    # the mentor's queue filtered by the flags, on this backend too
+    flagged = reviews.review_queue(db, mentor=admin, flagged=True)
+    assert {row.attempt.id for row in flagged.items} >= {copy.id, original.id} and flagged.total == len(flagged.items)
+    clean = reviews.review_queue(db, mentor=admin, flagged=False)
+    assert not {row.attempt.id for row in clean.items} & {copy.id, original.id}
